@@ -1,0 +1,1 @@
+"""Sequencer: an event-sourced stream processor for the trading desk's daily sequencer."""

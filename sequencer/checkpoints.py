@@ -1,0 +1,188 @@
+"""JSON checkpoint files (SPEC 7): one file per stream, one folder per configuration.
+
+Writes are atomic (temporary file in the same folder, flush, fsync, rename),
+so a crash leaves either the old file or the new one. Loading validates the
+document and refuses a bad file with ``CheckpointError`` naming the file and
+the problem; files in the seed's older layout are upgraded in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .domain import InvalidState, SequencerConfig, SequencerError, StreamState, state_to_dict
+from .domain.events import STREAM_NAME
+from .domain.state import load_state_document
+
+logger = logging.getLogger(__name__)
+
+_FILE_NAME = re.compile(r"^state_([A-Za-z0-9]+)_([A-Za-z0-9_-]{1,32})\.json$")
+CONFIG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+DEFAULT_CONFIG_NAME = "default"
+
+
+class CheckpointError(SequencerError):
+    """A checkpoint file was refused; ``path`` names it, the message says why."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"checkpoint {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A loaded checkpoint: the state, when it was saved, where it lives, upgrade notes."""
+
+    state: StreamState
+    path: Path
+    saved_at: str | None
+    upgraded_from_legacy: bool = False
+
+
+def utc_now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def checkpoint_folder(state_dir: Path, config_name: str) -> Path:
+    """The default configuration writes to ``state_dir``; a named one to a subfolder."""
+    if not CONFIG_NAME.match(config_name):
+        raise SequencerError(f"config name {config_name!r} must match {CONFIG_NAME.pattern}")
+    return Path(state_dir) if config_name == DEFAULT_CONFIG_NAME else Path(state_dir) / config_name
+
+
+class CheckpointStore:
+    """Checkpoints of one configuration in one folder."""
+
+    def __init__(self, folder: Path, config: SequencerConfig,
+                 clock: Callable[[], str] = utc_now_iso) -> None:
+        self.folder = Path(folder)
+        self.config = config
+        self._clock = clock
+
+    def path_for(self, stream: str, instrument: str) -> Path:
+        if not STREAM_NAME.match(stream) or not instrument.isalnum():
+            # Stream names become file names: never let one leave the folder.
+            raise SequencerError(f"refusing a checkpoint path for stream {stream!r}")
+        return self.folder / f"state_{instrument}_{stream}.json"
+
+    def save(self, state: StreamState) -> Path:
+        """Write atomically; returns the path."""
+        path = self.path_for(state.stream, state.instrument)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(state_to_dict(state, saved_at=self._clock()), indent=2, allow_nan=False)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(data)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_folder(self.folder)
+        return path
+
+    def save_all(self, states: "Iterator[StreamState] | list[StreamState]") -> int:
+        count = 0
+        for state in states:
+            self.save(state)
+            count += 1
+        return count
+
+    def load_file(self, path: Path) -> Checkpoint:
+        """Load and validate one file; raises ``CheckpointError`` naming it."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CheckpointError(path, "no such file") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise CheckpointError(path, f"unreadable: {error}") from None
+        if not text.strip():
+            raise CheckpointError(path, "empty file (truncated?)")
+        try:
+            doc = json.loads(text)
+        except ValueError as error:
+            problem = "truncated JSON" if "Expecting" in str(error) and error.pos >= len(text.rstrip()) else "not valid JSON"
+            raise CheckpointError(path, f"{problem}: {error}") from None
+        try:
+            state, warnings = load_state_document(doc, self.config)
+        except InvalidState as error:
+            raise CheckpointError(path, str(error)) from None
+        match = _FILE_NAME.match(path.name)
+        if match and (match.group(1), match.group(2)) != (state.instrument, state.stream):
+            raise CheckpointError(
+                path, f"holds stream {state.stream} ({state.instrument}), not the stream its name says"
+            )
+        for warning in warnings:
+            logger.warning("checkpoint %s: %s", path, warning)
+        legacy = "schema_version" not in doc
+        if legacy:
+            logger.info("checkpoint %s: upgraded from the older layout", path)
+        saved_at = doc.get("saved_at")
+        return Checkpoint(state, path, saved_at if isinstance(saved_at, str) else None, legacy)
+
+    def load(self, stream: str, instrument: str) -> Checkpoint | None:
+        path = self.path_for(stream, instrument)
+        return self.load_file(path) if path.exists() else None
+
+    def files(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.iterdir() if p.is_file() and _FILE_NAME.match(p.name))
+
+    def load_all(self) -> tuple[dict[str, Checkpoint], list[CheckpointError]]:
+        """Every valid checkpoint by stream, and the refusals (the caller reports them)."""
+        loaded: dict[str, Checkpoint] = {}
+        refused: list[CheckpointError] = []
+        for path in self.files():
+            try:
+                checkpoint = self.load_file(path)
+            except CheckpointError as error:
+                refused.append(error)
+                continue
+            loaded[checkpoint.state.stream] = checkpoint
+        return loaded, refused
+
+    def clear(self, stream: str) -> list[Path]:
+        """Delete the stream's checkpoint(s); returns what was removed."""
+        if not STREAM_NAME.match(stream):
+            raise SequencerError(f"invalid stream name {stream!r}")
+        removed = []
+        for path in self.files():
+            match = _FILE_NAME.match(path.name)
+            if match and match.group(2) == stream:
+                path.unlink()
+                removed.append(path)
+        return removed
+
+    def clear_all(self) -> list[Path]:
+        removed = self.files()
+        for path in removed:
+            path.unlink()
+        return removed
+
+
+def _fsync_folder(folder: Path) -> None:
+    # The rename is durable only once the folder entry is on disk.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

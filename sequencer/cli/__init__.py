@@ -1,0 +1,1 @@
+"""The ``sequencer`` command line: one module per subcommand, each with ``register``."""

@@ -1,0 +1,13 @@
+"""Progress bars on a terminal (rate and ETA), silent otherwise."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def progress_bar(total: int | None, desc: str, unit: str = "event") -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, dynamic_ncols=True,
+                disable=not sys.stderr.isatty(), leave=False, mininterval=0.2)

@@ -1,0 +1,25 @@
+"""The pure domain: events, config, state and the fold. Standard library only."""
+
+from .config import DEFAULT_INSTRUMENTS, DEFAULT_SESSIONS, InstrumentSpec, SequencerConfig
+from .decision import DECISION_FIELDS, Decision
+from .errors import ConfigError, InvalidEvent, InvalidState, SequencerError
+from .events import SCORES, DayEvent, SlotOutcome, parse_day_event
+from .fold import Order, apply_day, event_order, floor_to_increment, fold
+from .state import (
+    SCHEMA_VERSION,
+    StreamState,
+    initial_state,
+    load_state_document,
+    state_from_dict,
+    state_to_dict,
+    upgrade_legacy,
+)
+
+__all__ = [
+    "DEFAULT_INSTRUMENTS", "DEFAULT_SESSIONS", "InstrumentSpec", "SequencerConfig",
+    "DECISION_FIELDS", "Decision", "ConfigError", "InvalidEvent", "InvalidState",
+    "SequencerError", "SCORES", "DayEvent", "SlotOutcome", "parse_day_event", "Order",
+    "apply_day", "event_order", "floor_to_increment", "fold", "SCHEMA_VERSION",
+    "StreamState", "initial_state", "load_state_document", "state_from_dict",
+    "state_to_dict", "upgrade_legacy",
+]

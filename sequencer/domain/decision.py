@@ -1,0 +1,48 @@
+"""The decision the fold emits for each applied event (SPEC 5)."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
+
+from .errors import SequencerError
+
+
+class Decision(NamedTuple):
+    """What the stream trades next, and why (a NamedTuple: one is built per event)."""
+
+    stream: str
+    instrument: str
+    date: str
+    traded_slot: str
+    result: str | None
+    peak: float | None
+    slot_sums: Mapping[str, int]
+    time_change: bool
+    next_slot: str
+    rolling_median: float | None
+    rolling_median_target: float
+    median_ladder_target: float
+    ladder_step: int
+    days_at_level: int
+    next_target: float
+    no_trade_next: bool
+    time_reason: str
+    target_reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {name: getattr(self, name) for name in DECISION_FIELDS}
+        doc["slot_sums"] = dict(self.slot_sums)
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "Decision":
+        missing = [name for name in DECISION_FIELDS if name not in doc]
+        if missing:
+            raise SequencerError(f"decision lacks fields: {', '.join(missing)}")
+        values = {name: doc[name] for name in DECISION_FIELDS}
+        values["slot_sums"] = MappingProxyType(dict(doc["slot_sums"]))
+        return cls(**values)
+
+
+DECISION_FIELDS: tuple[str, ...] = Decision._fields

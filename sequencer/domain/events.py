@@ -1,0 +1,221 @@
+"""The day event (SPEC 3): one stream's slot outcomes for one trading date.
+
+``parse_day_event`` is the only way in from untrusted data: it validates every
+field and raises ``InvalidEvent`` with a specific reason. The fold trusts a
+``DayEvent`` completely.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
+
+from .config import SequencerConfig
+from .errors import InvalidEvent
+
+STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_STREAM_PARTS = re.compile(r"^([A-Za-z]+)([0-9]+)$")
+_SLOT_TIME = re.compile(r"^([0-9]{1,2}):([0-9]{2})(?::00)?$")
+
+SCORES: Mapping[str, int] = MappingProxyType(
+    {"Win": 1, "Loss": -2, "BE": 0, "NoTrade": 0, "TIME": 0}
+)
+
+_RESULT_SPELLINGS = {
+    "WIN": "Win",
+    "LOSS": "Loss",
+    "BE": "BE",
+    "BREAK_EVEN": "BE",
+    "BREAKEVEN": "BE",
+    "NOTRADE": "NoTrade",
+    "NO_TRADE": "NoTrade",
+    "NO TRADE": "NoTrade",
+    "TIME": "TIME",
+}
+
+
+class SlotOutcome(NamedTuple):
+    """What one time slot produced on one day; only ``result`` is required.
+
+    A NamedTuple rather than a frozen dataclass: equally immutable and typed,
+    and about three times cheaper to build, which the replay of 400k rows feels.
+    """
+
+    result: str
+    peak: float | None = None
+    target: float | None = None
+    direction: str | None = None
+    range: float | None = None
+    profit: float | None = None
+
+    @property
+    def score(self) -> int:
+        return SCORES[self.result]
+
+
+@dataclass(frozen=True, slots=True)
+class DayEvent:
+    """One stream, one date, the outcome of each slot that has data."""
+
+    stream: str
+    instrument: str
+    session: str
+    date: str  # ISO YYYY-MM-DD: compares correctly as a string and is cheap
+    slots: Mapping[str, SlotOutcome]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "instrument": self.instrument,
+            "session": self.session,
+            "date": self.date,
+            "slots": {
+                slot: {k: v for k, v in _outcome_fields(o).items() if v is not None}
+                for slot, o in self.slots.items()
+            },
+        }
+
+
+def _outcome_fields(outcome: SlotOutcome) -> dict[str, Any]:
+    return {
+        "result": outcome.result,
+        "peak": outcome.peak,
+        "target": outcome.target,
+        "direction": outcome.direction,
+        "range": outcome.range,
+        "profit": outcome.profit,
+    }
+
+
+def canonical_result(value: Any) -> str:
+    """Map an accepted spelling of a result to its canonical name."""
+    if isinstance(value, str):
+        name = _RESULT_SPELLINGS.get(value.strip().upper())
+        if name is not None:
+            return name
+    raise InvalidEvent(f"bad result {value!r}: expected Win, Loss, BE, NoTrade or TIME")
+
+
+def parse_iso_date(value: Any, what: str = "date") -> str:
+    """Accept ``YYYY-MM-DD`` or an ISO timestamp (its date part counts)."""
+    if isinstance(value, _dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    if not isinstance(value, str) or not value:
+        raise InvalidEvent(f"missing or malformed {what}: {value!r}")
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return _dt.date.fromisoformat(text).isoformat()
+        return _dt.datetime.fromisoformat(text).date().isoformat()
+    except ValueError:
+        raise InvalidEvent(f"malformed {what} {value!r}: expected an ISO date YYYY-MM-DD") from None
+
+
+def normalize_slot(value: Any) -> str:
+    """``7:30`` and ``07:30:00`` name the slot ``07:30``."""
+    if isinstance(value, str):
+        match = _SLOT_TIME.match(value.strip())
+        if match and int(match.group(1)) < 24 and int(match.group(2)) < 60:
+            return f"{int(match.group(1)):02d}:{match.group(2)}"
+    raise InvalidEvent(f"malformed slot time {value!r}: expected HH:MM")
+
+
+def split_stream_name(stream: str) -> tuple[str, str]:
+    """``ES1`` -> (``ES``, ``S1``): instrument letters, then the session digit(s)."""
+    match = _STREAM_PARTS.match(stream)
+    if not match:
+        raise InvalidEvent(
+            f"stream {stream!r} is not instrument + session digit (e.g. ES1)"
+        )
+    return match.group(1), "S" + match.group(2)
+
+
+def validate_stream_name(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidEvent(f"missing or malformed stream: {value!r}")
+    if not STREAM_NAME.match(value):
+        raise InvalidEvent(
+            f"stream name {value[:40]!r} must match ^[A-Za-z0-9_-]{{1,32}}$"
+        )
+    return value
+
+
+def _number(value: Any, what: str, *, non_negative: bool = False) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidEvent(f"{what} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise InvalidEvent(f"{what} must be finite, got {value!r}")
+    if non_negative and value < 0:
+        raise InvalidEvent(f"{what} must be >= 0, got {value!r}")
+    return value
+
+
+def parse_slot_outcome(slot: str, data: Any) -> SlotOutcome:
+    if not isinstance(data, Mapping):
+        raise InvalidEvent(f"slot {slot}: outcome must be a map, got {type(data).__name__}")
+    if "result" not in data or data["result"] is None:
+        raise InvalidEvent(f"slot {slot}: missing result")
+    try:
+        result = canonical_result(data["result"])
+    except InvalidEvent as error:
+        raise InvalidEvent(f"slot {slot}: {error.reason}") from None
+    direction = data.get("direction")
+    if direction is not None and not isinstance(direction, str):
+        raise InvalidEvent(f"slot {slot}: direction must be a string, got {direction!r}")
+    return SlotOutcome(
+        result=result,
+        peak=_number(data.get("peak"), f"slot {slot}: peak", non_negative=True),
+        target=_number(data.get("target"), f"slot {slot}: target"),
+        direction=direction,
+        range=_number(data.get("range"), f"slot {slot}: range", non_negative=True),
+        profit=_number(data.get("profit"), f"slot {slot}: profit"),
+    )
+
+
+def parse_day_event(data: Any, config: SequencerConfig) -> DayEvent:
+    """Validate untrusted event data (a decoded msgpack/JSON map) into a ``DayEvent``.
+
+    ``instrument`` and ``session`` may be left out: the stream name implies
+    them. When present they must agree with it.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidEvent(f"event must be a map, got {type(data).__name__}")
+    stream = validate_stream_name(data.get("stream"))
+    name_instrument, name_session = split_stream_name(stream)
+    instrument = data.get("instrument", name_instrument)
+    session = data.get("session", name_session)
+    if not isinstance(instrument, str):
+        raise InvalidEvent(f"instrument must be a string, got {instrument!r}")
+    if not isinstance(session, str):
+        raise InvalidEvent(f"session must be a string, got {session!r}")
+    if instrument not in config.instruments:
+        raise InvalidEvent(f"unknown instrument {instrument[:40]!r}")
+    if session not in config.sessions:
+        raise InvalidEvent(f"unknown session {session[:40]!r}")
+    if (instrument, session) != (name_instrument, name_session):
+        raise InvalidEvent(
+            f"instrument/session {instrument}/{session} disagree with stream name {stream}"
+        )
+    date = parse_iso_date(data.get("date"))
+    raw_slots = data.get("slots")
+    if not isinstance(raw_slots, Mapping):
+        raise InvalidEvent(f"slots must be a map of slot time -> outcome, got {type(raw_slots).__name__}")
+    session_slots = config.sessions[session]
+    slots: dict[str, SlotOutcome] = {}
+    for raw_slot, outcome in raw_slots.items():
+        slot = normalize_slot(raw_slot)
+        if slot not in session_slots:
+            raise InvalidEvent(f"unknown slot {slot} for session {session}")
+        if slot in slots:
+            raise InvalidEvent(f"slot {slot} appears twice")
+        slots[slot] = parse_slot_outcome(slot, outcome)
+    ordered = {s: slots[s] for s in session_slots if s in slots}
+    return DayEvent(stream, instrument, session, date, MappingProxyType(ordered))

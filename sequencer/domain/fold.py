@@ -1,0 +1,236 @@
+"""The fold (SPEC 5): ``apply_day(state, event, config) -> (state, decision)``.
+
+Pure and deterministic: no clock, no I/O, no randomness. It is the hot path of
+every replay and of the worker, so it builds each new value once and never
+copies what did not change (tuples and the histories map are shared).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Mapping
+
+from .config import SequencerConfig
+from .decision import Decision
+from .events import SCORES, DayEvent
+from .state import StreamState
+
+#: Ladder rungs r_i = base * (1 + 0.5 i) for i = 0..14 (SPEC 5 step 4).
+LADDER_RUNGS = 15
+
+
+class Order(enum.Enum):
+    """Where an event's date falls against the stream's last processed date (step 0)."""
+
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    OUT_OF_ORDER = "out_of_order"
+
+
+def event_order(state: StreamState, date: str) -> Order:
+    last = state.last_processed_date
+    if last is None or date > last:
+        return Order.NEW
+    return Order.DUPLICATE if date == last else Order.OUT_OF_ORDER
+
+
+def _round(value: float) -> float:
+    return round(value, 10)
+
+
+def floor_to_increment(value: float, increment: float) -> float:
+    return _round(math.floor(round(value / increment, 9)) * increment)
+
+
+@lru_cache(maxsize=256)
+def _target_rules(base: float, increment: float, max_target_pct: float) -> tuple[tuple[float, ...], float]:
+    rungs = tuple(_round(base * (1 + 0.5 * i)) for i in range(LADDER_RUNGS))
+    return rungs, _round(base * max_target_pct / 100)
+
+
+def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> tuple[StreamState, Decision | None]:
+    """Fold one valid day event into the stream's state.
+
+    Returns ``(state, None)`` unchanged when step 0 skips the event (its date
+    is at or before ``last_processed_date``); ``event_order`` tells which case.
+    """
+    date = event.date
+    last = state.last_processed_date
+    if last is not None and date <= last:
+        return state, None
+
+    depth = config.depth
+    outcomes = event.slots
+    traded = state.current_time
+
+    # Step 2: one score per slot with an outcome, histories capped at depth.
+    histories: dict[str, tuple[int, ...]] = {}
+    sums: dict[str, int] = {}
+    for slot, history in state.time_slot_histories.items():
+        outcome = outcomes.get(slot)
+        if outcome is not None:
+            history = history + (SCORES[outcome.result],)
+            if len(history) > depth:
+                history = history[-depth:]
+        histories[slot] = history
+        sums[slot] = sum(history)
+
+    # Step 3: switch slots only after a Loss on the traded slot.
+    traded_outcome = outcomes.get(traded)
+    result = traded_outcome.result if traded_outcome is not None else None
+    next_slot = traded
+    time_change = False
+    if result is None:
+        time_reason = f"no outcome for {traded}: stay"
+    elif result != "Loss":
+        time_reason = f"{result} at {traded}: stay"
+    elif not config.time_change:
+        time_reason = f"Loss at {traded}: stay (time change disabled)"
+    else:
+        current_sum = sums[traded]
+        best_slot = None
+        best_sum = 0
+        for slot, slot_sum in sums.items():  # session order: ties keep the earliest
+            if slot != traded and (best_slot is None or slot_sum > best_sum):
+                best_slot, best_sum = slot, slot_sum
+        if best_slot is not None and best_sum > current_sum:
+            next_slot = best_slot
+            time_change = True
+            time_reason = f"Loss at {traded} (sum {current_sum}): switch to {best_slot} (sum {best_sum})"
+        elif best_slot is None:
+            time_reason = f"Loss at {traded}: stay (no other slot)"
+        else:
+            time_reason = (
+                f"Loss at {traded} (sum {current_sum}): stay, best other {best_slot} "
+                f"(sum {best_sum}) is not higher"
+            )
+
+    # Step 4: targets from the traded slot's peak.
+    spec = config.instruments[state.instrument]
+    base = spec.base
+    peak = traded_outcome.peak if traded_outcome is not None else None
+    rolling_window = state.rolling_median_window
+    ladder_window = state.median_ladder_window
+    rolling_target = state.rolling_median_target
+    ladder_target = state.median_ladder_target
+    step = state.median_ladder_current_step
+    days = state.median_ladder_days_at_level
+    no_trade_next = state.no_trade_next
+    median = None
+    if peak is None:
+        target_reason = f"no peak for {traded}: targets unchanged"
+    else:
+        same_windows = ladder_window is rolling_window or ladder_window == rolling_window
+        rolling_window = rolling_window + (peak,)
+        if len(rolling_window) > depth:
+            rolling_window = rolling_window[-depth:]
+        if same_windows:
+            ladder_window = rolling_window
+        else:
+            ladder_window = ladder_window + (peak,)
+            if len(ladder_window) > depth:
+                ladder_window = ladder_window[-depth:]
+        if len(rolling_window) < depth:
+            rolling_target = base
+            ladder_target = base
+            days += 1
+            no_trade_next = False
+            target_reason = f"warm-up {len(rolling_window)}/{depth}: base {base}"
+        else:
+            rungs, cap = _target_rules(base, spec.increment, config.max_target_pct)
+            position = config.median_position - 1
+            median = sorted(rolling_window)[position]
+            ladder_median = median if same_windows else sorted(ladder_window)[position]
+            rolling_target = min(max(floor_to_increment(median, spec.increment), base), cap)
+            desired = 0
+            for i, rung in enumerate(rungs):
+                if ladder_median >= rung:
+                    desired = i
+                else:
+                    break
+            if desired > step:
+                if days >= config.promotion_days:
+                    step += 1
+                    days = 1
+                else:
+                    days += 1
+            elif desired < step:
+                step = desired
+                days = 1
+            else:
+                days += 1
+            ladder_target = min(rungs[step], cap)
+            no_trade_next = config.no_trade_on_low_median and median < base
+            target_reason = (
+                f"median {median} -> rolling {rolling_target}; ladder step {step} "
+                f"(desired {desired}, day {days} at level) -> {ladder_target}"
+            )
+            if no_trade_next:
+                target_reason += f"; median below base {base}: no trade next"
+
+    # Step 5.
+    mode = config.target_mode
+    if mode == "rolling_median":
+        current_target = rolling_target
+    elif mode == "median_ladder":
+        current_target = ladder_target
+    else:
+        current_target = base
+
+    new_state = StreamState(
+        state.stream,
+        state.instrument,
+        state.session,
+        state.config_id,
+        date,
+        state.events_applied + 1,
+        rolling_window,
+        ladder_window,
+        MappingProxyType(histories),
+        next_slot,
+        current_target,
+        rolling_target,
+        ladder_target,
+        step,
+        days,
+        no_trade_next,
+        state.source_offsets,
+    )
+    decision = Decision(
+        state.stream,
+        state.instrument,
+        date,
+        traded,
+        result,
+        peak,
+        MappingProxyType(sums),
+        time_change,
+        next_slot,
+        median,
+        rolling_target,
+        ladder_target,
+        step,
+        days,
+        current_target,
+        no_trade_next,
+        time_reason,
+        target_reason,
+    )
+    return new_state, decision
+
+
+def fold(state: StreamState, events, config: SequencerConfig) -> tuple[StreamState, list[Decision]]:
+    """Apply events in order; skipped events produce no decision."""
+    decisions = []
+    for event in events:
+        state, decision = apply_day(state, event, config)
+        if decision is not None:
+            decisions.append(decision)
+    return state, decisions
+
+
+def slot_sums(histories: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    return {slot: sum(h) for slot, h in histories.items()}

@@ -1,0 +1,60 @@
+"""CSV sinks for decisions and rejects, and the reader of decisions files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Iterable, TextIO
+
+from .domain import DECISION_FIELDS, Decision
+from .sources import Reject
+
+REJECT_FIELDS = ("source", "line", "stream", "date", "reason", "raw")
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+class DecisionCsvWriter:
+    """Writes one row per decision; ``slot_sums`` as a JSON object, empty cell for null."""
+
+    def __init__(self, handle: TextIO) -> None:
+        self._writer = csv.writer(handle)
+        self._writer.writerow(DECISION_FIELDS)
+        self.count = 0
+
+    def write(self, decision: Decision) -> None:
+        row = list(decision)
+        row[6] = json.dumps(dict(decision.slot_sums), separators=(",", ":"))
+        for i in (4, 5, 9):  # result, peak, rolling_median may be null
+            if row[i] is None:
+                row[i] = ""
+        self._writer.writerow(row)
+        self.count += 1
+
+
+def write_decisions_csv(path: Path, decisions: Iterable[Decision]) -> int:
+    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+        writer = DecisionCsvWriter(handle)
+        for decision in decisions:
+            writer.write(decision)
+        return writer.count
+
+
+def read_decisions_csv(path: Path) -> list[dict[str, str]]:
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_rejects_csv(path: Path, rejects: Iterable[Reject]) -> int:
+    count = 0
+    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(REJECT_FIELDS)
+        for reject in rejects:
+            writer.writerow([_cell(reject.source), _cell(reject.line), _cell(reject.stream),
+                             _cell(reject.date), reject.reason, _cell(reject.raw)])
+            count += 1
+    return count

@@ -1,0 +1,428 @@
+"""File sources: long-format CSV, Parquet and JSON lines -> day events.
+
+One row per (date, slot), grouped into one day event per (stream, date) and
+returned in date order. A row that fails validation becomes a ``Reject`` with
+its file, line and reason; the good rows of the same day still go through.
+JSON lines may also hold whole day events (objects with ``slots``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Iterator
+
+from .domain import DayEvent, InvalidEvent, SequencerConfig, SlotOutcome, parse_day_event
+from .domain.events import (
+    canonical_result,
+    normalize_slot,
+    parse_iso_date,
+    split_stream_name,
+    validate_stream_name,
+)
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ("date", "time", "session", "stream", "instrument", "target", "peak",
+           "direction", "result", "range", "profit")
+REQUIRED_COLUMNS = ("date", "time", "stream", "result")
+SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
+
+
+class SourceError(InvalidEvent):
+    """A whole input file cannot be read (missing column, unknown format)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """An input row or event that was not applied, and why."""
+
+    source: str
+    line: int | None
+    reason: str
+    raw: str
+    stream: str | None = None
+    date: str | None = None
+
+
+@dataclass
+class SourceBatch:
+    """Everything read from a set of files: day events in date order, and rejects."""
+
+    events: list[DayEvent] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    rows: int = 0
+
+
+Row = tuple[int, Callable[[str], Any], str]
+
+
+def read_day_events(paths: Iterable[str | Path], config: SequencerConfig) -> SourceBatch:
+    """Read and group all files; events sorted by (date, stream)."""
+    grouper = _DayGrouper(config)
+    for path in paths:
+        path = Path(path)
+        if path.suffix.lower() == ".csv":
+            _read_csv_fast(path, grouper)
+            continue
+        for line, get, raw in _rows(path):
+            grouper.add_row(str(path), line, get, raw)
+    return grouper.finish()
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given; a folder stands for its supported files, sorted by name."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise SourceError(f"{path}: no such file or folder")
+    return found
+
+
+# --- readers: each yields (line number, column getter, raw text) ------------------------
+
+
+def _rows(path: Path) -> Iterator[Row]:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_rows(path)
+    if suffix in (".parquet", ".pq"):
+        return _parquet_rows(path)
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return _jsonl_rows(path)
+    raise SourceError(f"{path}: unsupported file type {suffix!r} (csv, parquet, jsonl)")
+
+
+def _column_index(path: Path, header: list[str]) -> dict[str, int]:
+    index = {name.strip().lower(): i for i, name in enumerate(header)}
+    missing = [c for c in REQUIRED_COLUMNS if c not in index]
+    if missing:
+        raise SourceError(f"{path}: missing columns {', '.join(missing)} (header: {', '.join(header)})")
+    return index
+
+
+def _csv_rows(path: Path) -> Iterator[Row]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        index = _column_index(path, header)
+        width = len(header)
+        positions = {c: index.get(c) for c in COLUMNS}
+        for values in reader:
+            if not values:
+                continue
+            if len(values) != width:
+                yield reader.line_num, _short_row(len(values), width), ",".join(values)
+                continue
+            yield reader.line_num, _csv_getter(values, positions), ",".join(values)
+
+
+def _csv_getter(values: list[str], positions: dict[str, int | None]) -> Callable[[str], Any]:
+    def get(column: str) -> Any:
+        i = positions[column]
+        if i is None:
+            return None
+        value = values[i]
+        return value if value != "" else None
+    return get
+
+
+def _read_csv_fast(path: Path, grouper: "_DayGrouper") -> None:
+    """The common case, inlined: a row that fails here goes through the generic path.
+
+    Each distinct (stream, instrument, session, time) and date is validated once
+    by the generic path and cached; a chained comparison checks number ranges
+    (it is False for NaN and infinities).
+    """
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        index = _column_index(path, header)
+        width = len(header)
+        positions = {c: index.get(c) for c in COLUMNS}
+        i_date, i_time, i_stream, i_result = (index[c] for c in REQUIRED_COLUMNS)
+        # An absent optional column reads as the header's width: one past the
+        # row, padded below with an empty cell, so the loop needs no branch.
+        i_session, i_instrument, i_target, i_peak, i_direction, i_range, i_profit = (
+            index.get(c, width) for c in ("session", "instrument", "target", "peak",
+                                          "direction", "range", "profit"))
+        source = str(path)
+        keys = grouper._row_keys
+        dates = grouper._dates
+        days = grouper.days
+        whole = grouper.whole
+        results = _RESULT_FAST
+        inf = math.inf
+        line = 1
+        for values in reader:
+            line += 1
+            if len(values) != width:
+                if values:
+                    grouper.add_row(source, reader.line_num, _short_row(len(values), width), ",".join(values))
+                continue
+            values.append("")
+            try:
+                stream, slot = keys[(values[i_stream], values[i_instrument], values[i_session], values[i_time])]
+                date = dates[values[i_date]]
+                result = results[values[i_result]]
+                peak = values[i_peak]
+                peak = float(peak) if peak else None
+                target = values[i_target]
+                target = float(target) if target else None
+                rng = values[i_range]
+                rng = float(rng) if rng else None
+                profit = values[i_profit]
+                profit = float(profit) if profit else None
+            except (KeyError, ValueError):
+                peak = rng = -1.0  # sends the row down the generic path below
+            if (
+                (peak is not None and not 0 <= peak < inf)
+                or (rng is not None and not 0 <= rng < inf)
+                or (target is not None and not -inf < target < inf)
+                or (profit is not None and not -inf < profit < inf)
+            ):
+                del values[-1]
+                grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                continue
+            key = (stream, date)
+            day = days.get(key)
+            if day is None:
+                day = days[key] = {}
+            if slot in day or key in whole:
+                del values[-1]
+                grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                continue
+            grouper.rows += 1
+            day[slot] = (SlotOutcome(result, peak, target, values[i_direction] or None, rng, profit),
+                         source, line)
+
+
+_RESULT_FAST = {
+    spelling: name
+    for upper, name in {
+        "WIN": "Win", "LOSS": "Loss", "BE": "BE", "BREAK_EVEN": "BE", "BREAKEVEN": "BE",
+        "NOTRADE": "NoTrade", "NO_TRADE": "NoTrade", "NO TRADE": "NoTrade", "TIME": "TIME",
+    }.items()
+    for spelling in {upper, upper.lower(), upper.capitalize(), name}
+}
+
+
+def _short_row(found: int, expected: int) -> Callable[[str], Any]:
+    def get(column: str) -> Any:
+        raise InvalidEvent(f"row has {found} fields, header has {expected}")
+    return get
+
+
+def _parquet_rows(path: Path) -> Iterator[Row]:
+    import pandas as pd  # only Parquet needs pandas; CSV replay stays light
+
+    frame = pd.read_parquet(path)
+    index = _column_index(path, [str(c) for c in frame.columns])
+    columns = {c: frame.iloc[:, index[c]].tolist() if c in index else None for c in COLUMNS}
+    for row in range(len(frame)):
+        def get(column: str, _row=row) -> Any:
+            values = columns[column]
+            if values is None:
+                return None
+            value = values[_row]
+            if isinstance(value, float) and math.isnan(value):
+                return None  # Parquet/pandas cannot tell an empty cell from NaN
+            return value
+        yield row + 1, get, None
+
+
+def _jsonl_rows(path: Path) -> Iterator[Row]:
+    with path.open(encoding="utf-8") as handle:
+        for line_no, text in enumerate(handle, start=1):
+            text = text.strip()
+            if not text:
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as error:
+                yield line_no, _bad_row(f"malformed JSON: {error}"), text
+                continue
+            if not isinstance(obj, dict):
+                yield line_no, _bad_row(f"expected a JSON object, got {type(obj).__name__}"), text
+                continue
+            if "slots" in obj:
+                yield line_no, _whole_event(obj), text
+                continue
+            lowered = {str(k).strip().lower(): v for k, v in obj.items()}
+            yield line_no, lowered.get, text
+
+
+def _bad_row(reason: str) -> Callable[[str], Any]:
+    def get(column: str) -> Any:
+        raise InvalidEvent(reason)
+    return get
+
+
+class _WholeEvent:
+    """Marker getter: the JSON line is a complete day event, not a long-format row."""
+
+    def __init__(self, obj: dict) -> None:
+        self.obj = obj
+
+    def __call__(self, column: str) -> Any:
+        return self.obj.get(column)
+
+
+def _whole_event(obj: dict) -> _WholeEvent:
+    return _WholeEvent(obj)
+
+
+# --- grouping ---------------------------------------------------------------------------
+
+
+class _DayGrouper:
+    """Validates rows into slot outcomes and collects them per (stream, date)."""
+
+    def __init__(self, config: SequencerConfig) -> None:
+        self.config = config
+        self.days: dict[tuple[str, str], dict[str, tuple[SlotOutcome, str, int]]] = {}
+        self.whole: dict[tuple[str, str], DayEvent] = {}
+        self.rejects: list[Reject] = []
+        self.rows = 0
+        self._streams: dict[tuple[Any, Any, Any], tuple[str, str, str]] = {}
+        self._dates: dict[Any, str] = {}
+        self._slots: dict[Any, str] = {}
+        self._names: dict[str, tuple[str, str, str]] = {}
+        self._row_keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+
+    def add_row(self, source: str, line: int, get: Callable[[str], Any], raw: str | None) -> None:
+        self.rows += 1
+        stream = date = None
+        try:
+            if isinstance(get, _WholeEvent):
+                event = parse_day_event(get.obj, self.config)
+                key = (event.stream, event.date)
+                if key in self.days or key in self.whole:
+                    raise InvalidEvent(f"duplicate day event for {event.stream} {event.date}")
+                self.whole[key] = event
+                return
+            stream, instrument, session = self._stream(get("stream"), get("instrument"), get("session"))
+            date = self._date(get("date"))
+            slot = self._slot(get("time"), session)
+            if not isinstance(get, _WholeEvent):
+                raw_key = tuple("" if get(c) is None else str(get(c)) for c in ("stream", "instrument", "session", "time"))
+                self._row_keys[raw_key] = (stream, slot)
+            outcome = _outcome(slot, get)
+            day = self.days.setdefault((stream, date), {})
+            if (stream, date) in self.whole:
+                raise InvalidEvent(f"duplicate: {stream} {date} already came as a whole day event")
+            first = day.get(slot)
+            if first is not None:
+                what = "same values" if first[0] == outcome else "different values"
+                raise InvalidEvent(
+                    f"duplicate row for {stream} {date} {slot} ({what}; first at {first[1]} line {first[2]})"
+                )
+            day[slot] = (outcome, source, line)
+        except InvalidEvent as error:
+            self.rejects.append(Reject(source, line, error.reason, raw if raw is not None else _raw(get),
+                                       stream, date))
+
+    def _stream(self, stream: Any, instrument: Any, session: Any) -> tuple[str, str, str]:
+        key = (stream, instrument, session)
+        cached = self._streams.get(key)
+        if cached is not None:
+            return cached
+        name = validate_stream_name(stream)
+        name_instrument, name_session = split_stream_name(name)
+        instrument = name_instrument if instrument is None else instrument
+        session = name_session if session is None else session
+        if instrument not in self.config.instruments:
+            raise InvalidEvent(f"unknown instrument {str(instrument)[:40]!r}")
+        if session not in self.config.sessions:
+            raise InvalidEvent(f"unknown session {str(session)[:40]!r}")
+        if (instrument, session) != (name_instrument, name_session):
+            raise InvalidEvent(f"instrument/session {instrument}/{session} disagree with stream name {name}")
+        self._streams[key] = (name, instrument, session)
+        self._names[name] = (name, instrument, session)
+        return name, instrument, session
+
+    def _date(self, value: Any) -> str:
+        try:
+            return self._dates[value]
+        except (KeyError, TypeError):
+            date = parse_iso_date(value)
+            try:
+                self._dates[value] = date
+            except TypeError:
+                pass
+            return date
+
+    def _slot(self, value: Any, session: str) -> str:
+        if value is not None and not isinstance(value, str):
+            value = str(value)  # datetime.time from Parquet
+        slot = self._slots.get(value)
+        if slot is None:
+            slot = self._slots[value] = normalize_slot(value)
+        if slot not in self.config.sessions[session]:
+            raise InvalidEvent(f"unknown slot {slot} for session {session}")
+        return slot
+
+    def finish(self) -> SourceBatch:
+        events: list[DayEvent] = list(self.whole.values())
+        sessions = self.config.sessions
+        for (stream, date), slots in self.days.items():
+            if not slots:
+                continue
+            _, instrument, session = self._names[stream]
+            ordered = {s: slots[s][0] for s in sessions[session] if s in slots}
+            events.append(DayEvent(stream, instrument, session, date, MappingProxyType(ordered)))
+        events.sort(key=lambda e: (e.date, e.stream))
+        return SourceBatch(events, self.rejects, self.rows)
+
+
+def _number(value: Any, what: str, non_negative: bool = False) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise InvalidEvent(f"{what} {value!r} is not a number") from None
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidEvent(f"{what} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise InvalidEvent(f"{what} must be finite, got {value!r}")
+    if non_negative and value < 0:
+        raise InvalidEvent(f"{what} must be >= 0, got {value!r}")
+    return float(value)
+
+
+def _outcome(slot: str, get: Callable[[str], Any]) -> SlotOutcome:
+    result = get("result")
+    if result is None:
+        raise InvalidEvent(f"slot {slot}: missing result")
+    direction = get("direction")
+    return SlotOutcome(
+        canonical_result(result),
+        _number(get("peak"), f"slot {slot}: peak", True),
+        _number(get("target"), f"slot {slot}: target"),
+        None if direction is None else str(direction),
+        _number(get("range"), f"slot {slot}: range", True),
+        _number(get("profit"), f"slot {slot}: profit"),
+    )
+
+
+def _raw(get: Callable[[str], Any]) -> str:
+    try:
+        return ",".join("" if get(c) is None else str(get(c)) for c in COLUMNS)
+    except InvalidEvent:
+        return ""

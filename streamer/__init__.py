@@ -1,0 +1,1 @@
+"""Streamer: publishes day events from files to Kafka."""
