@@ -114,7 +114,7 @@ class CheckpointStore:
         try:
             doc = json.loads(text)
         except ValueError as error:
-            problem = "truncated JSON" if "Expecting" in str(error) and error.pos >= len(text.rstrip()) else "not valid JSON"
+            problem = "truncated JSON" if _looks_truncated(error, text) else "not valid JSON"
             raise CheckpointError(path, f"{problem}: {error}") from None
         try:
             state, warnings = load_state_document(doc, self.config)
@@ -172,6 +172,20 @@ class CheckpointStore:
         for path in removed:
             path.unlink()
         return removed
+
+
+_CUT_TOKEN = re.compile(r"^(?:[-+.eE0-9]*|t|tr|tru|f|fa|fal|fals|n|nu|nul)$")
+
+
+def _looks_truncated(error: json.JSONDecodeError, text: str) -> bool:
+    """The parser ran out of text: inside a string, or expecting more at the end.
+
+    What follows the error position is then nothing, or the start of a cut
+    token: a number such as ``10.`` or ``-``, or ``tru``, ``fa``, ``nu``.
+    """
+    if error.msg.startswith("Unterminated string"):
+        return True
+    return error.msg.startswith("Expecting") and bool(_CUT_TOKEN.match(text.rstrip()[error.pos:]))
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -310,7 +310,8 @@ class _DayGrouper:
         try:
             if isinstance(get, _WholeEvent):
                 event = parse_day_event(get.obj, self.config)
-                key = (event.stream, event.date)
+                stream, date = event.stream, event.date  # a duplicate's reject names its day
+                key = (stream, date)
                 if key in self.days or key in self.whole:
                     raise InvalidEvent(f"duplicate day event for {event.stream} {event.date}")
                 self.whole[key] = event

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidEvent
 
 TARGET_MODES = ("base", "rolling_median", "median_ladder")
 
@@ -142,6 +142,8 @@ class SequencerConfig:
             if kwargs["max_target_pct"].is_integer():
                 kwargs["max_target_pct"] = int(kwargs["max_target_pct"])
         if "instruments" in data:
+            if not isinstance(data["instruments"], Mapping):
+                raise ConfigError("instruments must be a table of instrument -> base, increment, tick")
             kwargs["instruments"] = MappingProxyType(
                 {name: _instrument_spec(name, spec) for name, spec in data["instruments"].items()}
             )
@@ -150,9 +152,27 @@ class SequencerConfig:
             if not isinstance(sessions, Mapping):
                 raise ConfigError("sessions must be a table of session -> list of slots")
             kwargs["sessions"] = MappingProxyType(
-                {str(name): tuple(str(s) for s in slots) for name, slots in sessions.items()}
+                {str(name): _session_slots(str(name), slots) for name, slots in sessions.items()}
             )
         return cls(**kwargs)
+
+
+def _session_slots(name: str, slots: Any) -> tuple[str, ...]:
+    """A session's slots from a config file: a list of distinct ``HH:MM`` times."""
+    from .events import normalize_slot  # events imports this module: import at call time
+
+    if not isinstance(slots, list):
+        raise ConfigError(f"session {name}: expected a list of slot times, got {slots!r}")
+    found: list[str] = []
+    for raw in slots:
+        try:
+            slot = normalize_slot(raw)
+        except InvalidEvent:
+            raise ConfigError(f"session {name}: slot {raw!r} is not a time HH:MM") from None
+        if slot in found:
+            raise ConfigError(f"session {name}: slot {slot} is listed twice")
+        found.append(slot)
+    return tuple(found)
 
 
 def _instrument_spec(name: str, spec: Any) -> InstrumentSpec:

@@ -1,0 +1,139 @@
+"""``sequencer run --embedded``: the whole live system in one command.
+
+Starts the embedded broker and a worker process, publishes the input, waits
+until the worker has consumed all of it, reads the decisions back from the
+decisions topic into OUT/decisions.csv, prints the final states, and stops
+everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .common import DEFAULT_STATE_DIR
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="broker + worker + publish + decisions, in one command")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="default: data/sample")
+    parser.add_argument("--embedded", action="store_true",
+                        help="start the embedded broker (otherwise use --bootstrap / $KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument("--bootstrap", default=None)
+    parser.add_argument("--out", type=Path, default=Path("out"), metavar="DIR")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, metavar="DIR")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE")
+    parser.add_argument("--config-name", default=None, metavar="NAME")
+    parser.add_argument("--fresh", action="store_true",
+                        help="clear this configuration's checkpoints first (otherwise the run continues from them)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the worker")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..broker import EmbeddedBroker, free_port
+    from ..checkpoints import CheckpointStore, checkpoint_folder
+    from ..config_file import load_config
+    from ..settings import Settings
+
+    started = time.perf_counter()
+    inputs = args.inputs or [Path("data/sample")]
+    config = load_config(args.config)
+    name = args.config_name or (Path(args.config).stem if args.config else "default")
+    store = CheckpointStore(checkpoint_folder(args.state_dir, name), config)
+    if args.fresh:
+        removed = store.clear_all()
+        print(f"--fresh: removed {len(removed)} checkpoints from {store.folder}")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    broker = EmbeddedBroker(log_path=args.out / "broker.log") if args.embedded else None
+    worker = None
+    try:
+        if broker is not None:
+            broker.start()
+            print(f"embedded broker on {broker.bootstrap}")
+        settings = Settings.from_env(bootstrap_servers=broker.bootstrap if broker else args.bootstrap,
+                                     config_name=name, config_file=args.config, state_dir=args.state_dir,
+                                     web_port=free_port())
+        env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers)
+        command = [sys.executable, "-m", "sequencer.cli.main", "worker", "--config-name", name,
+                   "--state-dir", str(args.state_dir), "--web-port", str(settings.web_port)]
+        if args.config:
+            command += ["--config", str(args.config)]
+        worker_log = (args.out / "worker.log").open("w")
+        worker = subprocess.Popen(command, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+        print(f"worker started (pid {worker.pid}, log {args.out / 'worker.log'}, "
+              f"http://{settings.web_host}:{settings.web_port}/)")
+        status = asyncio.run(_publish_and_collect(settings, config, inputs, args, worker))
+        if status:
+            return status
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)  # clean stop: final checkpoints
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if broker is not None:
+            broker.stop()
+    _print_summary(store)
+    print(f"done in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+async def _publish_and_collect(settings, config, inputs, args, worker) -> int:
+    from streamer.publisher import EventPublisher
+
+    from ..decision_log import read_decisions, wait_until_consumed
+    from ..record_files import write_decisions_csv, write_rejects_csv
+    from ..sources import expand_inputs, read_day_events
+    from .progress import progress_bar
+
+    batch = read_day_events(expand_inputs(inputs), config)
+    write_rejects_csv(args.out / "rejects.csv", batch.rejects)
+    security = settings.aiokafka_security_kwargs()
+    async with EventPublisher(settings.bootstrap_servers, settings.topic_events, security=security,
+                              announce=lambda line: print(line, file=sys.stderr)) as publisher:
+        with progress_bar(len(batch.events), "publish") as bar:
+            await publisher.publish_events(batch.events, on_progress=bar.update)
+    print(f"published {len(batch.events)} day events ({len(batch.rejects)} rows rejected)")
+    with progress_bar(len(batch.events), "worker") as bar:
+        caught_up = await wait_until_consumed(
+            settings.bootstrap_servers, settings.app_id, settings.topic_events, publisher.end_offsets,
+            timeout_s=args.timeout, on_progress=bar.update, security=security,
+            alive=lambda: worker.poll() is None)
+    if not caught_up:
+        why = f"worker exited with code {worker.returncode}" if worker.poll() is not None else "timed out"
+        print(f"sequencer: the worker did not consume all events ({why}); see {args.out / 'worker.log'}",
+              file=sys.stderr)
+        return 1
+    decisions = await read_decisions(settings.bootstrap_servers, settings.topic_decisions, security=security)
+    count = write_decisions_csv(args.out / "decisions.csv", decisions)
+    skipped = len(batch.events) - count
+    print(f"{count} decisions -> {args.out / 'decisions.csv'}"
+          + (f"; {skipped} events were already applied (checkpoints in {args.state_dir}; --fresh starts over)"
+             if skipped > 0 else ""))
+    return 0
+
+
+def _print_summary(store) -> None:
+    loaded, refused = store.load_all()
+    for error in refused:
+        print(f"refused {error}", file=sys.stderr)
+    if not loaded:
+        print("no stream states")
+        return
+    print(f"\n{'stream':8} {'last date':10} {'events':>7} {'next slot':9} {'target':>8} "
+          f"{'rolling':>8} {'ladder':>8} {'step':>4} {'no trade':8}")
+    for stream in sorted(loaded):
+        s = loaded[stream].state
+        print(f"{s.stream:8} {s.last_processed_date or '-':10} {s.events_applied:>7} {s.current_time:9} "
+              f"{s.current_target:>8g} {s.rolling_median_target:>8g} {s.median_ladder_target:>8g} "
+              f"{s.median_ladder_current_step:>4} {str(s.no_trade_next):8}")
+    print(f"checkpoints: {store.folder}")

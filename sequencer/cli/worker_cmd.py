@@ -1,0 +1,75 @@
+"""``sequencer worker``: run the Faust worker for one named configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .common import config_name_of
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("worker", help="run the streaming worker (Faust)")
+    parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE")
+    parser.add_argument("--config-name", default=None, metavar="NAME")
+    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR")
+    parser.add_argument("--web-port", type=int, default=None, metavar="P")
+    parser.add_argument("--partitions", type=int, default=None)
+    parser.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace):
+    from ..settings import Settings
+
+    name = args.config_name or (Path(args.config).stem if args.config else None)
+    return Settings.from_env(bootstrap_servers=args.bootstrap, config_file=args.config,
+                             config_name=name, state_dir=args.state_dir,
+                             web_port=args.web_port, partitions=getattr(args, "partitions", None))
+
+
+def ensure_topics(settings, announce=print) -> None:
+    """Create the three topics, waiting with backoff while the broker is unreachable."""
+    from ..broker import create_topics
+
+    delay = 0.5
+    while True:
+        try:
+            asyncio.run(create_topics(
+                settings.bootstrap_servers,
+                {settings.topic_events: settings.partitions,
+                 settings.topic_decisions: settings.partitions,
+                 settings.topic_dead_letters: settings.partitions},
+                replication_factor=settings.replication))
+            return
+        except Exception as error:  # noqa: BLE001 - any failure here means "not reachable yet"
+            announce(f"sequencer: broker {settings.bootstrap_servers} unreachable "
+                     f"({type(error).__name__}: {error}); retrying in {delay:.1f}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from faust.worker import Worker
+
+    from ..config_file import load_config
+    from ..stream_app import create_app
+
+    settings = settings_from_args(args)
+    config = load_config(settings.config_file)
+    ensure_topics(settings, announce=lambda line: print(line, file=sys.stderr, flush=True))
+    # aiokafka logs every send at debug level; at that level it costs 5% of the worker.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    app = create_app(settings, config)
+    print(f"sequencer worker: config {settings.config_name} ({config.config_id}), app id {settings.app_id}, "
+          f"broker {settings.bootstrap_servers}, checkpoints in {app.sequencer.store.folder}, "
+          f"http://{settings.web_host}:{settings.web_port}/", flush=True)
+    worker = Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,81 @@
+"""Reading the decisions topic back, and waiting for the worker to catch up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable, Mapping
+
+from .codecs import decode_decision
+from .domain import Decision
+
+
+async def read_decisions(bootstrap: str, topic: str, *, idle_s: float = 1.5,
+                         security: Mapping[str, Any] | None = None) -> list[Decision]:
+    """All decisions on ``topic``, one per (stream, date), in (date, stream) order.
+
+    Delivery is at least once, so a decision can appear twice after a crash;
+    repeats carry the same content and are dropped here by (stream, date).
+    Reads until no record arrives for ``idle_s`` (a broker's reported end
+    offset is not trusted: see docs/benchmarks.md on Tansu's high watermark).
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None, **dict(security or {}))
+    await consumer.start()
+    found: dict[tuple[str, str], Decision] = {}
+    try:
+        last_seen = time.monotonic()
+        while time.monotonic() - last_seen < idle_s:
+            batches = await consumer.getmany(timeout_ms=200, max_records=10000)
+            for records in batches.values():
+                for record in records:
+                    decision = decode_decision(record.value)
+                    found.setdefault((decision.stream, decision.date), decision)
+                last_seen = time.monotonic()
+    finally:
+        await consumer.stop()
+    return sorted(found.values(), key=lambda d: (d.date, d.stream))
+
+
+async def committed_offsets(bootstrap: str, group: str, topic: str,
+                            security: Mapping[str, Any] | None = None) -> dict[int, int]:
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **dict(security or {}))
+    await admin.start()
+    try:
+        # Name the partitions: asking for "all of the group's" is an OffsetFetch
+        # form some brokers (Tansu) answer in a shape aiokafka cannot decode.
+        described = await admin.describe_topics([topic])
+        partitions = [p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]]
+        offsets = await admin.list_consumer_group_offsets(
+            group, partitions=[TopicPartition(topic, p) for p in partitions])
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items()
+            if tp.topic == topic and meta is not None and meta.offset >= 0}
+
+
+async def wait_until_consumed(bootstrap: str, group: str, topic: str, ends: Mapping[int, int], *,
+                              timeout_s: float = 600.0, on_progress: Callable[[int], None] | None = None,
+                              security: Mapping[str, Any] | None = None,
+                              alive: Callable[[], bool] = lambda: True) -> bool:
+    """Wait until the group's committed offsets reach ``ends`` (partition -> next offset)."""
+    deadline = time.monotonic() + timeout_s
+    done_before = 0
+    while time.monotonic() < deadline and alive():
+        try:
+            committed = await committed_offsets(bootstrap, group, topic, security)
+        except Exception:  # noqa: BLE001 - the group may not exist yet
+            committed = {}
+        done = sum(min(committed.get(p, 0), end) for p, end in ends.items())
+        if on_progress is not None and done > done_before:
+            on_progress(done - done_before)
+            done_before = done
+        if all(committed.get(p, 0) >= end for p, end in ends.items()):
+            return True
+        await asyncio.sleep(0.25)
+    return False

@@ -1,0 +1,224 @@
+"""The Faust worker: day events in, decisions out, stream states in a changelog-backed table.
+
+``create_app(settings, config)`` builds everything; importing this module has
+no side effects. The agent is thin: it takes a batch of events, lets
+``EventProcessor`` fold it, then
+
+1. sends every decision and dead letter with the transport producer and
+   flushes it, and only then
+2. writes each changed stream's state to the table (one changelog record per
+   stream per batch).
+
+That order is what makes at-least-once delivery safe: if a crash lands the
+changelog record, the decisions were already on the broker; if it does not,
+the events are re-delivered and folded again from the old state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import msgpack
+
+from .checkpoints import CheckpointStore, checkpoint_folder
+from .codecs import encode_decision
+from .domain import SequencerConfig, StreamState
+from .live_state import CheckpointSchedule, LiveStates, encode_last_event, encode_state
+from .processor import BatchOutcome, DeadLetter, EventProcessor, SourceRecord
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Events folded per batch: large enough to amortise the flush and the table
+#: writes, small enough that a batch is a fraction of a second.
+BATCH_SIZE = 2000
+#: Seconds a partial batch waits for more events before it is processed.
+BATCH_WITHIN_S = 0.05
+
+STATES_TABLE = "stream-states"
+LAST_EVENTS_TABLE = "last-events"
+
+
+@dataclass
+class WorkerRuntime:
+    """What the HTTP views, the CLI and the tests can see of a running worker."""
+
+    settings: Settings
+    config: SequencerConfig
+    store: CheckpointStore
+    live: LiveStates
+    processor: EventProcessor
+    schedule: CheckpointSchedule
+    started_at: float = field(default_factory=time.time)
+    last_batch_at: float | None = None
+    rate_window: list[tuple[float, int]] = field(default_factory=list)
+    states_table: Any = None
+    last_events_table: Any = None
+
+    def processing_rate(self, horizon_s: float = 30.0) -> float:
+        """Events per second over the last ``horizon_s`` seconds."""
+        now = time.monotonic()
+        recent = [(t, n) for t, n in self.rate_window if now - t <= horizon_s]
+        self.rate_window[:] = recent
+        if not recent:
+            return 0.0
+        span = max(now - recent[0][0], 1.0)
+        return sum(n for _, n in recent) / span
+
+    def states(self) -> dict[str, StreamState]:
+        """Every stream this worker holds: table values, overlaid by the cache."""
+        found: dict[str, StreamState] = {}
+        if self.states_table is not None:
+            for key in list(self.states_table.keys()):
+                stream = key.decode() if isinstance(key, bytes) else str(key)
+                state = self.live.get(stream)
+                if state is not None:
+                    found[stream] = state
+        found.update(self.live.cached())
+        return found
+
+
+def dead_letter_value(letter: DeadLetter) -> bytes:
+    record = letter.record
+    return msgpack.packb({
+        "reason": letter.reason,
+        "stream": letter.stream,
+        "source_topic": record.topic,
+        "source_partition": record.partition,
+        "source_offset": record.offset,
+        "key": record.key,
+        "value": record.value,
+    }, use_bin_type=True)
+
+
+def create_app(settings: Settings, config: SequencerConfig, *,
+               batch_size: int = BATCH_SIZE, web_enabled: bool = True) -> faust.App:
+    """A Faust app for one named configuration: its own app id, tables and checkpoints."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_urls,
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_s,
+        broker_rebalance_timeout=settings.session_timeout_s,
+        consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=5000,
+        stream_buffer_maxsize=32768,
+        stream_wait_empty=False,
+        producer_acks=-1,
+        web_enabled=web_enabled,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        **settings.faust_broker_kwargs(),
+    )
+    events_topic = app.topic(settings.topic_events, key_serializer="raw", value_serializer="raw",
+                             partitions=settings.partitions)
+    decisions_topic = app.topic(settings.topic_decisions, key_serializer="raw", value_serializer="raw",
+                                partitions=settings.partitions)
+    dead_letters_topic = app.topic(settings.topic_dead_letters, key_serializer="raw",
+                                   value_serializer="raw", partitions=settings.partitions)
+    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    states_table = app.Table(STATES_TABLE, default=None, schema=raw, partitions=settings.partitions)
+    last_events_table = app.Table(LAST_EVENTS_TABLE, default=None, schema=raw, partitions=settings.partitions)
+
+    store = CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name), config)
+    seeds, refused = store.load_all()
+    for error in refused:
+        logger.error("refused %s; the stream falls back to the table or the log", error)
+    live = LiveStates(
+        config,
+        read_table=lambda stream: states_table.get(stream.encode()),
+        read_last_event=lambda stream: last_events_table.get(stream.encode()),
+        seeds={stream: cp.state for stream, cp in seeds.items()},
+    )
+    processor = EventProcessor(config, live.get, live.last_event, settings.max_event_bytes)
+    schedule = CheckpointSchedule(store, settings.checkpoint_every_events, settings.checkpoint_every_seconds)
+    runtime = WorkerRuntime(settings, config, store, live, processor, schedule,
+                            states_table=states_table, last_events_table=last_events_table)
+    app.sequencer = runtime  # read by the web views and the CLI
+
+    @app.agent(events_topic, name="fold-day-events")
+    async def fold_day_events(stream: faust.Stream) -> None:
+        producer = app.producer
+        decisions_name = decisions_topic.get_topic_name()
+        dead_letters_name = dead_letters_topic.get_topic_name()
+        async for events in stream.take_events(batch_size, within=BATCH_WITHIN_S):
+            records = []
+            latest_event_of: dict[str, Any] = {}
+            for event in events:
+                message = event.message
+                records.append(SourceRecord(message.topic, message.partition, message.offset,
+                                            message.key, message.value))
+            outcome = processor.process(records)
+            pending = []
+            for decision in outcome.decisions:
+                pending.append(await producer.send(decisions_name, decision.stream.encode(),
+                                                   encode_decision(decision), None, None, None))
+            for letter in outcome.dead_letters:
+                pending.append(await producer.send(dead_letters_name, letter.record.key,
+                                                   dead_letter_value(letter), None, None, None))
+            await producer.flush()
+            # A failed send raises here, before any table write: the batch is
+            # not acknowledged and will be folded again after the restart.
+            await asyncio.gather(*pending)
+            # The table sends each changelog record to the partition of the
+            # current event: make it an event of the stream's own partition. The
+            # stream's current_event is also what take_events acks next, so put
+            # back what was there; no await in between, nothing else runs.
+            for event in events:
+                key = event.message.key
+                if key:
+                    latest_event_of[key.decode(errors="replace")] = event
+            saved = stream.current_event
+            try:
+                for stream_name, state in outcome.states.items():
+                    stream._set_current_event(latest_event_of.get(stream_name, events[-1]))
+                    key = stream_name.encode()
+                    states_table[key] = encode_state(state)
+                    applied = outcome.last_events.get(stream_name)
+                    if applied is not None:
+                        last_events_table[key] = encode_last_event(applied)
+                    live.put(stream_name, state, applied)
+            finally:
+                stream._set_current_event(saved)
+            runtime.last_batch_at = time.time()
+            runtime.rate_window.append((time.monotonic(), len(records)))
+            schedule.note(outcome.states, len(outcome.decisions))
+            if schedule.due():
+                await _write_checkpoints(runtime)
+
+    @app.timer(interval=max(1.0, settings.checkpoint_every_seconds / 2), on_leader=False)
+    async def periodic_checkpoint() -> None:
+        if schedule.due():
+            await _write_checkpoints(runtime)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app_: faust.App, revoked: Any, **kwargs: Any) -> None:
+        # Another worker may own these streams next: save, then forget our copies.
+        await _write_checkpoints(runtime)
+        live.forget()
+
+    @app.on_before_shutdown.connect
+    async def write_final_checkpoints(app_: faust.App, **kwargs: Any) -> None:
+        await _write_checkpoints(runtime, force=True)
+
+    return app
+
+
+async def _write_checkpoints(runtime: WorkerRuntime, force: bool = False) -> int:
+    states = runtime.live.cached()
+    if not states:
+        return 0
+    loop = asyncio.get_running_loop()
+    count = await loop.run_in_executor(None, runtime.schedule.write, states, force)
+    if count:
+        logger.info("checkpoints written for %d streams to %s", count, runtime.store.folder)
+    return count
