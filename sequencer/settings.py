@@ -99,6 +99,15 @@ def _parse_path(raw: str) -> Path:
     return Path(raw).expanduser()
 
 
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
 def _parse_upper(raw: str) -> str:
     return raw.upper()
 
@@ -213,6 +222,14 @@ class Settings:
     #: Larger events are dead-lettered undecoded (guards memory and msgpack).
     max_event_bytes: int = field(
         default=65536, metadata=_env("SEQUENCER_MAX_EVENT_BYTES", _parse_int)
+    )
+    #: Send each changelog record in a batch of its own (flush after each).
+    #: A broker that reports the high watermark as "base offset of the last
+    #: batch + 1" (Tansu does) would otherwise end Faust's recovery early and
+    #: restore stale states. Costs one round trip per changed stream per batch;
+    #: on Apache Kafka it can be turned off.
+    changelog_single_record_batches: bool = field(
+        default=True, metadata=_env("SEQUENCER_CHANGELOG_SINGLE_RECORD_BATCHES", _parse_bool)
     )
 
     # --- consumer group timing --------------------------------------------------
@@ -431,6 +448,9 @@ class Settings:
             if not math.isfinite(value) or value <= 0:
                 self._fail(name, f"must be a finite number > 0, got {value}")
             object.__setattr__(self, name, value)
+        if not isinstance(self.changelog_single_record_batches, bool):
+            self._fail("changelog_single_record_batches",
+                       f"expected true or false, got {self.changelog_single_record_batches!r}")
         if self.heartbeat_s >= self.session_timeout_s:
             self._fail(
                 "heartbeat_s",

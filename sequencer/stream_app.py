@@ -31,6 +31,7 @@ from .domain import SequencerConfig, StreamState
 from .live_state import CheckpointSchedule, LiveStates, encode_last_event, encode_state
 from .processor import BatchOutcome, DeadLetter, EventProcessor, SourceRecord
 from .settings import Settings
+from .web_views import register_views
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +126,12 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                 partitions=settings.partitions)
     dead_letters_topic = app.topic(settings.topic_dead_letters, key_serializer="raw",
                                    value_serializer="raw", partitions=settings.partitions)
-    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    states_table = app.Table(STATES_TABLE, default=None, schema=raw, partitions=settings.partitions)
-    last_events_table = app.Table(LAST_EVENTS_TABLE, default=None, schema=raw, partitions=settings.partitions)
+    # key_type/value_type bytes is what makes a Faust table use the raw codec,
+    # also when it reads its changelog back in recovery (a Schema alone does not).
+    states_table = app.Table(STATES_TABLE, default=None, key_type=bytes, value_type=bytes,
+                             partitions=settings.partitions)
+    last_events_table = app.Table(LAST_EVENTS_TABLE, default=None, key_type=bytes, value_type=bytes,
+                                  partitions=settings.partitions)
 
     store = CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name), config)
     seeds, refused = store.load_all()
@@ -178,17 +182,20 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                 if key:
                     latest_event_of[key.decode(errors="replace")] = event
             saved = stream.current_event
-            try:
-                for stream_name, state in outcome.states.items():
+            single = settings.changelog_single_record_batches
+            for stream_name, state in outcome.states.items():
+                key = stream_name.encode()
+                applied = outcome.last_events.get(stream_name)
+                try:
                     stream._set_current_event(latest_event_of.get(stream_name, events[-1]))
-                    key = stream_name.encode()
                     states_table[key] = encode_state(state)
-                    applied = outcome.last_events.get(stream_name)
                     if applied is not None:
                         last_events_table[key] = encode_last_event(applied)
-                    live.put(stream_name, state, applied)
-            finally:
-                stream._set_current_event(saved)
+                finally:
+                    stream._set_current_event(saved)
+                if single:
+                    await producer.flush()
+                live.put(stream_name, state, applied)
             runtime.last_batch_at = time.time()
             runtime.rate_window.append((time.monotonic(), len(records)))
             schedule.note(outcome.states, len(outcome.decisions))
@@ -210,6 +217,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     async def write_final_checkpoints(app_: faust.App, **kwargs: Any) -> None:
         await _write_checkpoints(runtime, force=True)
 
+    register_views(app, runtime)
     return app
 
 

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"sequencer worker: config {settings.config_name} ({config.config_id}), app id {settings.app_id}, "
           f"broker {settings.bootstrap_servers}, checkpoints in {app.sequencer.store.folder}, "
           f"http://{settings.web_host}:{settings.web_port}/", flush=True)
-    worker = Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    loglevel = ("WARNING", "INFO", "DEBUG")[min(getattr(args, "verbose", 0), 2)]
+    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0
