@@ -23,11 +23,16 @@ class DecisionCsvWriter:
     def __init__(self, handle: TextIO) -> None:
         self._writer = csv.writer(handle)
         self._writer.writerow(DECISION_FIELDS)
+        self._sums_json: dict[tuple, str] = {}  # few distinct sums: format each once
         self.count = 0
 
     def write(self, decision: Decision) -> None:
         row = list(decision)
-        row[6] = json.dumps(dict(decision.slot_sums), separators=(",", ":"))
+        sums = tuple(decision.slot_sums.items())
+        text = self._sums_json.get(sums)
+        if text is None:
+            text = self._sums_json[sums] = json.dumps(dict(sums), separators=(",", ":"))
+        row[6] = text
         for i in (4, 5, 9):  # result, peak, rolling_median may be null
             if row[i] is None:
                 row[i] = ""

@@ -167,9 +167,8 @@ def _read_csv_fast(path: Path, grouper: "_DayGrouper") -> None:
         whole = grouper.whole
         results = _RESULT_FAST
         inf = math.inf
-        line = 1
+        rows = 0
         for values in reader:
-            line += 1
             if len(values) != width:
                 if values:
                     grouper.add_row(source, reader.line_num, _short_row(len(values), width), ",".join(values))
@@ -202,13 +201,13 @@ def _read_csv_fast(path: Path, grouper: "_DayGrouper") -> None:
             day = days.get(key)
             if day is None:
                 day = days[key] = {}
-            if slot in day or key in whole:
+            if slot in day or (whole and key in whole):
                 del values[-1]
                 grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
                 continue
-            grouper.rows += 1
-            day[slot] = (SlotOutcome(result, peak, target, values[i_direction] or None, rng, profit),
-                         source, line)
+            rows += 1
+            day[slot] = SlotOutcome(result, peak, target, values[i_direction] or None, rng, profit)
+        grouper.rows += rows
 
 
 _RESULT_FAST = {
@@ -294,7 +293,7 @@ class _DayGrouper:
 
     def __init__(self, config: SequencerConfig) -> None:
         self.config = config
-        self.days: dict[tuple[str, str], dict[str, tuple[SlotOutcome, str, int]]] = {}
+        self.days: dict[tuple[str, str], dict[str, SlotOutcome]] = {}
         self.whole: dict[tuple[str, str], DayEvent] = {}
         self.rejects: list[Reject] = []
         self.rows = 0
@@ -328,11 +327,9 @@ class _DayGrouper:
                 raise InvalidEvent(f"duplicate: {stream} {date} already came as a whole day event")
             first = day.get(slot)
             if first is not None:
-                what = "same values" if first[0] == outcome else "different values"
-                raise InvalidEvent(
-                    f"duplicate row for {stream} {date} {slot} ({what}; first at {first[1]} line {first[2]})"
-                )
-            day[slot] = (outcome, source, line)
+                what = "same values as" if first == outcome else "different values from"
+                raise InvalidEvent(f"duplicate row for {stream} {date} {slot} ({what} an earlier row)")
+            day[slot] = outcome
         except InvalidEvent as error:
             self.rejects.append(Reject(source, line, error.reason, raw if raw is not None else _raw(get),
                                        stream, date))
@@ -384,7 +381,7 @@ class _DayGrouper:
             if not slots:
                 continue
             _, instrument, session = self._names[stream]
-            ordered = {s: slots[s][0] for s in sessions[session] if s in slots}
+            ordered = {s: slots[s] for s in sessions[session] if s in slots}
             events.append(DayEvent(stream, instrument, session, date, MappingProxyType(ordered)))
         events.sort(key=lambda e: (e.date, e.stream))
         return SourceBatch(events, self.rejects, self.rows)
