@@ -67,9 +67,9 @@ async def consumer_lag(bootstrap: str, group: str, topic: str,
     security = dict(security or {})
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security)
-    await admin.start()
-    await consumer.start()
     try:
+        await admin.start()
+        await consumer.start()
         partitions = consumer.partitions_for_topic(topic)
         if partitions is None:
             await consumer._client.force_metadata_update()
@@ -84,5 +84,6 @@ async def consumer_lag(bootstrap: str, group: str, topic: str,
                 committed[tp.partition] = meta.offset
         return compute_lag(group, topic, committed, earliest, end)
     finally:
+        # Also after a failed start (broker unreachable): nothing is left unclosed.
         await consumer.stop()
         await admin.close()

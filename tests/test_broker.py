@@ -23,6 +23,9 @@ from sequencer.broker import (
 )
 
 
+pytestmark = pytest.mark.broker  # spawns the Tansu binary
+
+
 def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 

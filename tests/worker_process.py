@@ -1,11 +1,8 @@
-"""A worker subprocess on the session broker, with its own config name and topics.
+"""A real ``sequencer worker`` process for integration tests, isolated by names.
 
-NOTE (to the author of the original file): this file was overwritten by
-mistake by the monitoring/control session at about 16:34 (its helper now lives
-in tests/monitoring_worker.py). This is a reconstruction of the API that
-tests/test_streaming.py uses (WorkerSetup: start_worker, publish,
-wait_consumed, decisions, store, topic_* and group; worker: stop, alive,
-log_tail). Please replace it with your original if you still have it.
+Each ``WorkerSetup`` gets its own topics, config name (so its own Faust app id,
+consumer group and changelog topics) and state dir, so tests can share the
+session's broker.
 """
 
 from __future__ import annotations
@@ -16,114 +13,121 @@ import signal
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sequencer.broker import free_port
 from sequencer.checkpoints import CheckpointStore, checkpoint_folder
-from sequencer.domain import SequencerConfig
+from sequencer.decision_log import read_decisions, wait_until_consumed
+from sequencer.domain import DayEvent, SequencerConfig
+from streamer.publisher import EventPublisher
 
 
-class WorkerProcess:
-    def __init__(self, process: subprocess.Popen, log_path: Path, log_file) -> None:
-        self.process = process
-        self.log_path = log_path
-        self._log_file = log_file
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM (clean stop: final checkpoints), SIGKILL after ``timeout``; the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log_file.close()
-        return self.process.returncode
-
-
+@dataclass
 class WorkerSetup:
-    """A unique configuration name and topics, so tests sharing a broker do not meet."""
-
-    def __init__(self, bootstrap: str, state_dir: Path, partitions: int = 4,
-                 config: SequencerConfig | None = None) -> None:
-        self.bootstrap = bootstrap
-        self.state_dir = Path(state_dir)
-        self.partitions = partitions
-        self.config = config or SequencerConfig()
-        self.config_name = f"t{uuid.uuid4().hex[:10]}"
-        self.env = lambda: dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
-                                SEQUENCER_TOPIC_EVENTS=self.topic_events,
-                                SEQUENCER_TOPIC_DECISIONS=self.topic_decisions,
-                                SEQUENCER_TOPIC_DEAD_LETTERS=self.topic_dead_letters,
-                                SEQUENCER_PARTITIONS=str(self.partitions))
+    bootstrap: str
+    state_dir: Path
+    name: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:10])
+    partitions: int = 4
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def topic_events(self) -> str:
-        return f"{self.config_name}.day-events"
+        return f"{self.name}.day-events"
 
     @property
     def topic_decisions(self) -> str:
-        return f"{self.config_name}.decisions"
+        return f"{self.name}.decisions"
 
     @property
     def topic_dead_letters(self) -> str:
-        return f"{self.config_name}.dead-letters"
+        return f"{self.name}.dead-letters"
 
     @property
     def group(self) -> str:
-        return f"sequencer-{self.config_name}"
+        return f"sequencer-{self.name}"
 
-    def store(self) -> CheckpointStore:
-        return CheckpointStore(checkpoint_folder(self.state_dir, self.config_name), self.config)
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
+            SEQUENCER_TOPIC_EVENTS=self.topic_events,
+            SEQUENCER_TOPIC_DECISIONS=self.topic_decisions,
+            SEQUENCER_TOPIC_DEAD_LETTERS=self.topic_dead_letters,
+            SEQUENCER_PARTITIONS=str(self.partitions),
+            SEQUENCER_CHECKPOINT_EVERY_SECONDS="2",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def store(self, config: SequencerConfig | None = None) -> CheckpointStore:
+        return CheckpointStore(checkpoint_folder(self.state_dir, self.name), config or SequencerConfig())
 
     def create_topics(self) -> None:
+        """Before anything produces: a broker may auto-create a topic with other partitions."""
         from sequencer.broker import create_topics
 
         asyncio.run(create_topics(self.bootstrap, {self.topic_events: self.partitions,
                                                    self.topic_decisions: self.partitions,
                                                    self.topic_dead_letters: self.partitions}))
 
-    def start_worker(self, log_path: Path) -> WorkerProcess:
-        # Topics first: a producer that is faster than the worker must not
-        # auto-create the event topic with the broker's default partitions.
+    def start_worker(self, log_path: Path) -> "WorkerProcess":
         self.create_topics()
-        log_file = Path(log_path).open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sequencer.cli.main", "-v", "worker", "--config-name", self.config_name,
-             "--state-dir", str(self.state_dir), "--web-port", str(free_port()),
-             "--partitions", str(self.partitions)],
-            env=self.env(), stdout=log_file, stderr=subprocess.STDOUT)
-        return WorkerProcess(process, Path(log_path), log_file)
+        return WorkerProcess.start(self, log_path)
 
-    def publish(self, events) -> dict[int, int]:
-        """Publish day events; partition -> end offset (next offset) of what was written."""
-        from streamer.publisher import EventPublisher
-
-        async def run() -> dict[int, int]:
+    def publish(self, events: list[DayEvent]) -> dict[int, int]:
+        """Publish with aiokafka; returns partition -> next offset from the acks."""
+        async def go() -> dict[int, int]:
             async with EventPublisher(self.bootstrap, self.topic_events) as publisher:
                 await publisher.publish_events(events)
-            return dict(publisher.end_offsets)
+                return dict(publisher.end_offsets)
+        return asyncio.run(go())
 
-        return asyncio.run(run())
+    def wait_consumed(self, ends: dict[int, int], worker: "WorkerProcess", timeout_s: float = 120) -> None:
+        ok = asyncio.run(wait_until_consumed(self.bootstrap, self.group, self.topic_events, ends,
+                                             timeout_s=timeout_s, alive=worker.alive))
+        assert ok, f"worker did not consume up to {ends}; log:\n{worker.log_tail()}"
 
-    def wait_consumed(self, ends: dict[int, int], worker: WorkerProcess, timeout: float = 120.0) -> None:
-        from sequencer.decision_log import wait_until_consumed
+    def decisions(self) -> list:
+        return asyncio.run(read_decisions(self.bootstrap, self.topic_decisions, idle_s=1.0))
 
-        done = asyncio.run(wait_until_consumed(self.bootstrap, self.group, self.topic_events, ends,
-                                               timeout_s=timeout, alive=worker.alive))
-        assert done, f"worker did not consume {ends}: {worker.log_tail()}"
 
-    def decisions(self):
-        from sequencer.decision_log import read_decisions
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen
+    log_path: Path
+    web_port: int
 
-        return asyncio.run(read_decisions(self.bootstrap, self.topic_decisions))
+    @classmethod
+    def start(cls, setup: WorkerSetup, log_path: Path) -> "WorkerProcess":
+        port = free_port()
+        command = [sys.executable, "-m", "sequencer.cli.main", "-v", "worker", "--config-name", setup.name,
+                   "--state-dir", str(setup.state_dir), "--web-port", str(port)]
+        handle = open(log_path, "a")
+        process = subprocess.Popen(command, env=setup.env(), stdout=handle, stderr=subprocess.STDOUT)
+        handle.close()
+        return cls(process, log_path, port)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, size: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-size:]
+        except OSError:
+            return ""

@@ -1,0 +1,260 @@
+"""The worker's HTTP API, served by Faust's web server (aiohttp).
+
+``register_views(app, runtime)`` adds, next to Faust's own pages:
+
+=========================================  ====================================================
+``GET  /lag``                              lag document (`sequencer.monitoring`), as ``sequencer lag --json``
+``GET  /streams``                          one row per stream (`sequencer.monitoring.stream_row`)
+``GET  /streams/{stream}``                 the stream's state, SPEC 4 JSON; 404 if unknown
+``GET  /metrics``                          Prometheus text format
+``POST /streams/{stream}/checkpoint``      write the stream's checkpoint file now
+``POST /streams/{stream}/reset``           forget the stream: table tombstones, cache, checkpoint
+=========================================  ====================================================
+
+GET needs nothing. POST needs ``Authorization: Bearer <SEQUENCER_API_TOKEN>``
+and is refused with 403 (JSON ``{"error": ...}``) when no token is configured
+or the header does not match. The server binds to ``settings.web_host``
+(127.0.0.1 by default).
+
+Limits: a worker answers for the streams of the partitions it holds (several
+workers: ask each, or read the checkpoints). A reset that lands while a batch
+of the same stream is between fold and table write is overwritten by that
+batch; reset a stream whose events are not flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import json
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from faust.web import Request, Response, View
+
+from .domain import StreamState, state_to_dict
+from .domain.events import STREAM_NAME
+from .lag import LagReport, consumer_lag
+from .monitoring import PROMETHEUS_CONTENT_TYPE, lag_document, prometheus_text, stream_row
+
+if TYPE_CHECKING:
+    import faust
+
+    from .stream_app import WorkerRuntime
+
+logger = logging.getLogger(__name__)
+
+#: A lag reading is reused for this many seconds: a dashboard refreshing every
+#: second and a Prometheus scrape do not each open new broker connections.
+LAG_CACHE_S = 2.0
+#: Seconds a lag reading may take before the endpoint answers without offsets.
+LAG_TIMEOUT_S = 10.0
+#: Seconds a reset waits for its changelog tombstones to be acknowledged.
+TOMBSTONE_TIMEOUT_S = 15.0
+
+
+def _utc_now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def checkpoint_files(folder: Path) -> dict[str, Path]:
+    """stream -> checkpoint path in ``folder`` (``state_{instrument}_{stream}.json``)."""
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    for path in folder.glob("state_*_*.json"):
+        instrument, _, stream = path.name[len("state_"):-len(".json")].partition("_")
+        if instrument.isalnum() and STREAM_NAME.match(stream):
+            found[stream] = path
+    return found
+
+
+def _saved_at_of(path: Path) -> str | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("saved_at")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def changelog_partition(state: StreamState | None, stream: str, topic: str, partitions: int) -> int:
+    """The table partition of ``stream``: its source partition on the event topic, as
+    the agent writes it; without source offsets, aiokafka's default partitioner."""
+    if state is not None:
+        for key in state.source_offsets:
+            name, _, partition = key.rpartition(":")
+            if name == topic and partition.isdigit():
+                return int(partition)
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(stream.encode()) & 0x7FFFFFFF) % partitions
+
+
+class _Api:
+    """The views' shared access to the runtime, with a short lag cache."""
+
+    def __init__(self, app: "faust.App", runtime: "WorkerRuntime") -> None:
+        self.app = app
+        self.runtime = runtime
+        self._lag: tuple[float, LagReport | None, str | None] | None = None
+        self._lag_lock = asyncio.Lock()
+
+    async def lag(self) -> tuple[LagReport | None, str | None]:
+        async with self._lag_lock:
+            now = time.monotonic()
+            if self._lag is not None and now - self._lag[0] < LAG_CACHE_S:
+                return self._lag[1], self._lag[2]
+            settings = self.runtime.settings
+            report: LagReport | None = None
+            error: str | None = None
+            try:
+                report = await asyncio.wait_for(
+                    consumer_lag(settings.bootstrap_servers, settings.app_id, settings.topic_events,
+                                 settings.aiokafka_security_kwargs()),
+                    LAG_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - reported in the document, not raised
+                error = f"{type(exc).__name__}: {exc}"
+                logger.warning("lag not available: %s", error)
+            self._lag = (time.monotonic(), report, error)
+            return report, error
+
+    async def checkpoint_info(self) -> dict[str, tuple[str | None, float]]:
+        """stream -> (saved_at, file mtime) of this configuration's checkpoint files."""
+        folder = self.runtime.store.folder
+
+        def read() -> dict[str, tuple[str | None, float]]:
+            info = {}
+            for stream, path in checkpoint_files(folder).items():
+                try:
+                    mtime = path.stat().st_mtime
+                except OSError:
+                    continue
+                info[stream] = (_saved_at_of(path), mtime)
+            return info
+
+        return await asyncio.get_running_loop().run_in_executor(None, read)
+
+    async def stream_rows(self) -> list[dict[str, Any]]:
+        info = await self.checkpoint_info()
+        today = dt.date.today()
+        states = self.runtime.states()
+        return [stream_row(states[s], today, info.get(s, (None, 0.0))[0]) for s in sorted(states)]
+
+    def state(self, stream: str) -> StreamState | None:
+        if not STREAM_NAME.match(stream):
+            return None
+        return self.runtime.live.get(stream)
+
+    def authorized(self, request: Request) -> str | None:
+        """None when the request may POST, else why not."""
+        token = self.runtime.settings.api_token
+        if not token:
+            return "POST is disabled: no API token is configured (set SEQUENCER_API_TOKEN)"
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return "missing 'Authorization: Bearer <token>' header"
+        if not hmac.compare_digest(given.strip().encode(), token.encode()):
+            return "invalid API token"
+        return None
+
+    async def reset(self, stream: str, state: StreamState | None) -> dict[str, Any]:
+        runtime = self.runtime
+        settings = runtime.settings
+        key = stream.encode()
+        partition = changelog_partition(state, stream, settings.topic_events, settings.partitions)
+        pending = []
+        cleared_tables = []
+        for table in (runtime.states_table, runtime.last_events_table):
+            if table is None:
+                continue
+            # A tombstone, so that a restore (on this or another worker) forgets it too.
+            pending.append(table.send_changelog(partition, key, None))
+            table.data.pop(key, None)
+            cleared_tables.append(table.name)
+        runtime.live.forget(stream)
+        removed = await asyncio.get_running_loop().run_in_executor(None, runtime.store.clear, stream)
+        if pending:
+            await asyncio.wait_for(asyncio.gather(*pending), TOMBSTONE_TIMEOUT_S)
+        logger.warning("stream %s reset over HTTP: tables %s partition %d, checkpoints removed: %s",
+                       stream, cleared_tables, partition, [str(p) for p in removed])
+        return {"stream": stream, "reset": True, "partition": partition, "tables": cleared_tables,
+                "removed_checkpoints": [str(p) for p in removed]}
+
+
+def register_views(app: "faust.App", runtime: "WorkerRuntime") -> None:
+    """Add the Sequencer API to the app's web server (see the module docstring)."""
+    api = _Api(app, runtime)
+
+    def error(view: View, status: int, message: str, **extra: Any) -> Response:
+        return view.json({"error": message, **extra}, status=status)
+
+    @app.page("/lag", name="sequencer-lag")
+    class LagView(View):
+        async def get(self, request: Request) -> Response:
+            report, problem = await api.lag()
+            settings = runtime.settings
+            return self.json(lag_document(
+                report, topic=settings.topic_events, group=settings.app_id,
+                rate=runtime.processing_rate(), rate_source="worker",
+                streams=[{k: row[k] for k in ("stream", "last_processed_date", "age_days")}
+                         for row in await api.stream_rows()],
+                streams_source="worker", measured_at=_utc_now_iso(), error=problem))
+
+    @app.page("/streams", name="sequencer-streams")
+    class StreamsView(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(await api.stream_rows())
+
+    @app.page("/streams/{stream}", name="sequencer-stream")
+    class StreamView(View):
+        async def get(self, request: Request, stream: str) -> Response:
+            state = api.state(stream)
+            if state is None:
+                return error(self, 404, f"unknown stream {stream!r}", stream=stream)
+            return self.json(state_to_dict(state))
+
+    @app.page("/metrics", name="sequencer-metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            report, _ = await api.lag()
+            info = await api.checkpoint_info()
+            now = time.time()
+            last = runtime.schedule.last_written_at
+            text = prometheus_text(
+                lag=report, counters=runtime.processor.counters.as_dict(), rate=runtime.processing_rate(),
+                checkpoint_ages={s: max(now - mtime, 0.0) for s, (_, mtime) in info.items()},
+                last_checkpoint_age=None if last is None else max(now - last, 0.0),
+                streams=await api.stream_rows())
+            return self.bytes(text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+
+    @app.page("/streams/{stream}/checkpoint", name="sequencer-stream-checkpoint")
+    class CheckpointView(View):
+        async def post(self, request: Request, stream: str) -> Response:
+            refused = api.authorized(request)
+            if refused:
+                return error(self, 403, refused)
+            state = api.state(stream)
+            if state is None:
+                return error(self, 404, f"unknown stream {stream!r}", stream=stream)
+            path = await asyncio.get_running_loop().run_in_executor(None, runtime.store.save, state)
+            return self.json({"stream": stream, "path": str(path), "saved_at": _saved_at_of(path),
+                              "last_processed_date": state.last_processed_date,
+                              "events_applied": state.events_applied})
+
+    @app.page("/streams/{stream}/reset", name="sequencer-stream-reset")
+    class ResetView(View):
+        async def post(self, request: Request, stream: str) -> Response:
+            refused = api.authorized(request)
+            if refused:
+                return error(self, 403, refused)
+            if not STREAM_NAME.match(stream):
+                return error(self, 404, f"unknown stream {stream!r}", stream=stream)
+            state = api.state(stream)
+            has_files = stream in checkpoint_files(runtime.store.folder)
+            if state is None and not has_files:
+                return error(self, 404, f"unknown stream {stream!r}", stream=stream)
+            return self.json(await api.reset(stream, state))

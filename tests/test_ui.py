@@ -1,0 +1,157 @@
+"""The dashboard, headless (Streamlit's AppTest), against checkpoint files and no worker."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from sequencer.broker import free_port
+from sequencer.checkpoints import CheckpointStore
+from sequencer.domain import SequencerConfig, state_to_dict
+from sequencer.replay import replay_events
+from sequencer.sources import read_day_events
+from sequencer.ui import data
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "sequencer" / "ui" / "app.py"
+OLD_SAVED_AT = "2025-01-01T00:00:00+00:00"
+
+
+@pytest.fixture
+def checkpoints(tmp_path):
+    """Checkpoints of ES1, ES2, NQ1 and NQ2 from data/sample up to 2025-03-31, and decisions.csv."""
+    config = SequencerConfig()
+    events = [e for e in read_day_events([ROOT / "data/sample/trades_ES.csv", ROOT / "data/sample/trades_NQ.csv"],
+                                         config).events if e.date <= "2025-03-31"]
+    decisions = []
+    states = replay_events(events, config, on_decision=decisions.append).states
+    store = CheckpointStore(tmp_path / "state", config, clock=lambda: OLD_SAVED_AT)
+    store.save_all(states.values())
+    csv = tmp_path / "decisions.csv"
+    from sequencer.record_files import write_decisions_csv
+
+    write_decisions_csv(csv, decisions)
+    return store, states, csv
+
+
+@pytest.fixture
+def app(tmp_path, checkpoints, monkeypatch):
+    _, _, csv = checkpoints
+    # Nothing listens on this port: the UI runs without a worker.
+    monkeypatch.setattr(sys, "argv", [str(APP), "--state-dir", str(tmp_path / "state"),
+                                      "--api", f"http://127.0.0.1:{free_port()}", "--decisions", str(csv)])
+    monkeypatch.delenv("SEQUENCER_API_TOKEN", raising=False)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _file_doc(store, stream, instrument) -> dict:
+    return json.loads(store.path_for(stream, instrument).read_text())
+
+
+def test_nothing_is_shown_until_previous_state_is_loaded(app, checkpoints):
+    store, states, _ = checkpoints
+    assert not app.dataframe
+    assert any("Load previous state" in info.value and "4 checkpoint" in info.value for info in app.info)
+
+    app.checkbox(key="load_previous").check().run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["stream"]) == ["ES1", "ES2", "NQ1", "NQ2"]
+    for row in table.to_dict("records"):
+        doc = _file_doc(store, row["stream"], row["stream"][:2])
+        assert row["last_processed_date"] == doc["last_processed_date"]
+        assert row["events_applied"] == doc["events_applied"]
+        assert row["current_time"] == doc["current_time"]
+        assert row["current_target"] == doc["current_target"]
+        assert row["saved_at"] == doc["saved_at"] == OLD_SAVED_AT
+
+    app.selectbox(key="stream").set_value("NQ2").run()
+    doc = _file_doc(store, "NQ2", "NQ")
+    shown = _metrics(app)
+    assert shown["Next slot"] == doc["current_time"]
+    assert shown["Next target"] == f"{doc['current_target']:g}"
+    assert shown["Ladder step"] == str(doc["median_ladder_current_step"])
+    assert shown["Days at level"] == str(doc["median_ladder_days_at_level"])
+    assert shown["Last processed"] == doc["last_processed_date"]
+    assert shown["No trade next"] == ("yes" if doc["no_trade_next"] else "no")
+    slots = app.dataframe[1].value
+    assert dict(zip(slots["slot"], slots["sum"])) == {s: sum(h) for s, h in doc["time_slot_histories"].items()}
+    assert any("decisions of NQ2" in caption.value for caption in app.caption)
+
+
+def test_save_state_writes_the_checkpoint_files(app, checkpoints):
+    store, states, _ = checkpoints
+    # An older-layout file (the desk's earlier tool) for ES1: Save writes the current layout.
+    legacy = {k: v for k, v in _file_doc(store, "ES1", "ES").items()
+              if k not in ("schema_version", "session", "config_id", "events_applied", "no_trade_next",
+                           "source_offsets")}
+    store.path_for("ES1", "ES").write_text(json.dumps(legacy))
+
+    app.checkbox(key="load_previous").check().run()
+    app.selectbox(key="stream").set_value("ES1").run()
+    app.button(key="save").click().run()
+    assert not app.exception
+    doc = _file_doc(store, "ES1", "ES")
+    assert doc["schema_version"] == 1 and doc["saved_at"] != OLD_SAVED_AT
+    expected = state_to_dict(states["ES1"])
+    for key in ("last_processed_date", "rolling_median_window", "time_slot_histories", "current_time",
+                "current_target", "median_ladder_current_step", "median_ladder_days_at_level", "no_trade_next"):
+        assert doc[key] == expected[key], key
+    assert _file_doc(store, "ES2", "ES")["saved_at"] == OLD_SAVED_AT  # only the selected stream
+    assert any("ES1: saved to" in info.value for info in app.sidebar.info)
+
+    app.checkbox(key="all_streams").check().run()
+    app.button(key="save").click().run()
+    assert all(_file_doc(store, s, s[:2])["saved_at"] != OLD_SAVED_AT for s in states)
+    shown = app.dataframe[0].value
+    assert OLD_SAVED_AT not in set(shown["saved_at"])
+
+
+def test_clear_state_asks_for_confirmation_then_deletes_the_file(app, checkpoints):
+    store, _, _ = checkpoints
+    app.checkbox(key="load_previous").check().run()
+    app.selectbox(key="stream").set_value("NQ1").run()
+    path = store.path_for("NQ1", "NQ")
+
+    app.button(key="clear").click().run()
+    assert path.exists()
+    assert any("Clear the state of stream NQ1" in w.value for w in app.sidebar.warning)
+    app.button(key="cancel_clear").click().run()
+    assert path.exists() and not app.sidebar.warning
+
+    app.button(key="clear").click().run()
+    app.button(key="confirm_clear_button").click().run()
+    assert not app.exception
+    assert not path.exists()
+    assert sorted(p.name for p in store.files()) == ["state_ES_ES1.json", "state_ES_ES2.json",
+                                                      "state_NQ_NQ2.json"]
+    assert list(app.dataframe[0].value["stream"]) == ["ES1", "ES2", "NQ2"]
+
+
+def test_data_helpers():
+    config = SequencerConfig()
+    state = {"rolling_median_window": [float(i) for i in range(13)], "rolling_median_target": 10.0,
+             "median_ladder_target": 12.5, "time_slot_histories": {"07:30": [1, -2], "08:00": []},
+             "current_time": "08:00", "source_offsets": {"t:1": 5}, "instrument": "ES",
+             "median_ladder_current_step": 1, "median_ladder_days_at_level": 3, "current_target": 10.0,
+             "no_trade_next": False}
+    rows = data.peak_window_rows(state, config)
+    assert rows[0]["position"] == -12 and rows[-1]["position"] == 0 and rows[0]["rolling median"] == 6.0
+    assert data.slot_rows(state)[0]["sum"] == -1 and data.slot_rows(state)[1]["next"]
+    assert data.ladder_summary(state, config)["rung"] == 15.0
+    lag = {"topic": "t", "partitions": [{"partition": 0, "lag": 4}, {"partition": 1, "lag": 7}]}
+    assert data.partition_lag(state, lag) == 7
+    assert data.partition_lag(state, None) is None
+    options = data.parse_options(["--state-dir", "x", "--api", "http://h:1", "--unknown", "y"])
+    assert options.api == "http://h:1" and options.state_dir == Path("x")
