@@ -31,13 +31,14 @@ from .domain import SequencerConfig, StreamState
 from .live_state import CheckpointSchedule, LiveStates, encode_last_event, encode_state
 from .processor import BatchOutcome, DeadLetter, EventProcessor, SourceRecord
 from .settings import Settings
+from .faust_consumer import install as install_fast_drain
 from .web_views import register_views
 
 logger = logging.getLogger(__name__)
 
 #: Events folded per batch: large enough to amortise the flush and the table
 #: writes, small enough that a batch is a fraction of a second.
-BATCH_SIZE = 2000
+BATCH_SIZE = 5000
 #: Seconds a partial batch waits for more events before it is processed.
 BATCH_WITHIN_S = 0.05
 
@@ -181,11 +182,13 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                 key = event.message.key
                 if key:
                     latest_event_of[key.decode(errors="replace")] = event
-            saved = stream.current_event
             single = settings.changelog_single_record_batches
             for stream_name, state in outcome.states.items():
                 key = stream_name.encode()
                 applied = outcome.last_events.get(stream_name)
+                # Read, set and restore with no await in between: during an
+                # await the stream's background task moves current_event on.
+                saved = stream.current_event
                 try:
                     stream._set_current_event(latest_event_of.get(stream_name, events[-1]))
                     states_table[key] = encode_state(state)
@@ -217,12 +220,16 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     async def write_final_checkpoints(app_: faust.App, **kwargs: Any) -> None:
         await _write_checkpoints(runtime, force=True)
 
+    if settings.fast_drain:
+        install_fast_drain(app)
     register_views(app, runtime)
     return app
 
 
 async def _write_checkpoints(runtime: WorkerRuntime, force: bool = False) -> int:
-    states = runtime.live.cached()
+    # At shutdown (force) every stream of the table, not only those this run
+    # touched: a stream folded by an earlier, killed run may have a stale file.
+    states = runtime.states() if force else runtime.live.cached()
     if not states:
         return 0
     loop = asyncio.get_running_loop()

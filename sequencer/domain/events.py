@@ -12,7 +12,8 @@ import math
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from .config import SequencerConfig
 from .errors import InvalidEvent
@@ -93,6 +94,8 @@ def _outcome_fields(outcome: SlotOutcome) -> dict[str, Any]:
 
 def canonical_result(value: Any) -> str:
     """Map an accepted spelling of a result to its canonical name."""
+    if type(value) is str and value in SCORES:  # already canonical: the usual case
+        return value
     if isinstance(value, str):
         name = _RESULT_SPELLINGS.get(value.strip().upper())
         if name is not None:
@@ -117,12 +120,22 @@ def parse_iso_date(value: Any, what: str = "date") -> str:
         raise InvalidEvent(f"malformed {what} {value!r}: expected an ISO date YYYY-MM-DD") from None
 
 
+_SLOT_NAMES: dict[str, str] = {}  # raw spelling -> slot; a few dozen entries at most
+
+
 def normalize_slot(value: Any) -> str:
     """``7:30`` and ``07:30:00`` name the slot ``07:30``."""
+    if type(value) is str:
+        slot = _SLOT_NAMES.get(value)
+        if slot is not None:
+            return slot
     if isinstance(value, str):
         match = _SLOT_TIME.match(value.strip())
         if match and int(match.group(1)) < 24 and int(match.group(2)) < 60:
-            return f"{int(match.group(1)):02d}:{match.group(2)}"
+            slot = f"{int(match.group(1)):02d}:{match.group(2)}"
+            if len(_SLOT_NAMES) < 1024:
+                _SLOT_NAMES[value] = slot
+            return slot
     raise InvalidEvent(f"malformed slot time {value!r}: expected HH:MM")
 
 
@@ -147,6 +160,10 @@ def validate_stream_name(value: Any) -> str:
 
 
 def _number(value: Any, what: str, *, non_negative: bool = False) -> float | None:
+    kind = type(value)
+    if kind is float or kind is int:  # the common case; the chain is False for NaN and inf
+        if (0 <= value < math.inf) if non_negative else (-math.inf < value < math.inf):
+            return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -159,7 +176,7 @@ def _number(value: Any, what: str, *, non_negative: bool = False) -> float | Non
 
 
 def parse_slot_outcome(slot: str, data: Any) -> SlotOutcome:
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise InvalidEvent(f"slot {slot}: outcome must be a map, got {type(data).__name__}")
     if "result" not in data or data["result"] is None:
         raise InvalidEvent(f"slot {slot}: missing result")
@@ -186,7 +203,7 @@ def parse_day_event(data: Any, config: SequencerConfig) -> DayEvent:
     ``instrument`` and ``session`` may be left out: the stream name implies
     them. When present they must agree with it.
     """
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise InvalidEvent(f"event must be a map, got {type(data).__name__}")
     stream = validate_stream_name(data.get("stream"))
     name_instrument, name_session = split_stream_name(stream)
@@ -206,7 +223,7 @@ def parse_day_event(data: Any, config: SequencerConfig) -> DayEvent:
         )
     date = parse_iso_date(data.get("date"))
     raw_slots = data.get("slots")
-    if not isinstance(raw_slots, Mapping):
+    if type(raw_slots) is not dict and not isinstance(raw_slots, Mapping):
         raise InvalidEvent(f"slots must be a map of slot time -> outcome, got {type(raw_slots).__name__}")
     session_slots = config.sessions[session]
     slots: dict[str, SlotOutcome] = {}
