@@ -59,6 +59,7 @@ class BatchOutcome:
     states: dict[str, StreamState] = field(default_factory=dict)
     last_events: dict[str, DayEvent] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    partition_of: dict[str, int] = field(default_factory=dict)  # stream -> partition of its last record
 
 
 @dataclass
@@ -124,6 +125,7 @@ class EventProcessor:
             if state is None:
                 state = self._lookup_state(stream) or initial_state(stream, config)
             tp = f"{record.topic}:{record.partition}"
+            out.partition_of[stream] = record.partition
             next_offset = state.source_offsets.get(tp)
             if next_offset is not None and record.offset < next_offset:
                 counters.redelivered += 1

@@ -32,6 +32,7 @@ from .live_state import CheckpointSchedule, LiveStates, encode_last_event, encod
 from .processor import BatchOutcome, DeadLetter, EventProcessor, SourceRecord
 from .settings import Settings
 from .faust_consumer import install as install_fast_drain
+from .gap_repair import PartitionPositions, read_range
 from .web_views import register_views
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class WorkerRuntime:
     rate_window: list[tuple[float, int]] = field(default_factory=list)
     states_table: Any = None
     last_events_table: Any = None
+    repaired_records: int = 0  # records re-read because the stream skipped them
 
     def processing_rate(self, horizon_s: float = 30.0) -> float:
         """Events per second over the last ``horizon_s`` seconds."""
@@ -115,6 +117,9 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         stream_buffer_maxsize=32768,
         stream_wait_empty=False,
         producer_acks=-1,
+        # No standby copies: a promoted standby was seen to resume stale (see
+        # docs/benchmarks.md, "scale-out"); a takeover restores from the changelog.
+        table_standby_replicas=0,
         web_enabled=web_enabled,
         web_bind=settings.web_host,
         web_port=settings.web_port,
@@ -150,60 +155,109 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                             states_table=states_table, last_events_table=last_events_table)
     app.sequencer = runtime  # read by the web views and the CLI
 
-    @app.agent(events_topic, name="fold-day-events")
-    async def fold_day_events(stream: faust.Stream) -> None:
+    # Set while no batch is between its fold and its last table write; a
+    # revocation waits for it (see on_revoked).
+    batch_idle = asyncio.Event()
+    batch_idle.set()
+
+    async def handle_batch(stream: faust.Stream, events: list) -> None:
         producer = app.producer
         decisions_name = decisions_topic.get_topic_name()
         dead_letters_name = dead_letters_topic.get_topic_name()
+        records = []
+        latest_event_of: dict[str, Any] = {}
+        event_of_partition: dict[int, Any] = {}
+        first_offsets: dict[str, int] = {}
+        for event in events:
+            message = event.message
+            records.append(SourceRecord(message.topic, message.partition, message.offset,
+                                        message.key, message.value))
+            event_of_partition[message.partition] = event
+            first_offsets.setdefault(f"{message.topic}:{message.partition}", message.offset)
+        records = await _with_holes_filled(records, first_offsets)
+        outcome = processor.process(records)
+        pending = []
+        for decision in outcome.decisions:
+            pending.append(await producer.send(decisions_name, decision.stream.encode(),
+                                               encode_decision(decision), None, None, None))
+        for letter in outcome.dead_letters:
+            pending.append(await producer.send(dead_letters_name, letter.record.key,
+                                               dead_letter_value(letter), None, None, None))
+        await producer.flush()
+        # A failed send raises here, before any table write: the batch is
+        # not acknowledged and will be folded again after the restart.
+        await asyncio.gather(*pending)
+        # The table sends each changelog record to the partition of the
+        # current event: make it an event of the stream's own partition. The
+        # stream's current_event is also what take_events acks next, so put
+        # back what was there; no await in between, nothing else runs.
+        for event in events:
+            key = event.message.key
+            if key:
+                latest_event_of[key.decode(errors="replace")] = event
+        single = settings.changelog_single_record_batches
+        for stream_name, state in outcome.states.items():
+            key = stream_name.encode()
+            applied = outcome.last_events.get(stream_name)
+            # Read, set and restore with no await in between: during an
+            # await the stream's background task moves current_event on.
+            saved = stream.current_event
+            try:
+                current = latest_event_of.get(stream_name)
+                if current is None:  # only in repaired records: any event of its partition
+                    current = event_of_partition.get(outcome.partition_of.get(stream_name), events[-1])
+                stream._set_current_event(current)
+                states_table[key] = encode_state(state)
+                if applied is not None:
+                    last_events_table[key] = encode_last_event(applied)
+            finally:
+                stream._set_current_event(saved)
+            if single:
+                await producer.flush()
+            live.put(stream_name, state, applied)
+        runtime.last_batch_at = time.time()
+        runtime.rate_window.append((time.monotonic(), len(records)))
+        schedule.note(outcome.states, len(outcome.decisions))
+        if schedule.due():
+            await _write_checkpoints(runtime)
+
+    positions = PartitionPositions()
+
+    async def _with_holes_filled(records: list[SourceRecord], first_offsets: dict[str, int]) -> list[SourceRecord]:
+        unknown = [tp for tp in first_offsets if not positions.knows(tp)]
+        if unknown:
+            held = list(runtime.states().values())
+            for tp in unknown:
+                positions.learn(tp, (s.source_offsets[tp] for s in held if tp in s.source_offsets))
+        extra: list[SourceRecord] = []
+        for tp, start, stop in positions.holes(records):
+            topic, partition = tp.rsplit(":", 1)
+            logger.warning("records %d to %d of %s were never handed to the agent; reading them again",
+                           start, stop - 1, tp)
+            extra += await read_range(settings.bootstrap_servers, topic, int(partition), start, stop,
+                                      settings.aiokafka_security_kwargs())
+        runtime.repaired_records += len(extra)
+        if extra:
+            records = sorted(extra + records, key=lambda r: (r.topic, r.partition, r.offset))
+        positions.advance(records)
+        return records
+
+    @app.agent(events_topic, name="fold-day-events")
+    async def fold_day_events(stream: faust.Stream) -> None:
         async for events in stream.take_events(batch_size, within=BATCH_WITHIN_S):
-            records = []
-            latest_event_of: dict[str, Any] = {}
-            for event in events:
-                message = event.message
-                records.append(SourceRecord(message.topic, message.partition, message.offset,
-                                            message.key, message.value))
-            outcome = processor.process(records)
-            pending = []
-            for decision in outcome.decisions:
-                pending.append(await producer.send(decisions_name, decision.stream.encode(),
-                                                   encode_decision(decision), None, None, None))
-            for letter in outcome.dead_letters:
-                pending.append(await producer.send(dead_letters_name, letter.record.key,
-                                                   dead_letter_value(letter), None, None, None))
-            await producer.flush()
-            # A failed send raises here, before any table write: the batch is
-            # not acknowledged and will be folded again after the restart.
-            await asyncio.gather(*pending)
-            # The table sends each changelog record to the partition of the
-            # current event: make it an event of the stream's own partition. The
-            # stream's current_event is also what take_events acks next, so put
-            # back what was there; no await in between, nothing else runs.
-            for event in events:
-                key = event.message.key
-                if key:
-                    latest_event_of[key.decode(errors="replace")] = event
-            single = settings.changelog_single_record_batches
-            for stream_name, state in outcome.states.items():
-                key = stream_name.encode()
-                applied = outcome.last_events.get(stream_name)
-                # Read, set and restore with no await in between: during an
-                # await the stream's background task moves current_event on.
-                saved = stream.current_event
+            batch_idle.clear()
+            try:
+                work = asyncio.ensure_future(handle_batch(stream, events))
                 try:
-                    stream._set_current_event(latest_event_of.get(stream_name, events[-1]))
-                    states_table[key] = encode_state(state)
-                    if applied is not None:
-                        last_events_table[key] = encode_last_event(applied)
-                finally:
-                    stream._set_current_event(saved)
-                if single:
-                    await producer.flush()
-                live.put(stream_name, state, applied)
-            runtime.last_batch_at = time.time()
-            runtime.rate_window.append((time.monotonic(), len(records)))
-            schedule.note(outcome.states, len(outcome.decisions))
-            if schedule.due():
-                await _write_checkpoints(runtime)
+                    await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    # A stop cancels the agent, and take_events then acks the
+                    # whole batch: let the folded batch reach the table first.
+                    if not work.done():
+                        await work
+                    raise
+            finally:
+                batch_idle.set()
 
     @app.timer(interval=max(1.0, settings.checkpoint_every_seconds / 2), on_leader=False)
     async def periodic_checkpoint() -> None:
@@ -212,9 +266,16 @@ def create_app(settings: Settings, config: SequencerConfig, *,
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: faust.App, revoked: Any, **kwargs: Any) -> None:
-        # Another worker may own these streams next: save, then forget our copies.
+        # Another worker may own these streams next. Its restore must see our
+        # last changelog records: finish the batch in flight before the group
+        # moves on (without fencing, a late write would land after its restore).
+        try:
+            await asyncio.wait_for(batch_idle.wait(), timeout=settings.session_timeout_s * 5)
+        except asyncio.TimeoutError:
+            logger.error("a batch was still in flight when partitions were revoked")
         await _write_checkpoints(runtime)
         live.forget()
+        positions.forget()
 
     @app.on_before_shutdown.connect
     async def write_final_checkpoints(app_: faust.App, **kwargs: Any) -> None:
