@@ -1,12 +1,22 @@
-"""Detect and fill holes in what the stream delivered, using the states' own offsets.
+"""Find records the stream never handed to the agent, using the states' own offsets.
 
-Faust's consumer was seen (on a loaded 2-core machine, after a restart) to
-commit past records it never handed to the agent: the states were then
-silently missing days. Our states know how far they got (``source_offsets``),
-so the worker checks every batch: per partition, the first record must be at
-or below the next offset the worker expects. A batch that starts beyond it
-has a hole; the missing range is read with a plain consumer and folded first.
-Records that were in fact applied are recognised as redeliveries and skipped.
+Faust's consumer was seen (right after a worker start, on Tansu, about one
+start in three) to fetch records and never hand them to the agent: the fetch
+position moves on, the stream skips them, and the states silently miss days.
+Faust drops them while its flow or generation changes (see
+docs/benchmarks.md, "Delivery holes"). Our states know how far they got
+(``source_offsets``), so the worker checks what it is given:
+
+- a batch whose records jump past the next offset a partition expects has a
+  hole: the records of that partition from the hole on are not folded, and
+  the consumer is sought back to the hole, so Faust delivers (and acks, and
+  commits) them again through its normal path;
+- a partition whose fetch position is past what it expects while nothing
+  arrives has lost its tail the same way (`StallWatch`): it is sought back too.
+
+A hole that comes back at the same offset after a seek is checked with a
+plain read (`read_range`): transaction markers and compaction leave offsets
+with no record, and those are accepted.
 """
 
 from __future__ import annotations
@@ -34,37 +44,78 @@ class PartitionPositions:
     def knows(self, tp: str) -> bool:
         return tp in self._learned
 
+    def expected(self, tp: str) -> int | None:
+        return self._next.get(tp)
+
     def learn(self, tp: str, offsets: Iterable[int]) -> None:
-        """Seed from the source offsets the states of this partition hold."""
+        """Seed from the source offsets (next offsets) the states of this partition hold."""
         self._learned.add(tp)
         best = max(offsets, default=None)
         if best is not None and best > self._next.get(tp, -1):
             self._next[tp] = best
 
-    def holes(self, records: Iterable[SourceRecord]) -> list[tuple[str, int, int]]:
-        """``(tp, start, stop)`` for every offset range the records skip, per partition.
+    def split_at_holes(self, records: Iterable[SourceRecord]) -> tuple[list[SourceRecord], dict[str, tuple[int, int]]]:
+        """``(kept, holes)``: the records before each partition's first hole, and the holes.
 
-        Offsets a partition's records jump over (before the first, or between
-        two) are holes once the partition's position is known. A topic written
-        with transactions has such gaps for its commit markers: reading them
-        finds nothing and costs one fetch.
+        ``holes`` maps ``tp`` to ``(start, stop)``: offsets ``start <= o < stop``
+        were skipped. Records of a partition from its first hole on are left
+        out of ``kept``; they come again after a seek to ``start``. Offsets
+        before a partition's known position are redeliveries, never holes.
         """
-        found = []
+        kept: list[SourceRecord] = []
+        holes: dict[str, tuple[int, int]] = {}
         expected = dict(self._next)
         for record in records:
             tp = f"{record.topic}:{record.partition}"
+            if tp in holes:
+                continue
             position = expected.get(tp)
             if position is not None and record.offset > position:
-                found.append((tp, position, record.offset))
+                holes[tp] = (position, record.offset)
+                continue
+            kept.append(record)
             if position is None or record.offset + 1 > position:
                 expected[tp] = record.offset + 1
-        return found
+        return kept, holes
+
+    def accept_gap(self, tp: str, stop: int) -> None:
+        """Offsets before ``stop`` hold no record (markers, compaction): move on."""
+        if stop > self._next.get(tp, -1):
+            self._next[tp] = stop
 
     def advance(self, records: Iterable[SourceRecord]) -> None:
         for record in records:
             tp = f"{record.topic}:{record.partition}"
             if record.offset + 1 > self._next.get(tp, -1):
                 self._next[tp] = record.offset + 1
+
+
+class StallWatch:
+    """Partitions whose fetch position stays past the expected offset with nothing arriving.
+
+    `observe` is called every few seconds with, per partition, the offset the
+    worker expects next, the consumer's fetch position and a counter of
+    batches handled; a partition is stalled once the same picture was seen
+    twice in a row (records merely waiting in the stream's buffer move the
+    batch counter on).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, int, int]] = {}
+
+    def observe(self, tp: str, expected: int | None, position: int | None, batches: int) -> bool:
+        if expected is None or position is None or position <= expected:
+            self._seen.pop(tp, None)
+            return False
+        picture = (expected, position, batches)
+        stalled = self._seen.get(tp) == picture
+        self._seen[tp] = picture
+        if stalled:
+            del self._seen[tp]
+        return stalled
+
+    def forget(self) -> None:
+        self._seen.clear()
 
 
 async def read_range(bootstrap: str, topic: str, partition: int, start: int, stop: int,

@@ -316,6 +316,16 @@ class Settings:
         return self.state_dir / self.config_name
 
     @property
+    def faust_datadir(self) -> Path:
+        """Faust's own working folder (table metadata), kept beside the checkpoints.
+
+        Faust's default is ``<app id>-data`` in the current directory, which
+        litters wherever the worker happens to be started. The leading dot keeps
+        it apart from configuration folders, whose names cannot start with one.
+        """
+        return self.state_dir / ".faust" / self.app_id
+
+    @property
     def bootstrap_list(self) -> list[str]:
         """``bootstrap_servers`` as a list of ``host:port``."""
         return self.bootstrap_servers.split(",")

@@ -32,7 +32,7 @@ from .live_state import CheckpointSchedule, LiveStates, encode_last_event, encod
 from .processor import BatchOutcome, DeadLetter, EventProcessor, SourceRecord
 from .settings import Settings
 from .faust_consumer import install as install_fast_drain
-from .gap_repair import PartitionPositions, read_range
+from .gap_repair import PartitionPositions, StallWatch, read_range
 from .web_views import register_views
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 5000
 #: Seconds a partial batch waits for more events before it is processed.
 BATCH_WITHIN_S = 0.05
+
+#: Seconds between checks for partitions whose fetched records never arrived.
+STALL_CHECK_S = 2.0
 
 STATES_TABLE = "stream-states"
 LAST_EVENTS_TABLE = "last-events"
@@ -62,7 +65,8 @@ class WorkerRuntime:
     rate_window: list[tuple[float, int]] = field(default_factory=list)
     states_table: Any = None
     last_events_table: Any = None
-    repaired_records: int = 0  # records re-read because the stream skipped them
+    batches: int = 0  # batches handed to the agent
+    rewinds: int = 0  # seeks back to records the stream skipped (gap_repair)
 
     def processing_rate(self, horizon_s: float = 30.0) -> float:
         """Events per second over the last ``horizon_s`` seconds."""
@@ -103,10 +107,13 @@ def dead_letter_value(letter: DeadLetter) -> bytes:
 def create_app(settings: Settings, config: SequencerConfig, *,
                batch_size: int = BATCH_SIZE, web_enabled: bool = True) -> faust.App:
     """A Faust app for one named configuration: its own app id, tables and checkpoints."""
+    # Faust makes only the last level of its datadir.
+    settings.faust_datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=settings.broker_urls,
         store="memory://",
+        datadir=str(settings.faust_datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
         broker_session_timeout=settings.session_timeout_s,
@@ -126,8 +133,12 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         web_host=settings.web_host,
         **settings.faust_broker_kwargs(),
     )
+    # acks=False: the worker commits the input offsets itself (commit_folded),
+    # from what its states hold. Faust's ack bookkeeping was seen to stall its
+    # commits for good after records were delivered again (a seek back), and
+    # it cannot know of records that gap_repair had to fetch again.
     events_topic = app.topic(settings.topic_events, key_serializer="raw", value_serializer="raw",
-                             partitions=settings.partitions)
+                             partitions=settings.partitions, acks=False)
     decisions_topic = app.topic(settings.topic_decisions, key_serializer="raw", value_serializer="raw",
                                 partitions=settings.partitions)
     dead_letters_topic = app.topic(settings.topic_dead_letters, key_serializer="raw",
@@ -174,7 +185,10 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                         message.key, message.value))
             event_of_partition[message.partition] = event
             first_offsets.setdefault(f"{message.topic}:{message.partition}", message.offset)
-        records = await _with_holes_filled(records, first_offsets)
+        records = await _without_holes(records, first_offsets)
+        runtime.batches += 1
+        if not records:
+            return
         outcome = processor.process(records)
         pending = []
         for decision in outcome.decisions:
@@ -215,6 +229,9 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             if single:
                 await producer.flush()
             live.put(stream_name, state, applied)
+        if not single:
+            await producer.flush()  # the changelog records, before the commit
+        await commit_folded({f"{r.topic}:{r.partition}" for r in records})
         runtime.last_batch_at = time.time()
         runtime.rate_window.append((time.monotonic(), len(records)))
         schedule.note(outcome.states, len(outcome.decisions))
@@ -222,25 +239,68 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             await _write_checkpoints(runtime)
 
     positions = PartitionPositions()
+    stall_watch = StallWatch()
+    rewound: dict[str, int] = {}  # tp -> hole start we last sought back to
+    committed: dict[str, int] = {}  # tp -> offset this worker committed last
 
-    async def _with_holes_filled(records: list[SourceRecord], first_offsets: dict[str, int]) -> list[SourceRecord]:
-        unknown = [tp for tp in first_offsets if not positions.knows(tp)]
+    async def commit_folded(tps: set[str]) -> None:
+        """Commit, per partition, the offset up to which everything is folded and on the broker."""
+        from faust.types import TP
+
+        offsets = {}
+        for tp in tps:
+            expected = positions.expected(tp)
+            if expected is not None and expected > committed.get(tp, -1):
+                topic, partition = tp.rsplit(":", 1)
+                offsets[TP(topic, int(partition))] = expected
+        if not offsets:
+            return
+        try:
+            # Faust's consumer-thread commit: its public commit() only
+            # commits what Faust acked itself, and acks are off for this topic.
+            done = await app.consumer._commit(offsets)
+        except Exception as exc:  # the next batch commits again
+            logger.warning("commit of %s failed: %r", offsets, exc)
+            return
+        if done:
+            committed.update({f"{tp.topic}:{tp.partition}": offset for tp, offset in offsets.items()})
+
+    def _learn(tps: Any) -> None:
+        unknown = [tp for tp in tps if not positions.knows(tp)]
         if unknown:
             held = list(runtime.states().values())
             for tp in unknown:
                 positions.learn(tp, (s.source_offsets[tp] for s in held if tp in s.source_offsets))
-        extra: list[SourceRecord] = []
-        for tp, start, stop in positions.holes(records):
-            topic, partition = tp.rsplit(":", 1)
-            logger.warning("records %d to %d of %s were never handed to the agent; reading them again",
-                           start, stop - 1, tp)
-            extra += await read_range(settings.bootstrap_servers, topic, int(partition), start, stop,
-                                      settings.aiokafka_security_kwargs())
-        runtime.repaired_records += len(extra)
-        if extra:
-            records = sorted(extra + records, key=lambda r: (r.topic, r.partition, r.offset))
-        positions.advance(records)
-        return records
+
+    async def _seek_back(tp: str, offset: int, why: str) -> None:
+        from faust.types import TP
+
+        topic, partition = tp.rsplit(":", 1)
+        logger.warning("records of %s from offset %d were %s; seeking back to them", tp, offset, why)
+        runtime.rewinds += 1
+        rewound[tp] = offset
+        await app.consumer.seek(TP(topic, int(partition)), offset)
+
+    async def _without_holes(records: list[SourceRecord], first_offsets: dict[str, int]) -> list[SourceRecord]:
+        _learn(first_offsets)
+        kept, holes = positions.split_at_holes(records)
+        for tp, (start, stop) in holes.items():
+            if rewound.get(tp) == start:
+                # The same hole after a seek: records there, or only offsets
+                # without records (transaction markers, compaction)?
+                topic, partition = tp.rsplit(":", 1)
+                found = await read_range(settings.bootstrap_servers, topic, int(partition), start, stop,
+                                         settings.aiokafka_security_kwargs())
+                if not found:
+                    logger.info("offsets %d to %d of %s hold no records; moving on", start, stop - 1, tp)
+                    positions.accept_gap(tp, stop)
+                    rewound.pop(tp, None)
+                    kept_again, _ = positions.split_at_holes(r for r in records if f"{r.topic}:{r.partition}" == tp)
+                    kept.extend(kept_again)
+                    continue
+            await _seek_back(tp, start, "never handed to the agent")
+        positions.advance(kept)
+        return kept
 
     @app.agent(events_topic, name="fold-day-events")
     async def fold_day_events(stream: faust.Stream) -> None:
@@ -259,6 +319,25 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             finally:
                 batch_idle.set()
 
+    @app.timer(interval=STALL_CHECK_S, on_leader=False)
+    async def watch_for_stalls() -> None:
+        if not batch_idle.is_set():
+            return
+        from faust.types import TP
+
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.topic_events]
+        _learn(f"{tp.topic}:{tp.partition}" for tp in assigned)
+        for tp in assigned:
+            key = f"{tp.topic}:{tp.partition}"
+            expected = positions.expected(key)
+            try:
+                position = await app.consumer.position(TP(tp.topic, tp.partition))
+            except Exception as exc:  # revoked meanwhile
+                logger.debug("no position for %s: %r", key, exc)
+                continue
+            if stall_watch.observe(key, expected, position, runtime.batches) and batch_idle.is_set():
+                await _seek_back(key, expected, f"fetched (position {position}) but never handed to the agent")
+
     @app.timer(interval=max(1.0, settings.checkpoint_every_seconds / 2), on_leader=False)
     async def periodic_checkpoint() -> None:
         if schedule.due():
@@ -276,6 +355,9 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         await _write_checkpoints(runtime)
         live.forget()
         positions.forget()
+        stall_watch.forget()
+        rewound.clear()
+        committed.clear()
 
     @app.on_before_shutdown.connect
     async def write_final_checkpoints(app_: faust.App, **kwargs: Any) -> None:
