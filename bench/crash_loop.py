@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -35,8 +36,9 @@ def main() -> int:
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     events = read_day_events(sorted(SAMPLE.glob("*.csv")), SequencerConfig()).events
-    with tempfile.TemporaryDirectory(prefix="crash-loop-") as tmp, \
-            EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker:
+    # Kept when anything goes wrong: the worker logs are the evidence.
+    tmp = tempfile.mkdtemp(prefix="crash-loop-")
+    with EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker:
         setup = Setup(broker.bootstrap, Path(tmp) / "state")
         started = time.monotonic()
         report = run_crash_loop(setup, events, args.kills, Path(tmp), seed=seed,
@@ -46,7 +48,11 @@ def main() -> int:
         print(f"seed {seed}: {report.kills} random SIGKILLs (alive {report.kill_times} s), "
               f"{report.events} events, {time.monotonic() - started:.0f}s: "
               f"{report.count} differences")
-    return 1 if report.count else 0
+    if report.count:
+        print(f"logs kept in {tmp}")
+        return 1
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

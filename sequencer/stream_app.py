@@ -29,7 +29,7 @@ from .checkpoints import CheckpointStore, checkpoint_folder
 from .codecs import encode_decision
 from .domain import SequencerConfig, StreamState
 from .live_state import CheckpointSchedule, LiveStates, encode_last_event, encode_state
-from .processor import BatchOutcome, DeadLetter, EventProcessor, SourceRecord
+from .processor import DeadLetter, EventProcessor, SourceRecord
 from .settings import Settings
 from .faust_consumer import install as install_fast_drain
 from .gap_repair import PartitionPositions, StallWatch, read_range

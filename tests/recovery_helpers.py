@@ -8,8 +8,6 @@ Every process started here is stopped by the caller (``stop``/``kill``).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,67 +17,26 @@ from pathlib import Path
 
 import msgpack
 
-from sequencer.broker import free_port
-from sequencer.checkpoints import CheckpointStore, checkpoint_folder
-from sequencer.decision_log import read_decisions, wait_until_consumed
 from sequencer.domain import DayEvent, Decision, SequencerConfig, state_to_dict
 from sequencer.replay import replay_events
 from streamer.publisher import EventPublisher
+
+from .worker_process import WorkerProcess, WorkerSetup
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
 
 
 @dataclass
-class Setup:
-    bootstrap: str
-    state_dir: Path
+class Setup(WorkerSetup):
+    """A ``WorkerSetup`` that can also run the CLI, send raw records and read dead letters."""
+
     name: str = field(default_factory=lambda: "r" + uuid.uuid4().hex[:10])
-    partitions: int = 4
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def topic_events(self) -> str:
-        return f"{self.name}.day-events"
-
-    @property
-    def topic_decisions(self) -> str:
-        return f"{self.name}.decisions"
-
-    @property
-    def topic_dead_letters(self) -> str:
-        return f"{self.name}.dead-letters"
-
-    @property
-    def group(self) -> str:
-        return f"sequencer-{self.name}"
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
-            SEQUENCER_TOPIC_EVENTS=self.topic_events,
-            SEQUENCER_TOPIC_DECISIONS=self.topic_decisions,
-            SEQUENCER_TOPIC_DEAD_LETTERS=self.topic_dead_letters,
-            SEQUENCER_PARTITIONS=str(self.partitions),
-            SEQUENCER_CHECKPOINT_EVERY_SECONDS="2",
-            PYTHONPATH=str(ROOT),
-        )
-        env.update(self.extra_env)
-        return env
+        return {**super().env(), "PYTHONPATH": str(ROOT)}
 
-    def store(self, config: SequencerConfig | None = None) -> CheckpointStore:
-        return CheckpointStore(checkpoint_folder(self.state_dir, self.name), config or SequencerConfig())
-
-    def create_topics(self) -> None:
-        """The worker's three topics, with this setup's partition count (idempotent). Call
-        before producing: a broker that auto-creates topics would pick its own count."""
-        from sequencer.broker import create_topics_sync
-        create_topics_sync(self.bootstrap, {self.topic_events: self.partitions,
-                                            self.topic_decisions: self.partitions,
-                                            self.topic_dead_letters: self.partitions})
-
-    def start_worker(self, log_path: Path, create_topics: bool = True) -> "WorkerProcess":
+    def start_worker(self, log_path: Path, create_topics: bool = True) -> WorkerProcess:
         if create_topics:
             self.create_topics()
         return WorkerProcess.start(self, log_path)
@@ -89,14 +46,6 @@ class Setup:
         command = [sys.executable, "-m", "sequencer.cli.main", *args, "--config-name", self.name,
                    "--state-dir", str(self.state_dir)]
         return subprocess.run(command, env=self.env(), capture_output=True, text=True, timeout=timeout)
-
-    def publish(self, events: list[DayEvent]) -> dict[int, int]:
-        """Publish with the streamer's publisher; partition -> next offset, from the acks."""
-        async def go() -> dict[int, int]:
-            async with EventPublisher(self.bootstrap, self.topic_events) as publisher:
-                await publisher.publish_events(events)
-                return dict(publisher.end_offsets)
-        return asyncio.run(go())
 
     def produce_raw(self, records: list[tuple[bytes | None, bytes | None]], partition: int | None = None) -> dict[int, int]:
         """Send raw (key, value) records one by one; partition -> next offset."""
@@ -115,14 +64,6 @@ class Setup:
                 await producer.stop()
             return ends
         return asyncio.run(go())
-
-    def wait_consumed(self, ends: dict[int, int], worker: "WorkerProcess", timeout_s: float = 120) -> None:
-        ok = asyncio.run(wait_until_consumed(self.bootstrap, self.group, self.topic_events, ends,
-                                             timeout_s=timeout_s, alive=worker.alive))
-        assert ok, f"worker did not consume up to {ends}; log:\n{worker.log_tail()}"
-
-    def decisions(self) -> list:
-        return asyncio.run(read_decisions(self.bootstrap, self.topic_decisions, idle_s=1.0))
 
     def dead_letters(self, idle_s: float = 1.0) -> list[dict]:
         async def go() -> list[dict]:
@@ -143,46 +84,6 @@ class Setup:
                 await consumer.stop()
             return found
         return asyncio.run(go())
-
-
-@dataclass
-class WorkerProcess:
-    process: subprocess.Popen
-    log_path: Path
-    web_port: int
-
-    @classmethod
-    def start(cls, setup: Setup, log_path: Path) -> "WorkerProcess":
-        port = free_port()
-        command = [sys.executable, "-m", "sequencer.cli.main", "worker", "--config-name", setup.name,
-                   "--state-dir", str(setup.state_dir), "--web-port", str(port)]
-        with open(log_path, "a") as handle:
-            process = subprocess.Popen(command, env=setup.env(), stdout=handle, stderr=subprocess.STDOUT)
-        return cls(process, log_path, port)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self, timeout: float = 60) -> int:
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def kill(self) -> None:
-        if self.alive():
-            self.process.kill()
-            self.process.wait()
-
-    def log_tail(self, size: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-size:]
-        except OSError:
-            return ""
 
 
 def comparable(state) -> dict:
@@ -321,11 +222,12 @@ def run_crash_loop(setup: Setup, events: list[DayEvent], kills: int, work_dir: P
             raise failure[0]
         worker = setup.start_worker(work_dir / "worker-final.log")
         try:
+            worker.wait_ready()
             caught_up = wait_caught_up(setup, ends, worker, {(e.stream, e.date) for e in events}, timeout_s=180)
             log(f"final worker: {caught_up}")
         finally:
             code = worker.stop()
-        assert code == 0, worker.log_tail()
+        assert code == 0, f"final worker exited {code} on SIGTERM; log {worker.log_path}:\n{worker.log_tail()}"
     finally:
         publisher.join()
 

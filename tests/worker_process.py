@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +112,19 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until the worker's HTTP API answers: a SIGTERM before that finds no
+        signal handler yet and ends the process without its final checkpoints."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.alive(), f"worker exited ({self.process.returncode}):\n{self.log_tail()}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/streams", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"worker API not up after {timeout}s:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 60) -> int:
         if self.alive():

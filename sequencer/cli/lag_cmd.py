@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import sys
 import time
 from typing import Any
 

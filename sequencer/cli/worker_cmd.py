@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-from .common import config_name_of
 
 logger = logging.getLogger(__name__)
 
