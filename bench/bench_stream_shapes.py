@@ -517,82 +517,6 @@ def quiet_monitor() -> Any:
     return QuietMonitor()
 
 
-def fast_drain_consumer_class() -> type:
-    """Faust's aiokafka Consumer with a cheaper per-message hand-off (EXPERIMENTAL).
-
-    Stock ``Consumer._drain_messages`` does, for every message,
-    ``await self.wait_first(callback(message), self.suspend_flow.wait())``:
-    two new tasks, an ``asyncio.wait`` and a cancellation, ~3 event-loop turns
-    per message, which caps the stream near 10k/s here. This copy awaits the
-    callback directly while the flow is active and keeps the race with
-    ``suspend_flow`` only while it is suspended (rebalance). Caveat: a
-    callback already blocked on a full stream buffer when a rebalance starts
-    is not interrupted; Faust clears the buffers on rebalance, which unblocks
-    it, and the stream skips messages of the old generation. Private Faust API
-    (faust-streaming 0.15.3): re-check on every upgrade.
-    """
-    from typing import cast as _cast
-
-    from faust.transport.consumer import CONSUMER_FETCHING
-    from faust.transport.drivers.aiokafka import Consumer as AIOKafkaFaustConsumer
-
-    class FastDrainConsumer(AIOKafkaFaustConsumer):  # type: ignore[misc, valid-type]
-        async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover
-            callback = self.callback
-            getmany = self.getmany
-            consumer_should_stop = self._stopped.is_set
-            fetcher_should_stop = fetcher._stopped.is_set
-            get_read_offset = self._read_offset.__getitem__
-            set_read_offset = self._read_offset.__setitem__
-            set_flag = self.diag.set_flag
-            unset_flag = self.diag.unset_flag
-            commit_every = self._commit_every
-            acks_enabled_for = self.app.topics.acks_enabled_for
-            suspended = self.suspend_flow.is_set
-            yield_every = 100
-            num_since_yield = 0
-            sleep = asyncio.sleep
-            try:
-                while not (consumer_should_stop() or fetcher_should_stop()):
-                    set_flag(CONSUMER_FETCHING)
-                    ait = _cast(Any, getmany(timeout=1.0))
-                    await self.sleep(0)
-                    if not self.should_stop:
-                        async for tp, message in ait:
-                            num_since_yield += 1
-                            if num_since_yield > yield_every:
-                                await sleep(0)
-                                num_since_yield = 0
-                            offset = message.offset
-                            r_offset = get_read_offset(tp)
-                            if r_offset is None or offset >= r_offset:
-                                gap = offset - (r_offset or 0)
-                                if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                    await self._add_gap(tp, r_offset + 1, offset)
-                                if commit_every is not None and self._n_acked >= commit_every:
-                                    self._n_acked = 0
-                                    await self.commit()
-                                if suspended():
-                                    await self.wait_first(callback(message),
-                                                          self.suspend_flow.wait())
-                                else:
-                                    await callback(message)
-                                set_read_offset(tp, offset)
-                        unset_flag(CONSUMER_FETCHING)
-            except self.consumer_stopped_errors:
-                if self.transport.app.should_stop:
-                    return
-                raise
-            except asyncio.CancelledError:
-                if self.transport.app.should_stop:
-                    return
-                raise
-            finally:
-                unset_flag(CONSUMER_FETCHING)
-
-    return FastDrainConsumer
-
-
 def run_child(args: argparse.Namespace) -> None:
     import faust
 
@@ -614,6 +538,8 @@ def run_child(args: argparse.Namespace) -> None:
     worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
     if shape.fast_drain:
         # After the Worker set the app's loop, before the consumer exists.
+        from sequencer.faust_consumer import fast_drain_consumer_class
+
         app.transport.Consumer = fast_drain_consumer_class()
     profile = os.environ.get("BENCH_PROFILE")  # path: write a cProfile of the child
     if profile:

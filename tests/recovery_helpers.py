@@ -66,24 +66,30 @@ class Setup(WorkerSetup):
         return asyncio.run(go())
 
     def dead_letters(self, idle_s: float = 1.0) -> list[dict]:
-        async def go() -> list[dict]:
-            from aiokafka import AIOKafkaConsumer
-            consumer = AIOKafkaConsumer(self.topic_dead_letters, bootstrap_servers=self.bootstrap,
-                                        auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
-            await consumer.start()
-            found = []
-            try:
-                last = time.monotonic()
-                while time.monotonic() - last < idle_s:
-                    batches = await consumer.getmany(timeout_ms=200)
-                    for records in batches.values():
-                        for record in records:
-                            found.append(msgpack.unpackb(record.value, raw=False))
-                            last = time.monotonic()
-            finally:
-                await consumer.stop()
-            return found
-        return asyncio.run(go())
+        return [msgpack.unpackb(value, raw=False)
+                for value in read_topic_values(self.bootstrap, self.topic_dead_letters, idle_s)]
+
+
+def read_topic_values(bootstrap: str, topic: str, idle_s: float = 1.0) -> list[bytes]:
+    """Every record value of ``topic`` from the start, until none arrives for ``idle_s``."""
+    async def go() -> list[bytes]:
+        from aiokafka import AIOKafkaConsumer
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        found: list[bytes] = []
+        try:
+            last = time.monotonic()
+            while time.monotonic() - last < idle_s:
+                batches = await consumer.getmany(timeout_ms=200, max_records=20000)
+                for records in batches.values():
+                    found.extend(record.value for record in records)
+                    if records:
+                        last = time.monotonic()
+        finally:
+            await consumer.stop()
+        return found
+    return asyncio.run(go())
 
 
 def comparable(state) -> dict:
@@ -118,25 +124,8 @@ class CrashReport:
 
 def read_raw_decisions(setup: Setup, idle_s: float = 1.0) -> list[dict]:
     """Every record of the decisions topic, repeats included."""
-    async def go() -> list[dict]:
-        from aiokafka import AIOKafkaConsumer
-        consumer = AIOKafkaConsumer(setup.topic_decisions, bootstrap_servers=setup.bootstrap,
-                                    auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
-        await consumer.start()
-        found = []
-        try:
-            last = time.monotonic()
-            while time.monotonic() - last < idle_s:
-                batches = await consumer.getmany(timeout_ms=200, max_records=20000)
-                for records in batches.values():
-                    found.extend(Decision.from_dict(msgpack.unpackb(r.value, raw=False)).to_dict()
-                                 for r in records)
-                    if records:
-                        last = time.monotonic()
-        finally:
-            await consumer.stop()
-        return found
-    return asyncio.run(go())
+    return [Decision.from_dict(msgpack.unpackb(value, raw=False)).to_dict()
+            for value in read_topic_values(setup.bootstrap, setup.topic_decisions, idle_s)]
 
 
 def wait_caught_up(setup: Setup, ends: dict[int, int], worker: WorkerProcess, keys: set, *,
