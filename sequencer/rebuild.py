@@ -447,7 +447,8 @@ async def write_changelogs(settings: Any, chosen: list[str], states: Mapping[str
     await create_topics(settings.bootstrap_servers,
                         {states_log.topic: settings.partitions, events_log.topic: settings.partitions},
                         compacted=(states_log.topic, events_log.topic),
-                        replication_factor=settings.replication)
+                        replication_factor=settings.replication,
+                        security=settings.aiokafka_security_kwargs())
     planned: list[tuple[str, int, bytes, bytes | None]] = []
     tombstoned: list[str] = []
     for stream in chosen:

@@ -204,3 +204,20 @@ def test_pause_makes_produce_wait_then_resume_delivers(embedded_broker: Embedded
 def test_pause_requires_running_broker() -> None:
     with pytest.raises(RuntimeError):
         EmbeddedBroker().pause()
+
+
+def test_create_topics_uses_the_security_settings(kafka_bootstrap: str) -> None:
+    """A worker on a TLS/SASL cluster creates its topics with the same security as its
+    clients: PLAINTEXT settings work here, TLS settings cannot reach a plaintext broker."""
+    from sequencer.settings import Settings
+
+    plaintext = Settings.from_env({}, bootstrap_servers=kafka_bootstrap)
+    topic = _name("secure")
+    asyncio.run(create_topics(kafka_bootstrap, {topic: 1}, security=plaintext.aiokafka_security_kwargs()))
+
+    tls = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL"}, bootstrap_servers=kafka_bootstrap)
+    from aiokafka.errors import KafkaError
+
+    with pytest.raises((asyncio.TimeoutError, KafkaError, OSError)):
+        asyncio.run(asyncio.wait_for(
+            create_topics(kafka_bootstrap, {_name("tls"): 1}, security=tls.aiokafka_security_kwargs()), 3))

@@ -45,7 +45,8 @@ def ensure_topics(settings, announce=print) -> None:
                 {settings.topic_events: settings.partitions,
                  settings.topic_decisions: settings.partitions,
                  settings.topic_dead_letters: settings.partitions},
-                replication_factor=settings.replication))
+                replication_factor=settings.replication,
+                security=settings.aiokafka_security_kwargs()))
             return
         except Exception as error:  # noqa: BLE001 - any failure here means "not reachable yet"
             announce(f"sequencer: broker {settings.bootstrap_servers} unreachable "
