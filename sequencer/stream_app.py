@@ -295,6 +295,9 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                     logger.info("offsets %d to %d of %s hold no records; moving on", start, stop - 1, tp)
                     positions.accept_gap(tp, stop)
                     rewound.pop(tp, None)
+                    # Split this partition again past the accepted gap; its
+                    # records before the gap are in kept already.
+                    kept = [r for r in kept if f"{r.topic}:{r.partition}" != tp]
                     kept_again, _ = positions.split_at_holes(r for r in records if f"{r.topic}:{r.partition}" == tp)
                     kept.extend(kept_again)
                     continue

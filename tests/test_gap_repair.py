@@ -70,3 +70,18 @@ def test_stall_needs_the_same_picture_twice():
     assert not watch.observe("ev:2", 20, 20, batches=1)
     assert not watch.observe("ev:3", None, 20, batches=1)
     assert not watch.observe("ev:3", None, 20, batches=1)
+
+
+def test_an_accepted_gap_lets_the_partition_go_on_past_it():
+    """Offsets with no record (transaction markers, compaction) are accepted once a
+    direct read finds nothing; the partition's records are then folded, each once."""
+    positions = PartitionPositions()
+    positions.learn("ev:0", [10])
+    batch = [rec(0, 10), rec(0, 11), rec(0, 14), rec(0, 15), rec(1, 3)]
+    kept, holes = positions.split_at_holes(batch)
+    assert holes == {"ev:0": (12, 14)} and offsets(kept) == [(0, 10), (0, 11), (1, 3)]
+    positions.accept_gap("ev:0", 14)
+    again, holes = positions.split_at_holes(r for r in batch if r.partition == 0)
+    assert holes == {} and offsets(again) == [(0, 10), (0, 11), (0, 14), (0, 15)]
+    positions.advance(again)
+    assert positions.expected("ev:0") == 16
