@@ -83,14 +83,20 @@ def main() -> None:
 
     sequencer = [sys.executable, "-m", "sequencer.cli.main"]
     ours = best_of(3, sequencer + ["replay", str(csv_path), "--out", str(work / "ours"), "--state-dir", str(work / "st")])
+    one = best_of(3, sequencer + ["replay", str(csv_path), "--out", str(work / "one"), "--state-dir",
+                                  str(work / "st-one"), "--jobs", "1"])
     baseline = best_of(1, [sys.executable, str(ROOT / "bench" / "baseline_replay.py"), str(csv_path), str(work / "base")])
-    print(f"sequencer replay, whole process: {ours:.2f}s (target < 3 s)")
+    print(f"sequencer replay, whole process: {ours:.2f}s (target < 3 s), "
+          f"streams split over {min(len(os.sched_getaffinity(0)), 8)} processes")
+    print(f"  the same on one process (--jobs 1): {one:.2f}s")
     print(f"baseline (pandas + deepcopy per event): {baseline:.2f}s -> sequencer is {baseline / ours:.1f}x faster (target >= 4x)")
 
     real = best_of(3, sequencer + ["replay", str(ROOT / "data" / "sample"), "--out", str(work / "real"),
                                    "--state-dir", str(work / "st-real")])
+    real_one = best_of(3, sequencer + ["replay", str(ROOT / "data" / "sample"), "--out", str(work / "real1"),
+                                       "--state-dir", str(work / "st-real1"), "--jobs", "1"])
     print(f"real data (15,926 day events, 4 files), whole process: {real:.2f}s (target about 1 s; "
-          f"the desk's previous processor: 22 s for one stream)")
+          f"the desk's previous processor: 22 s for one stream); one process: {real_one:.2f}s")
 
     print(f"memory: {memory_of_states(100_000)} (target < 500 MB)")
 

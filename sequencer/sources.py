@@ -12,6 +12,7 @@ import csv
 import json
 import logging
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -50,6 +51,29 @@ class Reject:
     date: str | None = None
 
 
+@dataclass(frozen=True)
+class StreamPartition:
+    """One of ``count`` disjoint sets of streams, as a Kafka topic splits its keys.
+
+    Streams fold independently, so a replay may split them across processes.
+    A stable hash of the stream name picks the owner; a row whose stream cannot
+    be read at all belongs to partition 0, so every row is handled (and every
+    reject written) exactly once over all partitions.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"partition {self.index} of {self.count}")
+
+    def owns(self, stream: Any) -> bool:
+        if not isinstance(stream, str) or not stream:
+            return self.index == 0
+        return zlib.crc32(stream.encode("utf-8", "surrogatepass")) % self.count == self.index
+
+
 @dataclass
 class SourceBatch:
     """Everything read from a set of files: day events in date order, and rejects."""
@@ -62,9 +86,13 @@ class SourceBatch:
 Row = tuple[int, Callable[[str], Any], str]
 
 
-def read_day_events(paths: Iterable[str | Path], config: SequencerConfig) -> SourceBatch:
-    """Read and group all files; events sorted by (date, stream)."""
-    grouper = _DayGrouper(config)
+def read_day_events(paths: Iterable[str | Path], config: SequencerConfig,
+                    partition: StreamPartition | None = None) -> SourceBatch:
+    """Read and group all files; events sorted by (date, stream).
+
+    With ``partition``, only the rows (and rejects) of the streams it owns.
+    """
+    grouper = _DayGrouper(config, partition)
     for path in paths:
         path = Path(path)
         if path.suffix.lower() == ".csv":
@@ -165,6 +193,7 @@ def _read_csv_fast(path: Path, grouper: "_DayGrouper") -> None:
         dates = grouper._dates
         days = grouper.days
         whole = grouper.whole
+        foreign = grouper.foreign_streams
         results = _RESULT_FAST
         inf = math.inf
         rows = 0
@@ -172,6 +201,8 @@ def _read_csv_fast(path: Path, grouper: "_DayGrouper") -> None:
             if len(values) != width:
                 if values:
                     grouper.add_row(source, reader.line_num, _short_row(len(values), width), ",".join(values))
+                continue
+            if foreign and values[i_stream] in foreign:
                 continue
             values.append("")
             try:
@@ -291,8 +322,12 @@ def _whole_event(obj: dict) -> _WholeEvent:
 class _DayGrouper:
     """Validates rows into slot outcomes and collects them per (stream, date)."""
 
-    def __init__(self, config: SequencerConfig) -> None:
+    def __init__(self, config: SequencerConfig, partition: StreamPartition | None = None) -> None:
         self.config = config
+        self.partition = partition
+        #: Stream cells seen to belong to another partition: the CSV fast path skips their rows.
+        self.foreign_streams: set[str] = set()
+        self._owned: dict[Any, bool] = {}
         self.days: dict[tuple[str, str], dict[str, SlotOutcome]] = {}
         self.whole: dict[tuple[str, str], DayEvent] = {}
         self.rejects: list[Reject] = []
@@ -304,6 +339,8 @@ class _DayGrouper:
         self._row_keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
 
     def add_row(self, source: str, line: int, get: Callable[[str], Any], raw: str | None) -> None:
+        if self.partition is not None and not self._owns(get):
+            return
         self.rows += 1
         stream = date = None
         try:
@@ -333,6 +370,24 @@ class _DayGrouper:
         except InvalidEvent as error:
             self.rejects.append(Reject(source, line, error.reason, raw if raw is not None else _raw(get),
                                        stream, date))
+
+    def _owns(self, get: Callable[[str], Any]) -> bool:
+        if isinstance(get, _WholeEvent):
+            stream = get.obj.get("stream")
+        else:
+            try:
+                stream = get("stream")
+            except InvalidEvent:  # an unreadable row: partition 0 rejects it
+                stream = None
+        try:
+            owned = self._owned.get(stream)
+        except TypeError:  # unhashable (a JSON list): cannot be a stream name
+            return self.partition.owns(None)
+        if owned is None:
+            owned = self._owned[stream] = self.partition.owns(stream)
+            if not owned and isinstance(stream, str):
+                self.foreign_streams.add(stream)
+        return owned
 
     def _stream(self, stream: Any, instrument: Any, session: Any) -> tuple[str, str, str]:
         key = (stream, instrument, session)
