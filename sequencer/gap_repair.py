@@ -66,7 +66,7 @@ class PartitionPositions:
         holes: dict[str, tuple[int, int]] = {}
         expected = dict(self._next)
         for record in records:
-            tp = f"{record.topic}:{record.partition}"
+            tp = record.partition_key
             if tp in holes:
                 continue
             position = expected.get(tp)
@@ -85,7 +85,7 @@ class PartitionPositions:
 
     def advance(self, records: Iterable[SourceRecord]) -> None:
         for record in records:
-            tp = f"{record.topic}:{record.partition}"
+            tp = record.partition_key
             if record.offset + 1 > self._next.get(tp, -1):
                 self._next[tp] = record.offset + 1
 

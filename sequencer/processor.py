@@ -30,6 +30,7 @@ from .domain import (
     event_order,
     initial_state,
     parse_day_event,
+    partition_key,
 )
 
 
@@ -42,6 +43,10 @@ class SourceRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+
+    @property
+    def partition_key(self) -> str:
+        return partition_key(self.topic, self.partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +129,7 @@ class EventProcessor:
             state = states.get(stream)
             if state is None:
                 state = self._lookup_state(stream) or initial_state(stream, config)
-            tp = f"{record.topic}:{record.partition}"
+            tp = record.partition_key
             out.partition_of[stream] = record.partition
             next_offset = state.source_offsets.get(tp)
             if next_offset is not None and record.offset < next_offset:

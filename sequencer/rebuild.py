@@ -45,6 +45,7 @@ from .domain import (
     SequencerConfig,
     SequencerError,
     StreamState,
+    offsets_in_topic,
     parse_day_event,
     state_to_dict,
 )
@@ -215,7 +216,7 @@ class LogFold:
         self.processor = EventProcessor(config, self.states.get, self.last_events.get, max_event_bytes)
         self.partition_of: dict[str, int] = {}
         for stream, state in self.states.items():
-            parts = [int(tp.rsplit(":", 1)[1]) for tp in state.source_offsets if tp.rsplit(":", 1)[0] == topic]
+            parts = list(offsets_in_topic(state.source_offsets, topic))
             if len(parts) == 1:
                 self.partition_of[stream] = parts[0]
         self.snapshots_at = dict(snapshots_at or {})
@@ -370,8 +371,7 @@ async def rebuild(settings: Any, config: SequencerConfig, store: CheckpointStore
         per_partition: dict[int, int] = {}
         unplaced = list(missing)
         for stream, state in seeds.items():
-            mine = {int(tp.rsplit(":", 1)[1]): off for tp, off in state.source_offsets.items()
-                    if tp.rsplit(":", 1)[0] == topic}
+            mine = offsets_in_topic(state.source_offsets, topic)
             if not mine:
                 unplaced.append(stream)
             for partition, offset in mine.items():
@@ -557,8 +557,7 @@ async def verify(settings: Any, config: SequencerConfig, store: CheckpointStore,
     snapshots_at: dict[tuple[int, int], list[str]] = {}
     positions: dict[str, tuple[int, int] | None] = {}
     for stream, cp in loaded.items():
-        mine = [(int(tp.rsplit(":", 1)[1]), off) for tp, off in cp.state.source_offsets.items()
-                if tp.rsplit(":", 1)[0] == topic]
+        mine = list(offsets_in_topic(cp.state.source_offsets, topic).items())
         positions[stream] = mine[0] if len(mine) == 1 else None
         if len(mine) == 1:
             snapshots_at.setdefault(mine[0], []).append(stream)

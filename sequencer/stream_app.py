@@ -27,7 +27,7 @@ import msgpack
 
 from .checkpoints import CheckpointStore, checkpoint_folder
 from .codecs import encode_decision
-from .domain import SequencerConfig, StreamState
+from .domain import SequencerConfig, StreamState, partition_key, split_partition_key
 from .live_state import CheckpointSchedule, LiveStates, encode_last_event, encode_state
 from .processor import DeadLetter, EventProcessor, SourceRecord
 from .settings import Settings
@@ -184,7 +184,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             records.append(SourceRecord(message.topic, message.partition, message.offset,
                                         message.key, message.value))
             event_of_partition[message.partition] = event
-            first_offsets.setdefault(f"{message.topic}:{message.partition}", message.offset)
+            first_offsets.setdefault(partition_key(message.topic, message.partition), message.offset)
         records = await _without_holes(records, first_offsets)
         runtime.batches += 1
         if not records:
@@ -231,7 +231,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             live.put(stream_name, state, applied)
         if not single:
             await producer.flush()  # the changelog records, before the commit
-        await commit_folded({f"{r.topic}:{r.partition}" for r in records})
+        await commit_folded({r.partition_key for r in records})
         runtime.last_batch_at = time.time()
         runtime.rate_window.append((time.monotonic(), len(records)))
         schedule.note(outcome.states, len(outcome.decisions))
@@ -251,8 +251,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         for tp in tps:
             expected = positions.expected(tp)
             if expected is not None and expected > committed.get(tp, -1):
-                topic, partition = tp.rsplit(":", 1)
-                offsets[TP(topic, int(partition))] = expected
+                offsets[TP(*split_partition_key(tp))] = expected
         if not offsets:
             return
         try:
@@ -263,7 +262,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             logger.warning("commit of %s failed: %r", offsets, exc)
             return
         if done:
-            committed.update({f"{tp.topic}:{tp.partition}": offset for tp, offset in offsets.items()})
+            committed.update({partition_key(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
 
     def _learn(tps: Any) -> None:
         unknown = [tp for tp in tps if not positions.knows(tp)]
@@ -275,11 +274,10 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     async def _seek_back(tp: str, offset: int, why: str) -> None:
         from faust.types import TP
 
-        topic, partition = tp.rsplit(":", 1)
         logger.warning("records of %s from offset %d were %s; seeking back to them", tp, offset, why)
         runtime.rewinds += 1
         rewound[tp] = offset
-        await app.consumer.seek(TP(topic, int(partition)), offset)
+        await app.consumer.seek(TP(*split_partition_key(tp)), offset)
 
     async def _without_holes(records: list[SourceRecord], first_offsets: dict[str, int]) -> list[SourceRecord]:
         _learn(first_offsets)
@@ -288,8 +286,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             if rewound.get(tp) == start:
                 # The same hole after a seek: records there, or only offsets
                 # without records (transaction markers, compaction)?
-                topic, partition = tp.rsplit(":", 1)
-                found = await read_range(settings.bootstrap_servers, topic, int(partition), start, stop,
+                topic, partition = split_partition_key(tp)
+                found = await read_range(settings.bootstrap_servers, topic, partition, start, stop,
                                          settings.aiokafka_security_kwargs())
                 if not found:
                     logger.info("offsets %d to %d of %s hold no records; moving on", start, stop - 1, tp)
@@ -297,8 +295,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                     rewound.pop(tp, None)
                     # Split this partition again past the accepted gap; its
                     # records before the gap are in kept already.
-                    kept = [r for r in kept if f"{r.topic}:{r.partition}" != tp]
-                    kept_again, _ = positions.split_at_holes(r for r in records if f"{r.topic}:{r.partition}" == tp)
+                    kept = [r for r in kept if r.partition_key != tp]
+                    kept_again, _ = positions.split_at_holes(r for r in records if r.partition_key == tp)
                     kept.extend(kept_again)
                     continue
             await _seek_back(tp, start, "never handed to the agent")
@@ -329,9 +327,9 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         from faust.types import TP
 
         assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.topic_events]
-        _learn(f"{tp.topic}:{tp.partition}" for tp in assigned)
+        _learn(partition_key(tp.topic, tp.partition) for tp in assigned)
         for tp in assigned:
-            key = f"{tp.topic}:{tp.partition}"
+            key = partition_key(tp.topic, tp.partition)
             expected = positions.expected(key)
             try:
                 position = await app.consumer.position(TP(tp.topic, tp.partition))

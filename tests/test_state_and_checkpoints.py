@@ -440,3 +440,15 @@ def test_older_layout_with_bad_values_is_refused(tmp_path: Path):
     path = write_legacy(tmp_path, legacy_doc(time_slot_histories={"07:30": ["W"]}))
     with pytest.raises(CheckpointError, match="07:30"):
         store_at(tmp_path).load_file(path)
+
+
+def test_source_offsets_keys_name_topic_and_partition():
+    from sequencer.domain import offsets_in_topic, partition_key, split_partition_key
+
+    assert partition_key("sequencer.day-events", 3) == "sequencer.day-events:3"
+    assert split_partition_key("sequencer.day-events:11") == ("sequencer.day-events", 11)
+    # keys come from state files, which people edit: split on the last ':'
+    assert split_partition_key("desk:events:11") == ("desk:events", 11)
+    offsets = {"events:0": 5, "events:2": 9, "events.v2:1": 4, "events": 7, "events:x": 1}
+    assert offsets_in_topic(offsets, "events") == {0: 5, 2: 9}
+    assert offsets_in_topic(offsets, "events.v2") == {1: 4}

@@ -10,6 +10,9 @@ from .state import (
     StreamState,
     initial_state,
     load_state_document,
+    offsets_in_topic,
+    partition_key,
+    split_partition_key,
     state_from_dict,
     state_to_dict,
     upgrade_legacy,
@@ -21,5 +24,5 @@ __all__ = [
     "SequencerError", "SCORES", "DayEvent", "SlotOutcome", "parse_day_event", "Order",
     "apply_day", "event_order", "floor_to_increment", "fold", "SCHEMA_VERSION",
     "StreamState", "initial_state", "load_state_document", "state_from_dict",
-    "state_to_dict", "upgrade_legacy",
+    "state_to_dict", "upgrade_legacy", "offsets_in_topic", "partition_key", "split_partition_key",
 ]

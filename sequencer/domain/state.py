@@ -73,6 +73,30 @@ class StreamState(NamedTuple):
         return self._replace(source_offsets=MappingProxyType(dict(offsets)))
 
 
+def partition_key(topic: str, partition: int) -> str:
+    """The key of a ``source_offsets`` entry (SPEC 4): ``topic:partition``."""
+    return f"{topic}:{partition}"
+
+
+def split_partition_key(key: str) -> tuple[str, int]:
+    """``(topic, partition)`` of a ``source_offsets`` key; ``ValueError`` if it is not one."""
+    topic, _, partition = key.rpartition(":")
+    return topic, int(partition)
+
+
+def offsets_in_topic(source_offsets: Mapping[str, int], topic: str) -> dict[int, int]:
+    """Partition -> next offset, for the entries of ``topic``; keys of other forms are ignored."""
+    found = {}
+    for key, offset in source_offsets.items():
+        try:
+            key_topic, partition = split_partition_key(key)
+        except ValueError:
+            continue
+        if key_topic == topic:
+            found[partition] = offset
+    return found
+
+
 def initial_state(stream: str, config: SequencerConfig) -> StreamState:
     """The state of a stream that has seen no event (SPEC 4)."""
     instrument, session = split_stream_name(stream)
