@@ -56,13 +56,25 @@ class ReplaySummary:
 
 
 class _Progress:
-    """Events read and folded per partition; shared memory when partitions are processes."""
+    """Bytes read, events found and folded, per partition; shared memory when partitions are processes."""
 
     def __init__(self, jobs: int, context: Any = None) -> None:
         # Each slot has one writer; the parent only reads, so no lock is needed.
+        self.bytes = context.Array("q", jobs, lock=False) if context else [0] * jobs
         self.totals = context.Array("q", jobs, lock=False) if context else [0] * jobs
         self.done = context.Array("q", jobs, lock=False) if context else [0] * jobs
         self.read = context.Array("b", jobs, lock=False) if context else [0] * jobs
+
+
+@dataclass
+class ReplayWatch:
+    """What a progress display hears: bytes read (each file is read once per
+    partition, so this counts one pass), then the number of day events, then
+    increments of events folded."""
+
+    on_read: Callable[[int], None] | None = None
+    on_total: Callable[[int], None] | None = None
+    on_progress: Callable[[int], None] | None = None
 
 
 def available_cores() -> int:
@@ -91,22 +103,17 @@ def _can_fork() -> bool:
 
 def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                  out_dir: Path, store: CheckpointStore, *, until: str | None = None, jobs: int = 1,
-                 on_total: Callable[[int], None] | None = None,
-                 on_progress: Callable[[int], None] | None = None) -> ReplaySummary:
-    """Fold ``paths`` on top of ``states``; write decisions, rejects and checkpoints.
-
-    ``on_total`` gets the number of day events once all input is read;
-    ``on_progress`` gets increments of events folded.
-    """
+                 watch: ReplayWatch | None = None) -> ReplaySummary:
+    """Fold ``paths`` on top of ``states``; write decisions, rejects and checkpoints."""
+    watch = watch or ReplayWatch()
     out_dir.mkdir(parents=True, exist_ok=True)
     if jobs == 1:
         progress = _Progress(1)
-        barrier = _Ready(on_total, progress)
+        barrier = _Ready(watch.on_total, progress)
         summary = _replay_partition(paths, config, states, out_dir / "decisions.csv", store, until,
-                                    None, progress, barrier, on_progress)
+                                    None, progress, barrier, watch)
     else:
-        summary = _replay_in_processes(paths, config, states, out_dir, store, until, jobs,
-                                       on_total, on_progress)
+        summary = _replay_in_processes(paths, config, states, out_dir, store, until, jobs, watch)
     summary.rejects.sort(key=_reject_order(paths))
     write_rejects_csv(out_dir / "rejects.csv", summary.rejects)
     summary.jobs = jobs
@@ -128,9 +135,17 @@ class _Ready:
 def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                       decisions_path: Path, store: CheckpointStore, until: str | None,
                       partition: StreamPartition | None, progress: _Progress, barrier: Any,
-                      on_progress: Callable[[int], None] | None = None) -> ReplaySummary:
+                      watch: ReplayWatch | None = None) -> ReplaySummary:
     slot = 0 if partition is None else partition.index
-    batch = read_day_events(paths, config, partition)
+    on_read = watch.on_read if watch is not None else None
+    on_progress = watch.on_progress if watch is not None else None
+
+    def read(count: int) -> None:
+        progress.bytes[slot] += count
+        if on_read is not None:
+            on_read(count)
+
+    batch = read_day_events(paths, config, partition, read)
     if partition is not None:
         states = {s: state for s, state in states.items() if partition.owns(s)}
     progress.totals[slot] = len(batch.events)
@@ -153,8 +168,7 @@ def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[s
 
 def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                          out_dir: Path, store: CheckpointStore, until: str | None, jobs: int,
-                         on_total: Callable[[int], None] | None,
-                         on_progress: Callable[[int], None] | None) -> ReplaySummary:
+                         watch: ReplayWatch) -> ReplaySummary:
     context = multiprocessing.get_context("fork")
     progress = _Progress(jobs, context)
     barrier = context.Barrier(jobs)
@@ -171,7 +185,7 @@ def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dic
             sender.close()
             pipes.append(receiver)
             processes.append(process)
-        replies = _collect(pipes, progress, barrier, on_total, on_progress)
+        replies = _collect(pipes, progress, barrier, watch)
         failures = [r for r in replies if "error" in r]
         if failures:
             first = next((f for f in failures if f["error"] != _ABORTED), failures[0])
@@ -213,9 +227,7 @@ def _partition_main(sender: Any, paths: list[Path], config: SequencerConfig,
         sender.close()
 
 
-def _collect(pipes: list, progress: _Progress, barrier: Any,
-             on_total: Callable[[int], None] | None,
-             on_progress: Callable[[int], None] | None) -> list[dict]:
+def _collect(pipes: list, progress: _Progress, barrier: Any, watch: ReplayWatch) -> list[dict]:
     """Each partition's reply, reporting progress meanwhile.
 
     Only a partition holds the writing end of its pipe, so a partition that
@@ -224,7 +236,7 @@ def _collect(pipes: list, progress: _Progress, barrier: Any,
     """
     replies: dict[int, dict] = {}
     waiting = {pipe: i for i, pipe in enumerate(pipes)}
-    reported = 0
+    reported = read_reported = 0
     total_sent = False
     while waiting:
         for ready in wait(list(waiting), timeout=0.2):
@@ -234,13 +246,17 @@ def _collect(pipes: list, progress: _Progress, barrier: Any,
             except EOFError:
                 barrier.abort()
                 replies[index] = {"error": f"replay partition {index} ended without a reply"}
+        read = sum(progress.bytes) // len(pipes)
+        if watch.on_read is not None and read > read_reported:
+            watch.on_read(read - read_reported)
+            read_reported = read
         if not total_sent and all(progress.read):
             total_sent = True
-            if on_total is not None:
-                on_total(sum(progress.totals))
+            if watch.on_total is not None:
+                watch.on_total(sum(progress.totals))
         done = sum(progress.done)
-        if on_progress is not None and done > reported:
-            on_progress(done - reported)
+        if watch.on_progress is not None and done > reported:
+            watch.on_progress(done - reported)
             reported = done
     return [replies[i] for i in range(len(pipes))]
 

@@ -9,6 +9,7 @@ JSON lines may also hold whole day events (objects with ``slots``).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -86,19 +87,24 @@ class SourceBatch:
 Row = tuple[int, Callable[[str], Any], str]
 
 
+ByteCounter = Callable[[int], None]
+
+
 def read_day_events(paths: Iterable[str | Path], config: SequencerConfig,
-                    partition: StreamPartition | None = None) -> SourceBatch:
+                    partition: StreamPartition | None = None,
+                    on_bytes: ByteCounter | None = None) -> SourceBatch:
     """Read and group all files; events sorted by (date, stream).
 
     With ``partition``, only the rows (and rejects) of the streams it owns.
+    ``on_bytes`` gets increments of the bytes read, for a progress bar.
     """
     grouper = _DayGrouper(config, partition)
     for path in paths:
         path = Path(path)
         if path.suffix.lower() == ".csv":
-            _read_csv_fast(path, grouper)
+            _read_csv_fast(path, grouper, on_bytes)
             continue
-        for line, get, raw in _rows(path):
+        for line, get, raw in _rows(path, on_bytes):
             grouper.add_row(str(path), line, get, raw)
     return grouper.finish()
 
@@ -120,14 +126,47 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 # --- readers: each yields (line number, column getter, raw text) ------------------------
 
 
-def _rows(path: Path) -> Iterator[Row]:
+class _CountingReader(io.RawIOBase):
+    """A file's raw bytes, counted as they are read.
+
+    The buffered and text layers above read 64 KiB at a time, so counting
+    costs nothing per row.
+    """
+
+    def __init__(self, path: Path, on_bytes: ByteCounter) -> None:
+        super().__init__()
+        self._file = io.FileIO(path, "r")
+        self._on_bytes = on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._file.readinto(buffer)
+        if count:
+            self._on_bytes(count)
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _open_text(path: Path, on_bytes: ByteCounter | None, encoding: str, newline: str | None) -> io.TextIOBase:
+    if on_bytes is None:
+        return path.open(newline=newline, encoding=encoding)
+    binary = io.BufferedReader(_CountingReader(path, on_bytes), 1 << 16)
+    return io.TextIOWrapper(binary, encoding=encoding, newline=newline)
+
+
+def _rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _csv_rows(path)
+        return _csv_rows(path, on_bytes)
     if suffix in (".parquet", ".pq"):
-        return _parquet_rows(path)
+        return _parquet_rows(path, on_bytes)
     if suffix in (".jsonl", ".ndjson", ".json"):
-        return _jsonl_rows(path)
+        return _jsonl_rows(path, on_bytes)
     raise SourceError(f"{path}: unsupported file type {suffix!r} (csv, parquet, jsonl)")
 
 
@@ -139,8 +178,8 @@ def _column_index(path: Path, header: list[str]) -> dict[str, int]:
     return index
 
 
-def _csv_rows(path: Path) -> Iterator[Row]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+def _csv_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
+    with _open_text(path, on_bytes, "utf-8-sig", "") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -167,14 +206,14 @@ def _csv_getter(values: list[str], positions: dict[str, int | None]) -> Callable
     return get
 
 
-def _read_csv_fast(path: Path, grouper: "_DayGrouper") -> None:
+def _read_csv_fast(path: Path, grouper: "_DayGrouper", on_bytes: ByteCounter | None = None) -> None:
     """The common case, inlined: a row that fails here goes through the generic path.
 
     Each distinct (stream, instrument, session, time) and date is validated once
     by the generic path and cached; a chained comparison checks number ranges
     (it is False for NaN and infinities).
     """
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with _open_text(path, on_bytes, "utf-8-sig", "") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -257,10 +296,12 @@ def _short_row(found: int, expected: int) -> Callable[[str], Any]:
     return get
 
 
-def _parquet_rows(path: Path) -> Iterator[Row]:
+def _parquet_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
     import pandas as pd  # only Parquet needs pandas; CSV replay stays light
 
     frame = pd.read_parquet(path)
+    if on_bytes is not None:
+        on_bytes(path.stat().st_size)  # read whole, at once
     index = _column_index(path, [str(c) for c in frame.columns])
     columns = {c: frame.iloc[:, index[c]].tolist() if c in index else None for c in COLUMNS}
     for row in range(len(frame)):
@@ -275,8 +316,8 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
         yield row + 1, get, None
 
 
-def _jsonl_rows(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as handle:
+def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
+    with _open_text(path, on_bytes, "utf-8", None) as handle:
         for line_no, text in enumerate(handle, start=1):
             text = text.strip()
             if not text:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sequencer.checkpoints import CheckpointStore
 from sequencer.domain import SequencerConfig, SequencerError
 from sequencer import file_replay
-from sequencer.file_replay import replay_files
+from sequencer.file_replay import ReplayWatch, replay_files
 from sequencer.sources import StreamPartition
 
 from .test_sources_and_replay import SAMPLE, checkpoint_docs, sequencer_command
@@ -154,8 +154,8 @@ def test_a_partition_that_dies_stops_the_replay_without_hanging(tmp_path: Path, 
     # A partition killed while reading (out of memory, say): nothing else can make a process vanish.
     real_read = file_replay.read_day_events
 
-    def read_then_die(paths, config, partition=None):
-        batch = real_read(paths, config, partition)
+    def read_then_die(paths, config, partition=None, on_bytes=None):
+        batch = real_read(paths, config, partition, on_bytes)
         if partition is not None and partition.index == 1:
             os._exit(9)
         return batch
@@ -168,6 +168,21 @@ def test_a_partition_that_dies_stops_the_replay_without_hanging(tmp_path: Path, 
         replay_files(paths, CONFIG, {}, out, CheckpointStore(out / "state", CONFIG), jobs=2)
     assert not (out / "state").exists()  # the other partition did not go on to write
     assert sorted(os.listdir(out)) == []
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_progress_reaches_the_input_size_then_every_event(tmp_path: Path, jobs):
+    paths = write_files(tmp_path / "in", [[[d, "07:30", "S1", s, s[:2], "", "12", "", "Win", "", ""]
+                                           for d in DATES for s in ("ES1", "NQ1", "CL1", "YM1")]] * 2)
+    heard: dict[str, list[int]] = {"read": [], "total": [], "folded": []}
+    watch = ReplayWatch(heard["read"].append, heard["total"].append, heard["folded"].append)
+    out = tmp_path / "out"
+    summary = replay_files(paths, CONFIG, {}, out, CheckpointStore(out / "state", CONFIG), jobs=jobs,
+                           watch=watch)
+    assert summary.events == len(DATES) * 4
+    assert sum(heard["read"]) == sum(p.stat().st_size for p in paths)
+    assert heard["total"] == [len(DATES) * 4]
+    assert sum(heard["folded"]) == len(DATES) * 4
 
 
 def test_jobs_below_one_is_refused(tmp_path: Path):

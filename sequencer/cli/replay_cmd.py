@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..domain.events import parse_iso_date
-from ..file_replay import choose_jobs, replay_files
+from ..file_replay import ReplayWatch, choose_jobs, replay_files
 from ..sources import expand_inputs
 from .common import add_config_arguments, selected_config, selected_store
 from .progress import progress_bar
@@ -57,13 +57,9 @@ def run(args: argparse.Namespace) -> int:
     # (measured: a third of the replay's time). Reference counting frees them.
     gc.disable()
     try:
-        with progress_bar(None, "replay") as bar:
-            def set_total(total: int) -> None:
-                bar.total = total
-                bar.refresh()
-
+        with ReplayBars(sum(p.stat().st_size for p in paths)) as bars:
             summary = replay_files(paths, config, states, args.out, store, until=until, jobs=jobs,
-                                   on_total=set_total, on_progress=bar.update)
+                                   watch=bars.watch())
     finally:
         gc.enable()
     elapsed = time.perf_counter() - started
@@ -79,3 +75,26 @@ def run(args: argparse.Namespace) -> int:
 
 def _processes(jobs: int) -> str:
     return "1 process" if jobs == 1 else f"{jobs} processes"
+
+
+class ReplayBars:
+    """Two bars in turn: bytes read (with ETA from the input's size), then events folded."""
+
+    def __init__(self, input_bytes: int) -> None:
+        self.input_bytes = input_bytes
+        self.bar = None
+
+    def __enter__(self) -> "ReplayBars":
+        self.bar = progress_bar(self.input_bytes, "read", unit="B")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.bar.close()
+
+    def watch(self) -> ReplayWatch:
+        return ReplayWatch(on_read=lambda count: self.bar.update(count), on_total=self._folding,
+                           on_progress=lambda count: self.bar.update(count))
+
+    def _folding(self, events: int) -> None:
+        self.bar.close()
+        self.bar = progress_bar(events, "fold")
