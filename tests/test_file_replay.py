@@ -10,7 +10,6 @@ real data set through the command line.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
 from pathlib import Path
