@@ -55,17 +55,6 @@ class ReplaySummary:
         self.rejects.extend(other.rejects)
 
 
-class _Progress:
-    """Bytes read, events found and folded, per partition; shared memory when partitions are processes."""
-
-    def __init__(self, jobs: int, context: Any = None) -> None:
-        # Each slot has one writer; the parent only reads, so no lock is needed.
-        self.bytes = context.Array("q", jobs, lock=False) if context else [0] * jobs
-        self.totals = context.Array("q", jobs, lock=False) if context else [0] * jobs
-        self.done = context.Array("q", jobs, lock=False) if context else [0] * jobs
-        self.read = context.Array("b", jobs, lock=False) if context else [0] * jobs
-
-
 @dataclass
 class ReplayWatch:
     """What a progress display hears: bytes read (each file is read once per
@@ -75,6 +64,56 @@ class ReplayWatch:
     on_read: Callable[[int], None] | None = None
     on_total: Callable[[int], None] | None = None
     on_progress: Callable[[int], None] | None = None
+
+
+class _WatchReport:
+    """How the only partition of a one-process replay reports: straight to the watch."""
+
+    def __init__(self, watch: ReplayWatch) -> None:
+        self.watch = watch
+
+    def read(self, count: int) -> None:
+        if self.watch.on_read is not None:
+            self.watch.on_read(count)
+
+    def found(self, events: int) -> None:
+        if self.watch.on_total is not None:
+            self.watch.on_total(events)
+
+    def folded(self, count: int) -> None:
+        if self.watch.on_progress is not None:
+            self.watch.on_progress(count)
+
+
+class _SharedReport:
+    """How partition ``index`` of a split replay reports: into memory shared with the parent.
+
+    ``found`` also waits until every partition has read its input (or one failed).
+    """
+
+    def __init__(self, jobs: int, context: Any) -> None:
+        # Each slot has one writer; the parent only reads, so no lock is needed.
+        self.bytes = context.Array("q", jobs, lock=False)
+        self.totals = context.Array("q", jobs, lock=False)
+        self.done = context.Array("q", jobs, lock=False)
+        self.ready = context.Array("b", jobs, lock=False)
+        self.barrier = context.Barrier(jobs)
+        self.index = 0
+
+    def of_partition(self, index: int) -> "_SharedReport":
+        self.index = index  # called in the partition's own process, after the fork
+        return self
+
+    def read(self, count: int) -> None:
+        self.bytes[self.index] += count
+
+    def found(self, events: int) -> None:
+        self.totals[self.index] = events
+        self.ready[self.index] = 1
+        self.barrier.wait()
+
+    def folded(self, count: int) -> None:
+        self.done[self.index] += count
 
 
 def available_cores() -> int:
@@ -108,10 +147,8 @@ def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, S
     watch = watch or ReplayWatch()
     out_dir.mkdir(parents=True, exist_ok=True)
     if jobs == 1:
-        progress = _Progress(1)
-        barrier = _Ready(watch.on_total, progress)
         summary = _replay_partition(paths, config, states, out_dir / "decisions.csv", store, until,
-                                    None, progress, barrier, watch)
+                                    None, _WatchReport(watch))
     else:
         summary = _replay_in_processes(paths, config, states, out_dir, store, until, jobs, watch)
     summary.rejects.sort(key=_reject_order(paths))
@@ -120,47 +157,18 @@ def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, S
     return summary
 
 
-class _Ready:
-    """The single-process stand-in for the barrier: reports the total once read."""
-
-    def __init__(self, on_total: Callable[[int], None] | None, progress: _Progress) -> None:
-        self.on_total = on_total
-        self.progress = progress
-
-    def wait(self) -> None:
-        if self.on_total is not None:
-            self.on_total(self.progress.totals[0])
-
-
 def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                       decisions_path: Path, store: CheckpointStore, until: str | None,
-                      partition: StreamPartition | None, progress: _Progress, barrier: Any,
-                      watch: ReplayWatch | None = None) -> ReplaySummary:
-    slot = 0 if partition is None else partition.index
-    on_read = watch.on_read if watch is not None else None
-    on_progress = watch.on_progress if watch is not None else None
-
-    def read(count: int) -> None:
-        progress.bytes[slot] += count
-        if on_read is not None:
-            on_read(count)
-
-    batch = read_day_events(paths, config, partition, read)
+                      partition: StreamPartition | None,
+                      report: "_WatchReport | _SharedReport") -> ReplaySummary:
+    batch = read_day_events(paths, config, partition, report.read)
     if partition is not None:
         states = {s: state for s, state in states.items() if partition.owns(s)}
-    progress.totals[slot] = len(batch.events)
-    progress.read[slot] = 1
-    barrier.wait()
-
-    def folded(count: int) -> None:
-        progress.done[slot] += count
-        if on_progress is not None:
-            on_progress(count)
-
+    report.found(len(batch.events))
     with decisions_path.open("w", newline="", encoding="utf-8") as handle:
         writer = DecisionCsvWriter(handle)
         result = replay_events(batch.events, config, states, until=until,
-                               on_decision=writer.write, on_progress=folded)
+                               on_decision=writer.write, on_progress=report.folded)
     store.save_all(result.states[s] for s in sorted(result.states))
     return ReplaySummary(len(batch.events), batch.rows, len(result.states), result.applied,
                          result.already_applied, result.after_until, batch.rejects)
@@ -170,8 +178,7 @@ def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dic
                          out_dir: Path, store: CheckpointStore, until: str | None, jobs: int,
                          watch: ReplayWatch) -> ReplaySummary:
     context = multiprocessing.get_context("fork")
-    progress = _Progress(jobs, context)
-    barrier = context.Barrier(jobs)
+    shared = _SharedReport(jobs, context)
     parts = [out_dir / f".decisions.part{i}.csv" for i in range(jobs)]
     pipes, processes = [], []
     try:
@@ -180,12 +187,12 @@ def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dic
             process = context.Process(
                 target=_partition_main, name=f"replay-{index}", daemon=True,
                 args=(sender, paths, config, states, parts[index], store, until,
-                      StreamPartition(index, jobs), progress, barrier))
+                      StreamPartition(index, jobs), shared))
             process.start()
             sender.close()
             pipes.append(receiver)
             processes.append(process)
-        replies = _collect(pipes, progress, barrier, watch)
+        replies = _collect(pipes, shared, watch)
         failures = [r for r in replies if "error" in r]
         if failures:
             first = next((f for f in failures if f["error"] != _ABORTED), failures[0])
@@ -209,25 +216,24 @@ _ABORTED = "another partition failed before writing"
 
 def _partition_main(sender: Any, paths: list[Path], config: SequencerConfig,
                     states: dict[str, StreamState], decisions_path: Path, store: CheckpointStore,
-                    until: str | None, partition: StreamPartition, progress: _Progress,
-                    barrier: Any) -> None:
+                    until: str | None, partition: StreamPartition, shared: _SharedReport) -> None:
     try:
         summary = _replay_partition(paths, config, states, decisions_path, store, until,
-                                    partition, progress, barrier)
+                                    partition, shared.of_partition(partition.index))
         sender.send({"summary": summary})
     except threading.BrokenBarrierError:
         sender.send({"error": _ABORTED})
     except SequencerError as error:
-        barrier.abort()
+        shared.barrier.abort()
         sender.send({"error": str(error), "known": True})
     except BaseException:  # noqa: BLE001 - the parent reports it; this process ends here
-        barrier.abort()
+        shared.barrier.abort()
         sender.send({"error": f"replay partition {partition.index} failed:\n{traceback.format_exc()}"})
     finally:
         sender.close()
 
 
-def _collect(pipes: list, progress: _Progress, barrier: Any, watch: ReplayWatch) -> list[dict]:
+def _collect(pipes: list, shared: _SharedReport, watch: ReplayWatch) -> list[dict]:
     """Each partition's reply, reporting progress meanwhile.
 
     Only a partition holds the writing end of its pipe, so a partition that
@@ -244,17 +250,17 @@ def _collect(pipes: list, progress: _Progress, barrier: Any, watch: ReplayWatch)
             try:
                 replies[index] = ready.recv()
             except EOFError:
-                barrier.abort()
+                shared.barrier.abort()
                 replies[index] = {"error": f"replay partition {index} ended without a reply"}
-        read = sum(progress.bytes) // len(pipes)
+        read = sum(shared.bytes) // len(pipes)
         if watch.on_read is not None and read > read_reported:
             watch.on_read(read - read_reported)
             read_reported = read
-        if not total_sent and all(progress.read):
+        if not total_sent and all(shared.ready):
             total_sent = True
             if watch.on_total is not None:
-                watch.on_total(sum(progress.totals))
-        done = sum(progress.done)
+                watch.on_total(sum(shared.totals))
+        done = sum(shared.done)
         if watch.on_progress is not None and done > reported:
             watch.on_progress(done - reported)
             reported = done
