@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
-from .domain import StreamState, state_to_dict
+from .domain import StreamState, offsets_in_topic, state_to_dict
 from .domain.events import STREAM_NAME
 from .lag import LagReport, consumer_lag
 from .monitoring import PROMETHEUS_CONTENT_TYPE, lag_document, prometheus_text, stream_row
@@ -84,10 +84,8 @@ def changelog_partition(state: StreamState | None, stream: str, topic: str, part
     """The table partition of ``stream``: its source partition on the event topic, as
     the agent writes it; without source offsets, aiokafka's default partitioner."""
     if state is not None:
-        for key in state.source_offsets:
-            name, _, partition = key.rpartition(":")
-            if name == topic and partition.isdigit():
-                return int(partition)
+        for partition in offsets_in_topic(state.source_offsets, topic):
+            return partition
     from aiokafka.partitioner import murmur2
 
     return (murmur2(stream.encode()) & 0x7FFFFFFF) % partitions
