@@ -84,7 +84,7 @@ async def publish(bootstrap: str, topic: str, events) -> tuple[float, dict[int, 
 
 
 async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    from sequencer.decision_log import committed_offsets
+    from sequencer.lag import committed_offsets
 
     try:
         return await committed_offsets(bootstrap, group, topic)

@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping
 
 from .codecs import decode_decision
 from .domain import Decision
+from .lag import committed_offsets
 
 
 async def read_decisions(bootstrap: str, topic: str, *, idle_s: float = 1.5,
@@ -37,26 +38,6 @@ async def read_decisions(bootstrap: str, topic: str, *, idle_s: float = 1.5,
     finally:
         await consumer.stop()
     return sorted(found.values(), key=lambda d: (d.date, d.stream))
-
-
-async def committed_offsets(bootstrap: str, group: str, topic: str,
-                            security: Mapping[str, Any] | None = None) -> dict[int, int]:
-    from aiokafka import TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **dict(security or {}))
-    await admin.start()
-    try:
-        # Name the partitions: asking for "all of the group's" is an OffsetFetch
-        # form some brokers (Tansu) answer in a shape aiokafka cannot decode.
-        described = await admin.describe_topics([topic])
-        partitions = [p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]]
-        offsets = await admin.list_consumer_group_offsets(
-            group, partitions=[TopicPartition(topic, p) for p in partitions])
-    finally:
-        await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items()
-            if tp.topic == topic and meta is not None and meta.offset >= 0}
 
 
 async def wait_until_consumed(bootstrap: str, group: str, topic: str, ends: Mapping[int, int], *,

@@ -87,3 +87,24 @@ async def consumer_lag(bootstrap: str, group: str, topic: str,
         # Also after a failed start (broker unreachable): nothing is left unclosed.
         await consumer.stop()
         await admin.close()
+
+
+async def committed_offsets(bootstrap: str, group: str, topic: str,
+                            security: Mapping[str, Any] | None = None) -> dict[int, int]:
+    """Partition -> the group's committed offset on ``topic``; partitions without one are left out."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **dict(security or {}))
+    try:
+        await admin.start()
+        # Name the partitions: asking for "all of the group's" is an OffsetFetch
+        # form some brokers (Tansu) answer in a shape aiokafka cannot decode.
+        described = await admin.describe_topics([topic])
+        partitions = [p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]]
+        offsets = await admin.list_consumer_group_offsets(
+            group, partitions=[TopicPartition(topic, p) for p in partitions])
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items()
+            if tp.topic == topic and meta is not None and meta.offset >= 0}

@@ -33,6 +33,7 @@ from .processor import DeadLetter, EventProcessor, SourceRecord
 from .settings import Settings
 from .faust_consumer import install as install_fast_drain
 from .gap_repair import PartitionPositions, StallWatch, read_range
+from .lag import committed_offsets
 from .web_views import register_views
 
 logger = logging.getLogger(__name__)
@@ -264,12 +265,33 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         if done:
             committed.update({partition_key(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
 
-    def _learn(tps: Any) -> None:
+    async def _learn(tps: Any) -> None:
+        """What each newly seen partition expects next: the furthest of its states'
+        source offsets and the group's committed offset. Records past the states
+        but committed were dead letters or duplicates, handled already: without
+        the committed offset they would look like a hole and be sent again."""
         unknown = [tp for tp in tps if not positions.knows(tp)]
-        if unknown:
-            held = list(runtime.states().values())
-            for tp in unknown:
-                positions.learn(tp, (s.source_offsets[tp] for s in held if tp in s.source_offsets))
+        if not unknown:
+            return
+        group = await _group_offsets()
+        held = list(runtime.states().values())
+        for tp in unknown:
+            offsets = [s.source_offsets[tp] for s in held if tp in s.source_offsets]
+            if tp in group:
+                offsets.append(group[tp])
+            positions.learn(tp, offsets)
+
+    async def _group_offsets() -> dict[str, int]:
+        # Only this worker commits the events topic (acks are off), and only
+        # what it folded: a committed offset never skips a record it missed.
+        topic = settings.topic_events
+        try:
+            found = await committed_offsets(settings.bootstrap_servers, settings.app_id, topic,
+                                            settings.aiokafka_security_kwargs())
+        except Exception as exc:  # noqa: BLE001 - the states alone still find holes
+            logger.warning("committed offsets of %s not available: %r", topic, exc)
+            return {}
+        return {partition_key(topic, partition): offset for partition, offset in found.items()}
 
     async def _seek_back(tp: str, offset: int, why: str) -> None:
         from faust.types import TP
@@ -280,7 +302,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         await app.consumer.seek(TP(*split_partition_key(tp)), offset)
 
     async def _without_holes(records: list[SourceRecord], first_offsets: dict[str, int]) -> list[SourceRecord]:
-        _learn(first_offsets)
+        await _learn(first_offsets)
         kept, holes = positions.split_at_holes(records)
         for tp, (start, stop) in holes.items():
             if rewound.get(tp) == start:
@@ -327,7 +349,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         from faust.types import TP
 
         assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.topic_events]
-        _learn(partition_key(tp.topic, tp.partition) for tp in assigned)
+        await _learn([partition_key(tp.topic, tp.partition) for tp in assigned])
         for tp in assigned:
             key = partition_key(tp.topic, tp.partition)
             expected = positions.expected(key)

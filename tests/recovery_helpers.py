@@ -134,7 +134,7 @@ def wait_caught_up(setup: Setup, ends: dict[int, int], worker: WorkerProcess, ke
     decision on the decisions topic; says which. (After a SIGKILL, faust-streaming 0.15.3
     sometimes advances its committed offset by one record per commit interval:
     see docs/benchmarks_recovery.md. The work is done then, the commit lags.)"""
-    from sequencer.decision_log import committed_offsets
+    from sequencer.lag import committed_offsets
 
     deadline = time.monotonic() + timeout_s
     complete_at = None
@@ -201,7 +201,7 @@ def run_crash_loop(setup: Setup, events: list[DayEvent], kills: int, work_dir: P
             worker.kill()
             kill_times.append(round(alive, 2))
             try:
-                from sequencer.decision_log import committed_offsets
+                from sequencer.lag import committed_offsets
                 done = sum(asyncio.run(committed_offsets(setup.bootstrap, setup.group, setup.topic_events)).values())
             except Exception:  # noqa: BLE001 - the group may not exist yet
                 done = 0

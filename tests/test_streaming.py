@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import msgpack
@@ -17,6 +18,7 @@ import pytest
 from sequencer.domain import SequencerConfig, state_to_dict
 from sequencer.replay import replay_events
 from sequencer.sources import read_day_events
+from sequencer.stream_app import STALL_CHECK_S
 
 from .worker_process import WorkerSetup
 
@@ -155,6 +157,49 @@ def test_invalid_and_out_of_order_events_go_to_dead_letters(kafka_bootstrap, tmp
     state = setup.store().load("ES1", "ES").state
     assert state.last_processed_date == es1[2].date
     assert state.events_applied == 2
+
+
+def test_a_restart_does_not_handle_dead_letters_at_the_tail_again(kafka_bootstrap, tmp_path, sample_events):
+    # A malformed record names no stream, so no state's source offsets cover it;
+    # the group's committed offset does. The restarted worker must not take it
+    # for a record it missed and send it to the dead letters again.
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=1)
+    es1 = [e for e in sample_events if e.stream == "ES1"][:5]
+
+    async def produce(records: list[tuple[bytes, bytes]]) -> int:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            for key, value in records:
+                last = await (await producer.send(setup.topic_events, value, key=key))
+            return last.offset + 1
+        finally:
+            await producer.stop()
+
+    first = setup.start_worker(tmp_path / "worker1.log")
+    try:
+        end = asyncio.run(produce([(b"ES1", msgpack.packb(e.to_dict())) for e in es1[:3]]
+                                  + [(b"ES1", msgpack.packb(es1[0].to_dict())),  # out of order
+                                     (b"ES1", b"\xc1 not msgpack")]))  # no stream to note it in
+        setup.wait_consumed({0: end}, first)
+    finally:
+        assert first.stop() == 0, first.log_tail()
+
+    second = setup.start_worker(tmp_path / "worker2.log")
+    try:
+        second.wait_ready()
+        time.sleep(3 * STALL_CHECK_S)  # the stall watch looks twice before it acts
+        end = asyncio.run(produce([(b"ES1", msgpack.packb(es1[3].to_dict()))]))
+        setup.wait_consumed({0: end}, second)
+        letters = asyncio.run(_read_all(kafka_bootstrap, setup.topic_dead_letters))
+    finally:
+        assert second.stop() == 0, second.log_tail()
+
+    assert [letter["source_offset"] for letter in letters] == [3, 4], letters
+    assert "seeking back" not in second.log_tail(100_000)
+    assert setup.store().load("ES1", "ES").state.last_processed_date == es1[3].date
 
 
 async def _read_all(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[dict]:
