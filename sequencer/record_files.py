@@ -23,16 +23,21 @@ class DecisionCsvWriter:
     def __init__(self, handle: TextIO) -> None:
         self._writer = csv.writer(handle)
         self._writer.writerow(DECISION_FIELDS)
-        self._sums_json: dict[tuple, str] = {}  # few distinct sums: format each once
+        # slot_sums as compact JSON, from a template per slot layout: a
+        # stream's slots never change, its sums do (tens of thousands of
+        # distinct combinations in a long replay, too many to cache).
+        self._sums_templates: dict[tuple[str, ...], str] = {}
         self.count = 0
 
     def write(self, decision: Decision) -> None:
         row = list(decision)
-        sums = tuple(decision.slot_sums.items())
-        text = self._sums_json.get(sums)
-        if text is None:
-            text = self._sums_json[sums] = json.dumps(dict(sums), separators=(",", ":"))
-        row[6] = text
+        sums = decision.slot_sums
+        slots = tuple(sums)
+        template = self._sums_templates.get(slots)
+        if template is None:
+            template = self._sums_templates[slots] = (
+                "{" + ",".join(json.dumps(slot) + ":%d" for slot in slots) + "}")
+        row[6] = template % tuple(sums.values())
         for i in (4, 5, 9):  # result, peak, rolling_median may be null
             if row[i] is None:
                 row[i] = ""

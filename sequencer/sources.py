@@ -209,9 +209,9 @@ def _csv_getter(values: list[str], positions: dict[str, int | None]) -> Callable
 def _read_csv_fast(path: Path, grouper: "_DayGrouper", on_bytes: ByteCounter | None = None) -> None:
     """The common case, inlined: a row that fails here goes through the generic path.
 
-    Each distinct (stream, instrument, session, time) and date is validated once
-    by the generic path and cached; a chained comparison checks number ranges
-    (it is False for NaN and infinities).
+    Each distinct (stream, instrument, session, time) is validated once by the
+    generic path and cached, each distinct date parsed once; a chained
+    comparison checks number ranges (it is False for NaN and infinities).
     """
     with _open_text(path, on_bytes, "utf-8-sig", "") as handle:
         reader = csv.reader(handle)
@@ -230,6 +230,7 @@ def _read_csv_fast(path: Path, grouper: "_DayGrouper", on_bytes: ByteCounter | N
         source = str(path)
         keys = grouper._row_keys
         dates = grouper._dates
+        parse_date = grouper._date
         days = grouper.days
         whole = grouper.whole
         foreign = grouper.foreign_streams
@@ -246,7 +247,9 @@ def _read_csv_fast(path: Path, grouper: "_DayGrouper", on_bytes: ByteCounter | N
             values.append("")
             try:
                 stream, slot = keys[(values[i_stream], values[i_instrument], values[i_session], values[i_time])]
-                date = dates[values[i_date]]
+                # A new date (each row of a long file may start one) is parsed
+                # here; a bad one raises InvalidEvent, a ValueError.
+                date = dates.get(values[i_date]) or parse_date(values[i_date])
                 result = results[values[i_result]]
                 peak = values[i_peak]
                 peak = float(peak) if peak else None

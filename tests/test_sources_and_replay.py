@@ -562,3 +562,22 @@ def test_real_data_replay_matches_an_independent_fold(tmp_path: Path):
         last = [r for r in decisions if r["stream"] == stream][-1]
         assert (last["date"], last["next_slot"]) == (mine["last_processed_date"], mine["current_time"])
         assert float(last["next_target"]) == mine["current_target"]
+
+
+def test_decisions_csv_writes_slot_sums_as_compact_json(tmp_path: Path):
+    from types import MappingProxyType
+
+    from sequencer.domain import Decision
+    from sequencer.record_files import write_decisions_csv
+
+    def decision(sums: dict) -> Decision:
+        return Decision("ES1", "ES", "2025-01-02", "07:30", "Win", 1.0, MappingProxyType(sums), False,
+                        "07:30", None, 10.0, 10.0, 0, 1, 10.0, False, "why", "why, again")
+
+    layouts = [{"07:30": 1, "08:00": -2, "09:00": 0}, {"07:30": -26, "08:00": 13, "09:00": -1},
+               {"09:30": 0, "10:00": 0, "10:30": 5, "11:00": -4}, {}, {'a"b': 3}]
+    path = tmp_path / "d.csv"
+    assert write_decisions_csv(path, [decision(s) for s in layouts]) == len(layouts)
+    cells = [row["slot_sums"] for row in read_csv(path)]
+    assert cells == [json.dumps(s, separators=(",", ":")) for s in layouts]
+    assert [json.loads(c) for c in cells] == layouts
