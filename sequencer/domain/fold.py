@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+from bisect import bisect_right
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Mapping
@@ -145,12 +146,8 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
             median = sorted(rolling_window)[position]
             ladder_median = median if same_windows else sorted(ladder_window)[position]
             rolling_target = min(max(floor_to_increment(median, spec.increment), base), cap)
-            desired = 0
-            for i, rung in enumerate(rungs):
-                if ladder_median >= rung:
-                    desired = i
-                else:
-                    break
+            # The highest rung at or below the median (rungs ascend); rung 0 at least.
+            desired = max(bisect_right(rungs, ladder_median) - 1, 0)
             if desired > step:
                 if days >= config.promotion_days:
                     step += 1
