@@ -13,11 +13,14 @@ import time
 from typing import Callable, Iterable
 
 from .checkpoints import CheckpointStore
-from .codecs import encode_event
+from .codecs import decode_payload, encode_event
 from .domain import DayEvent, SequencerConfig, StreamState, parse_day_event, state_from_dict, state_to_dict
-from .codecs import decode_payload
 
 logger = logging.getLogger(__name__)
+
+#: The worker's two Faust tables (rebuild and verify write and read their changelogs).
+STATES_TABLE = "stream-states"
+LAST_EVENTS_TABLE = "last-events"
 
 
 def encode_state(state: StreamState) -> bytes:

@@ -28,7 +28,14 @@ import msgpack
 from .checkpoints import CheckpointStore, checkpoint_folder
 from .codecs import encode_decision
 from .domain import SequencerConfig, StreamState, partition_key, split_partition_key
-from .live_state import CheckpointSchedule, LiveStates, encode_last_event, encode_state
+from .live_state import (
+    LAST_EVENTS_TABLE,
+    STATES_TABLE,
+    CheckpointSchedule,
+    LiveStates,
+    encode_last_event,
+    encode_state,
+)
 from .processor import DeadLetter, EventProcessor, SourceRecord
 from .settings import Settings
 from .faust_consumer import install as install_fast_drain
@@ -47,8 +54,6 @@ BATCH_WITHIN_S = 0.05
 #: Seconds between checks for partitions whose fetched records never arrived.
 STALL_CHECK_S = 2.0
 
-STATES_TABLE = "stream-states"
-LAST_EVENTS_TABLE = "last-events"
 
 
 @dataclass

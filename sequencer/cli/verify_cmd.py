@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..rebuild import verify
+    from ..verify import verify
 
     settings, config, store = settings_and_store(args)
     with progress_bar(None, "verify") as bar:
