@@ -65,7 +65,7 @@ def main() -> int:
         with EmbeddedBroker(log_path=tmp / "broker.log") as broker:
             settings = Settings.from_env({}, bootstrap_servers=broker.bootstrap, config_name="bench",
                                          state_dir=str(tmp / "state"))
-            from sequencer.broker import create_topics_sync
+            from sequencer.topics import create_topics_sync
             create_topics_sync(broker.bootstrap, {settings.topic_events: settings.partitions})
             store = CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name), config)
             asyncio.run(publish(broker.bootstrap, settings.topic_events, events[:cut]))

@@ -54,7 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sequencer.broker import EmbeddedBroker, create_topics  # noqa: E402
+from sequencer.broker import EmbeddedBroker  # noqa: E402
+from sequencer.topics import create_topics  # noqa: E402
 
 logger = logging.getLogger("bench_stream_shapes")
 

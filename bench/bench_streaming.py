@@ -99,7 +99,8 @@ def main() -> None:
 
     from synthetic import write_synthetic
 
-    from sequencer.broker import EmbeddedBroker, create_topics, free_port
+    from sequencer.broker import EmbeddedBroker, free_port
+    from sequencer.topics import create_topics
     from sequencer.domain import SequencerConfig
     from sequencer.sources import read_day_events
 

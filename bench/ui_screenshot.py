@@ -25,7 +25,8 @@ import urllib.request
 from pathlib import Path
 
 from sequencer.api_client import WorkerApi
-from sequencer.broker import EmbeddedBroker, create_topics, free_port
+from sequencer.broker import EmbeddedBroker, free_port
+from sequencer.topics import create_topics
 from sequencer.config_file import load_config
 from sequencer.decision_log import read_decisions, wait_until_consumed
 from sequencer.record_files import write_decisions_csv

@@ -206,7 +206,7 @@ async def write_changelogs(settings: Any, chosen: list[str], states: Mapping[str
     """Write the chosen streams' table records; returns (records written, streams deleted)."""
     from aiokafka import AIOKafkaProducer
 
-    from .broker import create_topics
+    from .topics import create_topics
 
     await create_topics(settings.bootstrap_servers,
                         {states_log.topic: settings.partitions, events_log.topic: settings.partitions},

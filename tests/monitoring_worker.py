@@ -92,7 +92,7 @@ class Worker:
 
 
 def create_topics(bootstrap: str, names: Names, partitions: int = 2) -> None:
-    from sequencer.broker import create_topics as create
+    from sequencer.topics import create_topics as create
 
     asyncio.run(create(bootstrap, {names.events: partitions, names.decisions: partitions,
                                    names.dead_letters: partitions}))

@@ -17,10 +17,10 @@ from sequencer import broker as broker_mod
 from sequencer.broker import (
     BrokerStartError,
     EmbeddedBroker,
-    create_topics,
     free_port,
     probe_metadata,
 )
+from sequencer.topics import create_topics
 
 
 pytestmark = pytest.mark.broker  # spawns the Tansu binary

@@ -67,7 +67,7 @@ class WorkerSetup:
 
     def create_topics(self) -> None:
         """Before anything produces: a broker may auto-create a topic with other partitions."""
-        from sequencer.broker import create_topics
+        from sequencer.topics import create_topics
 
         asyncio.run(create_topics(self.bootstrap, {self.topic_events: self.partitions,
                                                    self.topic_decisions: self.partitions,

@@ -35,7 +35,7 @@ def settings_from_args(args: argparse.Namespace):
 
 def ensure_topics(settings, announce=print) -> None:
     """Create the three topics, waiting with backoff while the broker is unreachable."""
-    from ..broker import create_topics
+    from ..topics import create_topics
 
     delay = 0.5
     while True:
