@@ -22,8 +22,9 @@ with no record, and those are accepted.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
+from .domain import StreamState
 from .processor import SourceRecord
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,135 @@ class StallWatch:
 
     def forget(self) -> None:
         self._seen.clear()
+
+
+class ConsumerPort(Protocol):
+    """What `InputOffsets` needs of the consumer, partitions named ``topic:partition``."""
+
+    def assigned(self) -> list[str]: ...
+
+    async def position(self, tp: str) -> int: ...
+
+    async def seek(self, tp: str, offset: int) -> None: ...
+
+    async def commit(self, offsets: Mapping[str, int]) -> bool: ...
+
+    async def group_offsets(self) -> dict[str, int]:
+        """The group's committed offsets on the events topic."""
+
+    async def read_range(self, tp: str, start: int, stop: int) -> list[SourceRecord]:
+        """The records ``start <= offset < stop``, read without the group."""
+
+
+class InputOffsets:
+    """The worker's side of the events topic's offsets: holes, stalls and commits.
+
+    ``held_states`` gives the states this worker holds (their source offsets
+    say how far each partition was folded).
+    """
+
+    def __init__(self, consumer: ConsumerPort, held_states: Callable[[], Iterable[StreamState]]) -> None:
+        self.consumer = consumer
+        self.held_states = held_states
+        self.positions = PartitionPositions()
+        self.stalls = StallWatch()
+        self.rewound: dict[str, int] = {}  # tp -> hole start last sought back to
+        self.committed: dict[str, int] = {}  # tp -> offset this worker committed last
+        self.rewinds = 0
+
+    def forget(self) -> None:
+        """After a rebalance: partitions may have moved, learn them again."""
+        self.positions.forget()
+        self.stalls.forget()
+        self.rewound.clear()
+        self.committed.clear()
+
+    async def learn(self, tps: Iterable[str]) -> None:
+        """What each newly seen partition expects next: the furthest of its states'
+        source offsets and the group's committed offset. Records past the states
+        but committed were dead letters or duplicates, handled already: without
+        the committed offset they would look like a hole and be sent again.
+        Only this worker commits the events topic, and only what it handled, so
+        a committed offset never skips a record it missed."""
+        unknown = [tp for tp in tps if not self.positions.knows(tp)]
+        if not unknown:
+            return
+        try:
+            group = await self.consumer.group_offsets()
+        except Exception as exc:  # noqa: BLE001 - the states alone still find holes
+            logger.warning("committed offsets not available: %r", exc)
+            group = {}
+        held = list(self.held_states())
+        for tp in unknown:
+            offsets = [s.source_offsets[tp] for s in held if tp in s.source_offsets]
+            if tp in group:
+                offsets.append(group[tp])
+            self.positions.learn(tp, offsets)
+
+    async def without_holes(self, records: list[SourceRecord]) -> list[SourceRecord]:
+        """The records to fold now: each partition's up to its first hole. The
+        consumer is sought back to a hole; a hole met again at the same offset
+        is read directly, and accepted if it holds no records."""
+        first_offsets: dict[str, int] = {}
+        for record in records:
+            first_offsets.setdefault(record.partition_key, record.offset)
+        await self.learn(first_offsets)
+        kept, holes = self.positions.split_at_holes(records)
+        for tp, (start, stop) in holes.items():
+            if self.rewound.get(tp) == start:
+                # The same hole after a seek: records there, or only offsets
+                # without records (transaction markers, compaction)?
+                if not await self.consumer.read_range(tp, start, stop):
+                    logger.info("offsets %d to %d of %s hold no records; moving on", start, stop - 1, tp)
+                    self.positions.accept_gap(tp, stop)
+                    self.rewound.pop(tp, None)
+                    # Split this partition again past the accepted gap; its
+                    # records before the gap are in kept already.
+                    kept = [r for r in kept if r.partition_key != tp]
+                    kept_again, _ = self.positions.split_at_holes(r for r in records if r.partition_key == tp)
+                    kept.extend(kept_again)
+                    continue
+            await self._seek_back(tp, start, "never handed to the agent")
+        self.positions.advance(kept)
+        return kept
+
+    async def commit_folded(self, tps: Iterable[str]) -> None:
+        """Commit, per partition, the offset up to which everything is folded and on the broker."""
+        offsets = {}
+        for tp in tps:
+            expected = self.positions.expected(tp)
+            if expected is not None and expected > self.committed.get(tp, -1):
+                offsets[tp] = expected
+        if not offsets:
+            return
+        try:
+            done = await self.consumer.commit(offsets)
+        except Exception as exc:  # noqa: BLE001 - the next batch commits again
+            logger.warning("commit of %s failed: %r", offsets, exc)
+            return
+        if done:
+            self.committed.update(offsets)
+
+    async def check_stalls(self, batches: int, idle: Callable[[], bool]) -> None:
+        """Seek back partitions whose fetch position ran past what was folded
+        while nothing arrived (``batches``: the count of batches handled so far)."""
+        assigned = self.consumer.assigned()
+        await self.learn(assigned)
+        for tp in assigned:
+            expected = self.positions.expected(tp)
+            try:
+                position = await self.consumer.position(tp)
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile
+                logger.debug("no position for %s: %r", tp, exc)
+                continue
+            if self.stalls.observe(tp, expected, position, batches) and idle():
+                await self._seek_back(tp, expected, f"fetched (position {position}) but never handed to the agent")
+
+    async def _seek_back(self, tp: str, offset: int, why: str) -> None:
+        logger.warning("records of %s from offset %d were %s; seeking back to them", tp, offset, why)
+        self.rewinds += 1
+        self.rewound[tp] = offset
+        await self.consumer.seek(tp, offset)
 
 
 async def read_range(bootstrap: str, topic: str, partition: int, start: int, stop: int,

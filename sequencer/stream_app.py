@@ -24,6 +24,7 @@ from typing import Any
 
 import faust
 import msgpack
+from faust.types import TP
 
 from .checkpoints import CheckpointStore, checkpoint_folder
 from .codecs import encode_decision
@@ -39,7 +40,7 @@ from .live_state import (
 from .processor import DeadLetter, EventProcessor, SourceRecord
 from .settings import Settings
 from .faust_consumer import install as install_fast_drain
-from .gap_repair import PartitionPositions, StallWatch, read_range
+from .gap_repair import InputOffsets, read_range
 from .lag import committed_offsets
 from .web_views import register_views
 
@@ -72,7 +73,7 @@ class WorkerRuntime:
     states_table: Any = None
     last_events_table: Any = None
     batches: int = 0  # batches handed to the agent
-    rewinds: int = 0  # seeks back to records the stream skipped (gap_repair)
+    input_offsets: Any = None  # gap_repair.InputOffsets: holes, stalls, commits
 
     def processing_rate(self, horizon_s: float = 30.0) -> float:
         """Events per second over the last ``horizon_s`` seconds."""
@@ -110,6 +111,46 @@ def dead_letter_value(letter: DeadLetter) -> bytes:
     }, use_bin_type=True)
 
 
+class FaustConsumerPort:
+    """`gap_repair.ConsumerPort` over Faust's consumer, for the events topic."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    def assigned(self) -> list[str]:
+        topic = self.settings.topic_events
+        return [partition_key(tp.topic, tp.partition) for tp in self.app.consumer.assignment()
+                if tp.topic == topic]
+
+    async def position(self, tp: str) -> int:
+        return await self.app.consumer.position(_faust_tp(tp))
+
+    async def seek(self, tp: str, offset: int) -> None:
+        await self.app.consumer.seek(_faust_tp(tp), offset)
+
+    async def commit(self, offsets: Any) -> bool:
+        # Faust's consumer-thread commit: its public commit() only commits
+        # what Faust acked itself, and acks are off for this topic.
+        return await self.app.consumer._commit({_faust_tp(tp): offset for tp, offset in offsets.items()})
+
+    async def group_offsets(self) -> dict[str, int]:
+        settings = self.settings
+        topic = settings.topic_events
+        found = await committed_offsets(settings.bootstrap_servers, settings.app_id, topic,
+                                        settings.aiokafka_security_kwargs())
+        return {partition_key(topic, partition): offset for partition, offset in found.items()}
+
+    async def read_range(self, tp: str, start: int, stop: int) -> list[SourceRecord]:
+        topic, partition = split_partition_key(tp)
+        return await read_range(self.settings.bootstrap_servers, topic, partition, start, stop,
+                                self.settings.aiokafka_security_kwargs())
+
+
+def _faust_tp(tp: str) -> TP:
+    return TP(*split_partition_key(tp))
+
+
 def create_app(settings: Settings, config: SequencerConfig, *,
                batch_size: int = BATCH_SIZE, web_enabled: bool = True) -> faust.App:
     """A Faust app for one named configuration: its own app id, tables and checkpoints."""
@@ -139,7 +180,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         web_host=settings.web_host,
         **settings.faust_broker_kwargs(),
     )
-    # acks=False: the worker commits the input offsets itself (commit_folded),
+    # acks=False: the worker commits the input offsets itself (InputOffsets),
     # from what its states hold. Faust's ack bookkeeping was seen to stall its
     # commits for good after records were delivered again (a seek back), and
     # it cannot know of records that gap_repair had to fetch again.
@@ -184,14 +225,12 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         records = []
         latest_event_of: dict[str, Any] = {}
         event_of_partition: dict[int, Any] = {}
-        first_offsets: dict[str, int] = {}
         for event in events:
             message = event.message
             records.append(SourceRecord(message.topic, message.partition, message.offset,
                                         message.key, message.value))
             event_of_partition[message.partition] = event
-            first_offsets.setdefault(partition_key(message.topic, message.partition), message.offset)
-        records = await _without_holes(records, first_offsets)
+        records = await input_offsets.without_holes(records)
         runtime.batches += 1
         if not records:
             return
@@ -237,98 +276,15 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             live.put(stream_name, state, applied)
         if not single:
             await producer.flush()  # the changelog records, before the commit
-        await commit_folded({r.partition_key for r in records})
+        await input_offsets.commit_folded({r.partition_key for r in records})
         runtime.last_batch_at = time.time()
         runtime.rate_window.append((time.monotonic(), len(records)))
         schedule.note(outcome.states, len(outcome.decisions))
         if schedule.due():
             await _write_checkpoints(runtime)
 
-    positions = PartitionPositions()
-    stall_watch = StallWatch()
-    rewound: dict[str, int] = {}  # tp -> hole start we last sought back to
-    committed: dict[str, int] = {}  # tp -> offset this worker committed last
-
-    async def commit_folded(tps: set[str]) -> None:
-        """Commit, per partition, the offset up to which everything is folded and on the broker."""
-        from faust.types import TP
-
-        offsets = {}
-        for tp in tps:
-            expected = positions.expected(tp)
-            if expected is not None and expected > committed.get(tp, -1):
-                offsets[TP(*split_partition_key(tp))] = expected
-        if not offsets:
-            return
-        try:
-            # Faust's consumer-thread commit: its public commit() only
-            # commits what Faust acked itself, and acks are off for this topic.
-            done = await app.consumer._commit(offsets)
-        except Exception as exc:  # the next batch commits again
-            logger.warning("commit of %s failed: %r", offsets, exc)
-            return
-        if done:
-            committed.update({partition_key(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
-
-    async def _learn(tps: Any) -> None:
-        """What each newly seen partition expects next: the furthest of its states'
-        source offsets and the group's committed offset. Records past the states
-        but committed were dead letters or duplicates, handled already: without
-        the committed offset they would look like a hole and be sent again."""
-        unknown = [tp for tp in tps if not positions.knows(tp)]
-        if not unknown:
-            return
-        group = await _group_offsets()
-        held = list(runtime.states().values())
-        for tp in unknown:
-            offsets = [s.source_offsets[tp] for s in held if tp in s.source_offsets]
-            if tp in group:
-                offsets.append(group[tp])
-            positions.learn(tp, offsets)
-
-    async def _group_offsets() -> dict[str, int]:
-        # Only this worker commits the events topic (acks are off), and only
-        # what it folded: a committed offset never skips a record it missed.
-        topic = settings.topic_events
-        try:
-            found = await committed_offsets(settings.bootstrap_servers, settings.app_id, topic,
-                                            settings.aiokafka_security_kwargs())
-        except Exception as exc:  # noqa: BLE001 - the states alone still find holes
-            logger.warning("committed offsets of %s not available: %r", topic, exc)
-            return {}
-        return {partition_key(topic, partition): offset for partition, offset in found.items()}
-
-    async def _seek_back(tp: str, offset: int, why: str) -> None:
-        from faust.types import TP
-
-        logger.warning("records of %s from offset %d were %s; seeking back to them", tp, offset, why)
-        runtime.rewinds += 1
-        rewound[tp] = offset
-        await app.consumer.seek(TP(*split_partition_key(tp)), offset)
-
-    async def _without_holes(records: list[SourceRecord], first_offsets: dict[str, int]) -> list[SourceRecord]:
-        await _learn(first_offsets)
-        kept, holes = positions.split_at_holes(records)
-        for tp, (start, stop) in holes.items():
-            if rewound.get(tp) == start:
-                # The same hole after a seek: records there, or only offsets
-                # without records (transaction markers, compaction)?
-                topic, partition = split_partition_key(tp)
-                found = await read_range(settings.bootstrap_servers, topic, partition, start, stop,
-                                         settings.aiokafka_security_kwargs())
-                if not found:
-                    logger.info("offsets %d to %d of %s hold no records; moving on", start, stop - 1, tp)
-                    positions.accept_gap(tp, stop)
-                    rewound.pop(tp, None)
-                    # Split this partition again past the accepted gap; its
-                    # records before the gap are in kept already.
-                    kept = [r for r in kept if r.partition_key != tp]
-                    kept_again, _ = positions.split_at_holes(r for r in records if r.partition_key == tp)
-                    kept.extend(kept_again)
-                    continue
-            await _seek_back(tp, start, "never handed to the agent")
-        positions.advance(kept)
-        return kept
+    input_offsets = InputOffsets(FaustConsumerPort(app, settings), lambda: runtime.states().values())
+    runtime.input_offsets = input_offsets
 
     @app.agent(events_topic, name="fold-day-events")
     async def fold_day_events(stream: faust.Stream) -> None:
@@ -349,22 +305,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
 
     @app.timer(interval=STALL_CHECK_S, on_leader=False)
     async def watch_for_stalls() -> None:
-        if not batch_idle.is_set():
-            return
-        from faust.types import TP
-
-        assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.topic_events]
-        await _learn([partition_key(tp.topic, tp.partition) for tp in assigned])
-        for tp in assigned:
-            key = partition_key(tp.topic, tp.partition)
-            expected = positions.expected(key)
-            try:
-                position = await app.consumer.position(TP(tp.topic, tp.partition))
-            except Exception as exc:  # revoked meanwhile
-                logger.debug("no position for %s: %r", key, exc)
-                continue
-            if stall_watch.observe(key, expected, position, runtime.batches) and batch_idle.is_set():
-                await _seek_back(key, expected, f"fetched (position {position}) but never handed to the agent")
+        if batch_idle.is_set():
+            await input_offsets.check_stalls(runtime.batches, batch_idle.is_set)
 
     @app.timer(interval=max(1.0, settings.checkpoint_every_seconds / 2), on_leader=False)
     async def periodic_checkpoint() -> None:
@@ -382,10 +324,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             logger.error("a batch was still in flight when partitions were revoked")
         await _write_checkpoints(runtime)
         live.forget()
-        positions.forget()
-        stall_watch.forget()
-        rewound.clear()
-        committed.clear()
+        input_offsets.forget()
 
     @app.on_before_shutdown.connect
     async def write_final_checkpoints(app_: faust.App, **kwargs: Any) -> None:

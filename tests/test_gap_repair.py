@@ -1,6 +1,6 @@
 """Finding records the stream skipped (sequencer/gap_repair.py), without a broker."""
 
-from sequencer.gap_repair import PartitionPositions, StallWatch
+from sequencer.gap_repair import InputOffsets, PartitionPositions, StallWatch
 from sequencer.processor import SourceRecord
 
 
@@ -72,16 +72,105 @@ def test_stall_needs_the_same_picture_twice():
     assert not watch.observe("ev:3", None, 20, batches=1)
 
 
-def test_an_accepted_gap_lets_the_partition_go_on_past_it():
+class FakeConsumer:
+    """The consumer as InputOffsets sees it, recording what it is asked to do."""
+
+    def __init__(self, group=None, positions=None, range_records=None):
+        self.group = group or {}
+        self.positions = positions or {}
+        self.range_records = range_records or {}
+        self.seeks: list[tuple[str, int]] = []
+        self.commits: list[dict] = []
+        self.ranges_read: list[tuple[str, int, int]] = []
+
+    def assigned(self):
+        return sorted(self.positions)
+
+    async def position(self, tp):
+        return self.positions[tp]
+
+    async def seek(self, tp, offset):
+        self.seeks.append((tp, offset))
+
+    async def commit(self, offsets):
+        self.commits.append(dict(offsets))
+        return True
+
+    async def group_offsets(self):
+        if isinstance(self.group, Exception):
+            raise self.group
+        return self.group
+
+    async def read_range(self, tp, start, stop):
+        self.ranges_read.append((tp, start, stop))
+        return self.range_records.get((tp, start), [])
+
+
+def held(**offsets_by_stream):
+    from sequencer.domain import SequencerConfig, initial_state
+
+    return lambda: [initial_state(stream, SequencerConfig()).with_source_offsets(offsets)
+                    for stream, offsets in offsets_by_stream.items()]
+
+
+async def test_an_accepted_gap_lets_the_partition_go_on_past_it():
     """Offsets with no record (transaction markers, compaction) are accepted once a
     direct read finds nothing; the partition's records are then folded, each once."""
-    positions = PartitionPositions()
-    positions.learn("ev:0", [10])
+    consumer = FakeConsumer()
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
     batch = [rec(0, 10), rec(0, 11), rec(0, 14), rec(0, 15), rec(1, 3)]
-    kept, holes = positions.split_at_holes(batch)
-    assert holes == {"ev:0": (12, 14)} and offsets(kept) == [(0, 10), (0, 11), (1, 3)]
-    positions.accept_gap("ev:0", 14)
-    again, holes = positions.split_at_holes(r for r in batch if r.partition == 0)
-    assert holes == {} and offsets(again) == [(0, 10), (0, 11), (0, 14), (0, 15)]
-    positions.advance(again)
-    assert positions.expected("ev:0") == 16
+    assert offsets(await guard.without_holes(batch)) == [(0, 10), (0, 11), (1, 3)]
+    assert consumer.seeks == [("ev:0", 12)] and consumer.ranges_read == []
+    # After the seek the same hole comes back: read directly, it holds nothing.
+    again = [rec(0, 14), rec(0, 15)]
+    assert offsets(await guard.without_holes(again)) == [(0, 14), (0, 15)]
+    assert consumer.ranges_read == [("ev:0", 12, 14)] and consumer.seeks == [("ev:0", 12)]
+    assert guard.positions.expected("ev:0") == 16
+
+
+async def test_a_hole_with_records_is_sought_back_to_again():
+    consumer = FakeConsumer(range_records={("ev:0", 12): [rec(0, 12)]})
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 12}))
+    assert await guard.without_holes([rec(0, 13)]) == []
+    assert await guard.without_holes([rec(0, 13)]) == []
+    assert consumer.seeks == [("ev:0", 12), ("ev:0", 12)] and guard.rewinds == 2
+    assert offsets(await guard.without_holes([rec(0, 12), rec(0, 13)])) == [(0, 12), (0, 13)]
+
+
+async def test_the_committed_offset_covers_records_no_state_names():
+    # ES1's state stops at 3; the worker committed 5 (records 3 and 4 were
+    # dead letters). A restart goes on from 5 without seeking back.
+    consumer = FakeConsumer(group={"ev:0": 5})
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 3}))
+    assert offsets(await guard.without_holes([rec(0, 5), rec(0, 6)])) == [(0, 5), (0, 6)]
+    assert consumer.seeks == []
+    # Without the group's offsets (broker error), the states alone decide.
+    consumer = FakeConsumer(group=ConnectionError("down"))
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 3}))
+    assert await guard.without_holes([rec(0, 5), rec(0, 6)]) == []
+    assert consumer.seeks == [("ev:0", 3)]
+
+
+async def test_commits_only_what_moved_on():
+    consumer = FakeConsumer()
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
+    await guard.commit_folded({"ev:0"})  # nothing folded yet: nothing to commit
+    assert consumer.commits == []
+    kept = await guard.without_holes([rec(0, 10), rec(0, 11)])
+    await guard.commit_folded({r.partition_key for r in kept})
+    await guard.commit_folded({"ev:0"})
+    assert consumer.commits == [{"ev:0": 12}]
+
+
+async def test_a_stalled_partition_is_sought_back_after_two_looks():
+    consumer = FakeConsumer(positions={"ev:0": 20, "ev:1": 7})
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 10}, ES2={"ev:1": 7}))
+    await guard.check_stalls(batches=4, idle=lambda: True)
+    assert consumer.seeks == []
+    await guard.check_stalls(batches=4, idle=lambda: True)
+    assert consumer.seeks == [("ev:0", 10)]
+    guard.forget()
+    consumer.seeks.clear()
+    await guard.check_stalls(batches=4, idle=lambda: True)
+    await guard.check_stalls(batches=5, idle=lambda: True)  # a batch came in between
+    assert consumer.seeks == []
