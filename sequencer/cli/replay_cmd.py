@@ -92,8 +92,10 @@ class ReplayBars:
         self.bar.close()
 
     def watch(self) -> ReplayWatch:
-        return ReplayWatch(on_read=lambda count: self.bar.update(count), on_total=self._folding,
-                           on_progress=lambda count: self.bar.update(count))
+        return ReplayWatch(on_read=self._advance, on_total=self._folding, on_progress=self._advance)
+
+    def _advance(self, count: int) -> None:
+        self.bar.update(count)
 
     def _folding(self, events: int) -> None:
         self.bar.close()
