@@ -104,7 +104,8 @@ class CheckpointStore:
         """Load and validate one file; raises ``CheckpointError`` naming it."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            # utf-8-sig: a file saved by a Windows editor or PowerShell starts with a BOM.
+            text = path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise CheckpointError(path, "no such file") from None
         except (OSError, UnicodeDecodeError) as error:

@@ -15,7 +15,7 @@ def load_config(path: Path | None) -> SequencerConfig:
         return SequencerConfig()
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is not content
     except OSError as error:
         raise ConfigError(f"config file {path}: {error.strerror or error}") from None
     try:

@@ -74,7 +74,7 @@ def checkpoint_files(folder: Path) -> dict[str, Path]:
 
 def _saved_at_of(path: Path) -> str | None:
     try:
-        value = json.loads(path.read_text(encoding="utf-8")).get("saved_at")
+        value = json.loads(path.read_text(encoding="utf-8-sig")).get("saved_at")
     except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None

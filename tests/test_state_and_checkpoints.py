@@ -452,3 +452,20 @@ def test_source_offsets_keys_name_topic_and_partition():
     offsets = {"events:0": 5, "events:2": 9, "events.v2:1": 4, "events": 7, "events:x": 1}
     assert offsets_in_topic(offsets, "events") == {0: 5, 2: 9}
     assert offsets_in_topic(offsets, "events.v2") == {1: 4}
+
+
+def test_a_checkpoint_saved_with_a_bom_and_windows_line_ends_loads(tmp_path: Path):
+    # Notepad and PowerShell 5 write UTF-8 with a byte order mark, and CRLF.
+    plain = write_legacy(tmp_path, legacy_doc())
+    expected = store_at(tmp_path).load("ES1", "ES").state
+    plain.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n"))
+    assert store_at(tmp_path).load("ES1", "ES").state == expected
+
+
+def test_a_config_file_with_a_bom_loads(tmp_path: Path):
+    from sequencer.config_file import load_config
+
+    path = tmp_path / "ladder.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b'target_mode = "median_ladder"\r\ndepth = 9\r\nmedian_position = 5\r\n')
+    config = load_config(path)
+    assert (config.target_mode, config.depth, config.median_position) == ("median_ladder", 9, 5)
