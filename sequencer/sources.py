@@ -301,7 +301,7 @@ def _parquet_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[R
 
 
 def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
-    with _open_text(path, on_bytes, "utf-8", None) as handle:
+    with _open_text(path, on_bytes, "utf-8-sig", None) as handle:
         for line_no, text in enumerate(handle, start=1):
             text = text.strip()
             if not text:

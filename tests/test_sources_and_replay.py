@@ -581,3 +581,12 @@ def test_decisions_csv_writes_slot_sums_as_compact_json(tmp_path: Path):
     cells = [row["slot_sums"] for row in read_csv(path)]
     assert cells == [json.dumps(s, separators=(",", ":")) for s in layouts]
     assert [json.loads(c) for c in cells] == layouts
+
+
+def test_files_saved_with_a_byte_order_mark_read_like_the_others(tmp_path: Path):
+    plain_csv, plain_jsonl = write_csv(tmp_path / "a.csv", ROWS), write_jsonl_rows(tmp_path / "a.jsonl", ROWS)
+    for path in (plain_csv, plain_jsonl):
+        marked = tmp_path / f"bom{path.suffix}"
+        marked.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+        batch = read_day_events([marked], CONFIG)
+        assert batch.rejects == [] and summary(batch.events) == EXPECTED_DAYS, path.suffix
