@@ -9,34 +9,26 @@ from typing import Any, Callable, Mapping
 from .codecs import decode_decision
 from .domain import Decision
 from .lag import committed_offsets
+from .log_reader import read_topic
 
 
-async def read_decisions(bootstrap: str, topic: str, *, idle_s: float = 1.5,
+async def read_decisions(bootstrap: str, topic: str, *,
                          security: Mapping[str, Any] | None = None) -> list[Decision]:
     """All decisions on ``topic``, one per (stream, date), in (date, stream) order.
 
     Delivery is at least once, so a decision can appear twice after a crash;
     repeats carry the same content and are dropped here by (stream, date).
-    Reads until no record arrives for ``idle_s`` (a broker's reported end
-    offset is not trusted: see docs/benchmarks.md on Tansu's high watermark).
+    Reads each partition to its end as the fetch responses report it (see
+    ``log_reader``), so it returns as soon as it has read everything.
     """
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None, **dict(security or {}))
-    await consumer.start()
     found: dict[tuple[str, str], Decision] = {}
-    try:
-        last_seen = time.monotonic()
-        while time.monotonic() - last_seen < idle_s:
-            batches = await consumer.getmany(timeout_ms=200, max_records=10000)
-            for records in batches.values():
-                for record in records:
-                    decision = decode_decision(record.value)
-                    found.setdefault((decision.stream, decision.date), decision)
-                last_seen = time.monotonic()
-    finally:
-        await consumer.stop()
+
+    def take(records: list) -> None:
+        for record in records:
+            decision = decode_decision(record.value)
+            found.setdefault((decision.stream, decision.date), decision)
+
+    await read_topic(bootstrap, topic, take, security=security)
     return sorted(found.values(), key=lambda d: (d.date, d.stream))
 
 

@@ -91,7 +91,7 @@ class WorkerSetup:
         assert ok, f"worker did not consume up to {ends}; log:\n{worker.log_tail()}"
 
     def decisions(self) -> list:
-        return asyncio.run(read_decisions(self.bootstrap, self.topic_decisions, idle_s=1.0))
+        return asyncio.run(read_decisions(self.bootstrap, self.topic_decisions))
 
 
 @dataclass
