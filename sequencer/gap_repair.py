@@ -124,6 +124,9 @@ class ConsumerPort(Protocol):
 
     def assigned(self) -> list[str]: ...
 
+    def highwater(self, tp: str) -> int | None:
+        """The partition's end as the last fetch response reported it; None before any fetch."""
+
     async def position(self, tp: str) -> int: ...
 
     async def seek(self, tp: str, offset: int) -> None: ...
@@ -166,9 +169,13 @@ class InputOffsets:
         but committed were dead letters or duplicates, handled already: without
         the committed offset they would look like a hole and be sent again.
         Only this worker commits the events topic, and only what it handled, so
-        a committed offset never skips a record it missed."""
-        unknown = [tp for tp in tps if not self.positions.knows(tp)]
-        if not unknown:
+        a committed offset never skips a record it missed.
+        An offset past the partition's end belongs to a log that was replaced
+        (topic recreated, a fresh in-memory broker) and is left out; a
+        partition is learned once a fetch has told its end."""
+        ends = {tp: self.consumer.highwater(tp) for tp in tps if not self.positions.knows(tp)}
+        ends = {tp: end for tp, end in ends.items() if end is not None}
+        if not ends:
             return
         try:
             group = await self.consumer.group_offsets()
@@ -176,11 +183,15 @@ class InputOffsets:
             logger.warning("committed offsets not available: %r", exc)
             group = {}
         held = list(self.held_states())
-        for tp in unknown:
+        for tp, end in ends.items():
             offsets = [s.source_offsets[tp] for s in held if tp in s.source_offsets]
             if tp in group:
                 offsets.append(group[tp])
-            self.positions.learn(tp, offsets)
+            stale = [offset for offset in offsets if offset > end]
+            if stale:
+                logger.warning("%s ends at %d but states or the group point up to %d: offsets of a "
+                               "replaced log, ignored", tp, end, max(stale))
+            self.positions.learn(tp, [offset for offset in offsets if offset <= end])
 
     async def without_holes(self, records: list[SourceRecord]) -> list[SourceRecord]:
         """The records to fold now: each partition's up to its first hole. The

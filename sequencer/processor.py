@@ -10,10 +10,15 @@ at-least-once delivery it tells apart
 - a *duplicate*: a new record for the last processed date; skipped and counted
   when its payload equals the applied one, dead-lettered when it differs;
 - *out of order*: a date before the last processed date; dead-lettered.
+
+A record below the state's offset whose date is *after* the last processed
+date cannot be a redelivery: the log was replaced (a recreated topic, a fresh
+in-memory broker). The stale offset is dropped and the event folded.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -32,6 +37,8 @@ from .domain import (
     parse_day_event,
     partition_key,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +81,14 @@ class ProcessingCounters:
     records: int = 0
     applied: int = 0
     redelivered: int = 0
+    replaced_offsets: int = 0  # state offsets dropped as belonging to a replaced log
     duplicates: int = 0
     dead_letters: int = 0
     dead_letter_reasons: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
         return {"records": self.records, "applied": self.applied, "redelivered": self.redelivered,
-                "duplicates": self.duplicates, "dead_letters": self.dead_letters,
+                "replaced_offsets": self.replaced_offsets, "duplicates": self.duplicates, "dead_letters": self.dead_letters,
                 "dead_letter_reasons": dict(self.dead_letter_reasons)}
 
 
@@ -133,8 +141,16 @@ class EventProcessor:
             out.partition_of[stream] = record.partition
             next_offset = state.source_offsets.get(tp)
             if next_offset is not None and record.offset < next_offset:
-                counters.redelivered += 1
-                continue
+                last = state.last_processed_date
+                if last is not None and event.date <= last:
+                    counters.redelivered += 1
+                    continue
+                # Every record of the state's log below its offset was handled,
+                # and last_processed_date only grows, so a later date cannot
+                # come from that log: the offset belongs to a log that is gone
+                # (topic recreated, an in-memory broker started afresh).
+                # Forget it and fold the event.
+                state = self._forget_offset(stream, state, tp, offsets, record.offset)
             order = event_order(state, event.date)
             if order is not Order.NEW:
                 if order is Order.OUT_OF_ORDER:
@@ -161,6 +177,16 @@ class EventProcessor:
                 state = self._lookup_state(stream) or initial_state(stream, config)
             states[stream] = state.with_source_offsets(stream_offsets)
         return out
+
+    def _forget_offset(self, stream: str, state: StreamState, tp: str,
+                       offsets: dict[str, dict[str, int]], offset: int) -> StreamState:
+        logger.warning("%s: offset %d of %s is before the state's next offset %d but its date is new; "
+                       "the state's offset is from a replaced log and is dropped",
+                       stream, offset, tp, state.source_offsets[tp])
+        self.counters.replaced_offsets += 1
+        if stream in offsets:
+            offsets[stream].pop(tp, None)
+        return state.with_source_offsets({k: v for k, v in state.source_offsets.items() if k != tp})
 
     @staticmethod
     def _remember_offset(offsets: dict[str, dict[str, int]], stream: str, state: StreamState,

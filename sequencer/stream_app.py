@@ -123,6 +123,12 @@ class FaustConsumerPort:
         return [partition_key(tp.topic, tp.partition) for tp in self.app.consumer.assignment()
                 if tp.topic == topic]
 
+    def highwater(self, tp: str) -> int | None:
+        try:
+            return self.app.consumer.highwater(_faust_tp(tp))
+        except Exception:  # noqa: BLE001 - not assigned (any more): unknown
+            return None
+
     async def position(self, tp: str) -> int:
         return await self.app.consumer.position(_faust_tp(tp))
 

@@ -75,7 +75,8 @@ def test_stall_needs_the_same_picture_twice():
 class FakeConsumer:
     """The consumer as InputOffsets sees it, recording what it is asked to do."""
 
-    def __init__(self, group=None, positions=None, range_records=None):
+    def __init__(self, group=None, positions=None, range_records=None, ends=None):
+        self.ends = ends or {}
         self.group = group or {}
         self.positions = positions or {}
         self.range_records = range_records or {}
@@ -85,6 +86,9 @@ class FakeConsumer:
 
     def assigned(self):
         return sorted(self.positions)
+
+    def highwater(self, tp):
+        return self.ends[tp] if tp in self.ends else 10**9
 
     async def position(self, tp):
         return self.positions[tp]
@@ -174,3 +178,24 @@ async def test_a_stalled_partition_is_sought_back_after_two_looks():
     await guard.check_stalls(batches=4, idle=lambda: True)
     await guard.check_stalls(batches=5, idle=lambda: True)  # a batch came in between
     assert consumer.seeks == []
+
+
+async def test_offsets_past_the_partitions_end_belong_to_a_replaced_log():
+    # States (and the group) remember a log that ended at 3829; the broker now
+    # holds a new one of 160 records. Nothing is a hole, and the commit follows
+    # the new log instead of jumping to the old end.
+    consumer = FakeConsumer(group={"ev:0": 3829}, ends={"ev:0": 160})
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 3829}))
+    assert offsets(await guard.without_holes([rec(0, 0), rec(0, 1)])) == [(0, 0), (0, 1)]
+    await guard.commit_folded({"ev:0"})
+    assert consumer.seeks == [] and consumer.commits == [{"ev:0": 2}]
+
+
+async def test_a_partition_is_learned_only_once_its_end_is_known():
+    consumer = FakeConsumer(positions={"ev:0": 20}, ends={"ev:0": None})
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
+    await guard.check_stalls(batches=1, idle=lambda: True)
+    assert not guard.positions.knows("ev:0")
+    consumer.ends["ev:0"] = 20
+    await guard.check_stalls(batches=1, idle=lambda: True)
+    assert guard.positions.expected("ev:0") == 10
