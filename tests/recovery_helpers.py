@@ -157,6 +157,26 @@ def wait_caught_up(setup: Setup, ends: dict[int, int], worker: WorkerProcess, ke
     raise AssertionError(f"worker did not catch up within {timeout_s}s:\n{worker.log_tail()}")
 
 
+def wait_holding(worker: WorkerProcess, last_dates: dict[str, str], *, timeout_s: float) -> None:
+    """Until the worker's ``GET /streams`` shows every stream at its last date."""
+    import json
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    seen: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        assert worker.alive(), worker.log_tail()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/streams", timeout=2) as reply:
+                seen = {row["stream"]: row["last_processed_date"] for row in json.load(reply)}
+        except OSError:
+            seen = {}
+        if all(seen.get(stream) == date for stream, date in last_dates.items()):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"worker holds {seen}, expected {last_dates}:\n{worker.log_tail()}")
+
+
 def run_crash_loop(setup: Setup, events: list[DayEvent], kills: int, work_dir: Path, *,
                    seed: int, publish_seconds: float = 20.0, alive_range: tuple[float, float] = (2.0, 12.0),
                    log=print) -> CrashReport:
@@ -214,6 +234,13 @@ def run_crash_loop(setup: Setup, events: list[DayEvent], kills: int, work_dir: P
             worker.wait_ready()
             caught_up = wait_caught_up(setup, ends, worker, {(e.stream, e.date) for e in events}, timeout_s=180)
             log(f"final worker: {caught_up}")
+            # The offsets may have been committed by a killed worker: this one
+            # must also hold every stream (its table restored) before its stop
+            # writes the final checkpoints.
+            last_dates: dict[str, str] = {}
+            for event in events:
+                last_dates[event.stream] = max(last_dates.get(event.stream, ""), event.date)
+            wait_holding(worker, last_dates, timeout_s=120)
         finally:
             code = worker.stop()
         assert code == 0, f"final worker exited {code} on SIGTERM; log {worker.log_path}:\n{worker.log_tail()}"
