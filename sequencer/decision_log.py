@@ -32,6 +32,26 @@ async def read_decisions(bootstrap: str, topic: str, *,
     return sorted(found.values(), key=lambda d: (d.date, d.stream))
 
 
+async def read_dead_letters(bootstrap: str, topic: str, *,
+                            security: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every dead letter on ``topic`` (msgpack maps: reason, stream, source_*, key, value)."""
+    import msgpack
+
+    letters: list[dict[str, Any]] = []
+
+    def take(records: list) -> None:
+        for record in records:
+            try:
+                letter = msgpack.unpackb(record.value, raw=False)
+            except (ValueError, msgpack.UnpackException):
+                continue  # not ours: another writer shares the topic
+            if isinstance(letter, dict):
+                letters.append(letter)
+
+    await read_topic(bootstrap, topic, take, security=security)
+    return letters
+
+
 async def wait_until_consumed(bootstrap: str, group: str, topic: str, ends: Mapping[int, int], *,
                               timeout_s: float = 600.0, on_progress: Callable[[int], None] | None = None,
                               security: Mapping[str, Any] | None = None,

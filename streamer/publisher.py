@@ -52,6 +52,7 @@ class EventPublisher:
         #: partition -> next offset after the last record this publisher wrote,
         #: from the broker's acknowledgements (exact, unlike a reported high watermark).
         self.end_offsets: dict[int, int] = {}
+        self.start_offsets: dict[int, int] = {}  # partition -> first offset this publisher wrote
 
     async def __aenter__(self) -> "EventPublisher":
         await self._start_with_retry()
@@ -140,6 +141,8 @@ class EventPublisher:
         for metadata in waiting.result():
             if metadata.offset + 1 > self.end_offsets.get(metadata.partition, 0):
                 self.end_offsets[metadata.partition] = metadata.offset + 1
+            if metadata.offset < self.start_offsets.get(metadata.partition, metadata.offset + 1):
+                self.start_offsets[metadata.partition] = metadata.offset
 
     async def publish_events(self, events: Iterable[DayEvent], *, rate: float | None = None,
                              on_progress: Callable[[int], None] | None = None) -> int:

@@ -8,6 +8,7 @@ applies nothing new.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -52,17 +53,24 @@ def test_run_embedded_equals_replay_and_a_second_run_applies_nothing(tmp_path: P
     assert checkpoint_docs(live_state) == live_docs
 
 
+SPLIT = "2025-06-01"
+
+
+def es_inputs(tmp_path: Path) -> list[str]:
+    """ES rows before SPLIT ("head"), from it on ("tail"), and all of them ("all")."""
+    header, *rows = (SAMPLE / "trades_ES.csv").read_text().splitlines(keepends=True)
+    for name, kept in (("head", [r for r in rows if r < SPLIT]), ("tail", [r for r in rows if r >= SPLIT]),
+                       ("all", rows)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "trades_ES.csv").write_text(header + "".join(kept))
+    return rows
+
+
 def test_a_later_run_with_only_the_new_days_applies_them(tmp_path: Path):
     # Each run starts a fresh in-memory broker: the offsets the checkpoints
     # carry are those of the previous run's log, and must not hide new days.
-    header, *rows = (SAMPLE / "trades_ES.csv").read_text().splitlines(keepends=True)
-    split = "2025-06-01"
-    (tmp_path / "head").mkdir()
-    (tmp_path / "tail").mkdir()
-    (tmp_path / "head" / "trades_ES.csv").write_text(header + "".join(r for r in rows if r < split))
-    (tmp_path / "tail" / "trades_ES.csv").write_text(header + "".join(r for r in rows if r >= split))
-    (tmp_path / "all").mkdir()
-    (tmp_path / "all" / "trades_ES.csv").write_text(header + "".join(rows))
+    rows = es_inputs(tmp_path)
+    split = SPLIT
     state = tmp_path / "state"
 
     run(tmp_path, "run", "--embedded", str(tmp_path / "head"), "--out", str(tmp_path / "o1"), "--state-dir", str(state))
@@ -79,3 +87,21 @@ def test_a_later_run_with_only_the_new_days_applies_them(tmp_path: Path):
     assert read_csv(tmp_path / "o2" / "decisions.csv") == new_rows
     assert without_saved_offsets(checkpoint_docs(state)) == without_saved_offsets(
         checkpoint_docs(tmp_path / "batch-state"))
+
+
+def test_older_days_sent_after_newer_ones_are_reported_as_dead_letters(tmp_path: Path):
+    # The tail first, then the whole history: older days arriving after a
+    # stream's last processed date are out of order (SPEC 3) and go to the
+    # dead letters. The run must say so, not count them as already applied.
+    rows = es_inputs(tmp_path)
+    state = tmp_path / "state"
+    run(tmp_path, "run", "--embedded", str(tmp_path / "tail"), "--out", str(tmp_path / "o1"), "--state-dir", str(state))
+    second = run(tmp_path, "run", "--embedded", str(tmp_path / "all"), "--out", str(tmp_path / "o2"),
+                 "--state-dir", str(state))
+    days = {(r.split(",")[3], r.split(",")[0]) for r in rows}  # (Stream, Date)
+    found = re.search(r"(\d+) decisions .*; (\d+) events were already applied .*; (\d+) dead-lettered to "
+                      r"sequencer\.dead-letters \(out of order: (\d+)\)", second.stdout)
+    assert found, second.stdout
+    decisions, already, letters, out_of_order = map(int, found.groups())
+    assert decisions == 0 and letters == out_of_order > 0
+    assert decisions + already + letters == len(days)

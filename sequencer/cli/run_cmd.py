@@ -15,7 +15,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from .common import DEFAULT_STATE_DIR
 
@@ -90,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
 async def _publish_and_collect(settings, config, inputs, args, worker) -> int:
     from streamer.publisher import EventPublisher
 
-    from ..decision_log import read_decisions, wait_until_consumed
+    from ..decision_log import read_dead_letters, read_decisions, wait_until_consumed
+    from ..processor import reason_kind
     from ..record_files import write_decisions_csv, write_rejects_csv
     from ..sources import expand_inputs, read_day_events
     from .progress import progress_bar
@@ -115,11 +118,27 @@ async def _publish_and_collect(settings, config, inputs, args, worker) -> int:
         return 1
     decisions = await read_decisions(settings.bootstrap_servers, settings.topic_decisions, security=security)
     count = write_decisions_csv(args.out / "decisions.csv", decisions)
-    skipped = len(batch.events) - count
-    print(f"{count} decisions -> {args.out / 'decisions.csv'}"
-          + (f"; {skipped} events were already applied (checkpoints in {args.state_dir}; --fresh starts over)"
-             if skipped > 0 else ""))
+    letters = [letter for letter in await read_dead_letters(settings.bootstrap_servers,
+                                                            settings.topic_dead_letters, security=security)
+               if _published_here(letter, settings.topic_events, publisher)]
+    already = len(batch.events) - count - len(letters)
+    line = f"{count} decisions -> {args.out / 'decisions.csv'}"
+    if already > 0:
+        line += f"; {already} events were already applied (checkpoints in {args.state_dir}; --fresh starts over)"
+    if letters:
+        kinds = Counter(reason_kind(str(letter.get("reason", ""))) for letter in letters)
+        line += (f"; {len(letters)} dead-lettered to {settings.topic_dead_letters} ("
+                 + ", ".join(f"{kind}: {n}" for kind, n in kinds.most_common()) + ")")
+    print(line)
     return 0
+
+
+def _published_here(letter: dict, topic: str, publisher: Any) -> bool:
+    """Whether a dead letter is about a record this run published (the topic may be shared)."""
+    partition, offset = letter.get("source_partition"), letter.get("source_offset")
+    if letter.get("source_topic") != topic or partition not in publisher.end_offsets:
+        return False
+    return publisher.start_offsets[partition] <= offset < publisher.end_offsets[partition]
 
 
 def _print_summary(store) -> None:
