@@ -37,9 +37,10 @@ def compute_lag(group: str, topic: str, committed: Mapping[int, int | None],
                 earliest: Mapping[int, int], end: Mapping[int, int]) -> LagReport:
     """Lag per partition: end - committed; before any commit, end - earliest.
 
-    A committed offset beyond the reported end cannot be right; some brokers
-    report a wrong high watermark (Tansu for librdkafka batches). The lag is
-    then shown as 0 and the row says so plainly.
+    A committed offset beyond the reported end cannot be right: some brokers
+    report a wrong high watermark (Tansu for multi-record batches), or the
+    topic was deleted and created again since the commit. The lag is then
+    shown as 0 and the row says so plainly.
     """
     rows = []
     for partition in sorted(end):
@@ -51,7 +52,7 @@ def compute_lag(group: str, topic: str, committed: Mapping[int, int | None],
         elif done > end[partition]:
             lag = 0
             note = (f"committed offset {done} is beyond the reported end {end[partition]}: "
-                    "the broker reports a wrong high watermark")
+                    "the broker reports a wrong high watermark, or the topic was recreated")
         else:
             lag = end[partition] - max(done, start)
         rows.append(PartitionLag(topic, partition, done, start, end[partition], max(lag, 0), note))
