@@ -189,6 +189,10 @@ def prometheus_text(*, lag: LagReport | None, counters: Mapping[str, Any], rate:
     m.family("sequencer_redeliveries_total", "counter",
              "Records below a stream's source offsets (already applied before a restart), skipped.",
              [({}, counters.get("redelivered", 0))])
+    m.family("sequencer_replaced_offsets_total", "counter",
+             "Stream offsets dropped because a newer day came from below them: the event topic was "
+             "replaced (recreated, or a fresh in-memory broker).",
+             [({}, counters.get("replaced_offsets", 0))])
     m.family("sequencer_processing_rate", "gauge",
              "Records folded per second over the last 30 seconds.", [({}, rate)])
     m.family("sequencer_checkpoint_age_seconds", "gauge",

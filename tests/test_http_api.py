@@ -167,6 +167,7 @@ def test_metrics_count_what_was_published(live):
     assert found['sequencer_dead_letters_total{reason="out of order"}'] == 1
     assert found["sequencer_duplicates_total"] == 1
     assert found["sequencer_redeliveries_total"] == 0
+    assert found["sequencer_replaced_offsets_total"] == 0  # one log all along
     assert found["sequencer_consumer_lag_total"] == 0
     lag_rows = {k: v for k, v in found.items() if k.startswith("sequencer_consumer_lag{")}
     assert len(lag_rows) == 2 and set(lag_rows.values()) == {0}
