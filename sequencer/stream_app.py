@@ -133,7 +133,12 @@ class FaustConsumerPort:
         return await self.app.consumer.position(_faust_tp(tp))
 
     async def seek(self, tp: str, offset: int) -> None:
-        await self.app.consumer.seek(_faust_tp(tp), offset)
+        # seek_wait, not seek: Faust's seek calls aiokafka from this thread
+        # while the consumer thread may be inside fetched_records, whose
+        # `del self._records[tp]` then raised KeyError and crashed the Fetcher
+        # (seen once in CI right after an assignment). seek_wait runs it on the
+        # consumer's own thread, sets the read offset and waits for the position.
+        await self.app.consumer.seek_wait({_faust_tp(tp): offset})
 
     async def commit(self, offsets: Any) -> bool:
         # Faust's consumer-thread commit: its public commit() only commits
