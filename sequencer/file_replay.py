@@ -47,7 +47,6 @@ class ReplaySummary:
     already_applied: int = 0
     after_until: int = 0
     rejects: list[Reject] = field(default_factory=list)
-    jobs: int = 1
 
     def add(self, other: "ReplaySummary") -> None:
         for name in ("events", "rows", "streams", "applied", "already_applied", "after_until"):
@@ -153,7 +152,6 @@ def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, S
         summary = _replay_in_processes(paths, config, states, out_dir, store, until, jobs, watch)
     summary.rejects.sort(key=_reject_order(paths))
     write_rejects_csv(out_dir / "rejects.csv", summary.rejects)
-    summary.jobs = jobs
     return summary
 
 

@@ -49,7 +49,7 @@ class PartitionPositions:
         return self._next.get(tp)
 
     def learn(self, tp: str, offsets: Iterable[int]) -> None:
-        """Seed from the source offsets (next offsets) the states of this partition hold."""
+        """Seed from next offsets known elsewhere (states' source offsets, the group's commit)."""
         self._learned.add(tp)
         best = max(offsets, default=None)
         if best is not None and best > self._next.get(tp, -1):

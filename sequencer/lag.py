@@ -79,11 +79,7 @@ async def consumer_lag(bootstrap: str, group: str, topic: str,
         end = {tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()} if tps else {}
         earliest = {tp.partition: o for tp, o in (await consumer.beginning_offsets(tps)).items()} if tps else {}
         offsets = await admin.list_consumer_group_offsets(group, partitions=tps) if tps else {}
-        committed = {}
-        for tp, meta in offsets.items():
-            if tp.topic == topic and meta is not None and meta.offset >= 0:
-                committed[tp.partition] = meta.offset
-        return compute_lag(group, topic, committed, earliest, end)
+        return compute_lag(group, topic, _committed_in(offsets, topic), earliest, end)
     finally:
         # Also after a failed start (broker unreachable): nothing is left unclosed.
         await consumer.stop()
@@ -107,5 +103,10 @@ async def committed_offsets(bootstrap: str, group: str, topic: str,
             group, partitions=[TopicPartition(topic, p) for p in partitions])
     finally:
         await admin.close()
+    return _committed_in(offsets, topic)
+
+
+def _committed_in(offsets: Mapping[Any, Any], topic: str) -> dict[int, int]:
+    """Partition -> offset from an OffsetFetch answer; -1 (nothing committed) is left out."""
     return {tp.partition: meta.offset for tp, meta in offsets.items()
             if tp.topic == topic and meta is not None and meta.offset >= 0}

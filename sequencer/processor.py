@@ -88,7 +88,8 @@ class ProcessingCounters:
 
     def as_dict(self) -> dict:
         return {"records": self.records, "applied": self.applied, "redelivered": self.redelivered,
-                "replaced_offsets": self.replaced_offsets, "duplicates": self.duplicates, "dead_letters": self.dead_letters,
+                "replaced_offsets": self.replaced_offsets, "duplicates": self.duplicates,
+                "dead_letters": self.dead_letters,
                 "dead_letter_reasons": dict(self.dead_letter_reasons)}
 
 

@@ -56,7 +56,6 @@ BATCH_WITHIN_S = 0.05
 STALL_CHECK_S = 2.0
 
 
-
 @dataclass
 class WorkerRuntime:
     """What the HTTP views, the CLI and the tests can see of a running worker."""
