@@ -54,7 +54,7 @@ def utc_now_iso() -> str:
 
 def checkpoint_folder(state_dir: Path, config_name: str) -> Path:
     """The default configuration writes to ``state_dir``; a named one to a subfolder."""
-    if not CONFIG_NAME.match(config_name):
+    if not CONFIG_NAME.fullmatch(config_name):
         raise SequencerError(f"config name {config_name!r} must match {CONFIG_NAME.pattern}")
     return Path(state_dir) if config_name == DEFAULT_CONFIG_NAME else Path(state_dir) / config_name
 
@@ -69,7 +69,7 @@ class CheckpointStore:
         self._clock = clock
 
     def path_for(self, stream: str, instrument: str) -> Path:
-        if not STREAM_NAME.match(stream) or not instrument.isalnum():
+        if not STREAM_NAME.fullmatch(stream) or not instrument.isalnum():
             # Stream names become file names: never let one leave the folder.
             raise SequencerError(f"refusing a checkpoint path for stream {stream!r}")
         return self.folder / f"state_{instrument}_{stream}.json"
@@ -121,7 +121,7 @@ class CheckpointStore:
             state, warnings = load_state_document(doc, self.config)
         except InvalidState as error:
             raise CheckpointError(path, str(error)) from None
-        match = _FILE_NAME.match(path.name)
+        match = _FILE_NAME.fullmatch(path.name)
         if match and (match.group(1), match.group(2)) != (state.instrument, state.stream):
             raise CheckpointError(
                 path, f"holds stream {state.stream} ({state.instrument}), not the stream its name says"
@@ -141,7 +141,7 @@ class CheckpointStore:
     def files(self) -> list[Path]:
         if not self.folder.is_dir():
             return []
-        return sorted(p for p in self.folder.iterdir() if p.is_file() and _FILE_NAME.match(p.name))
+        return sorted(p for p in self.folder.iterdir() if p.is_file() and _FILE_NAME.fullmatch(p.name))
 
     def load_all(self) -> tuple[dict[str, Checkpoint], list[CheckpointError]]:
         """Every valid checkpoint by stream, and the refusals (the caller reports them)."""
@@ -158,11 +158,11 @@ class CheckpointStore:
 
     def clear(self, stream: str) -> list[Path]:
         """Delete the stream's checkpoint(s); returns what was removed."""
-        if not STREAM_NAME.match(stream):
+        if not STREAM_NAME.fullmatch(stream):
             raise SequencerError(f"invalid stream name {stream!r}")
         removed = []
         for path in self.files():
-            match = _FILE_NAME.match(path.name)
+            match = _FILE_NAME.fullmatch(path.name)
             if match and match.group(2) == stream:
                 path.unlink()
                 removed.append(path)

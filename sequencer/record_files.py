@@ -60,7 +60,9 @@ def read_decisions_csv(path: Path) -> list[dict[str, str]]:
 
 def write_rejects_csv(path: Path, rejects: Iterable[Reject]) -> int:
     count = 0
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+    # A rejected row may hold bytes that were not UTF-8 (read as lone
+    # surrogates): they are written as \xNN escapes, so rejects.csv stays UTF-8.
+    with Path(path).open("w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
         writer = csv.writer(handle)
         writer.writerow(REJECT_FIELDS)
         for reject in rejects:

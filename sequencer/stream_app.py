@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-import msgpack
 from faust.types import TP
 
 from .checkpoints import CheckpointStore, checkpoint_folder
-from .codecs import encode_decision
+from .codecs import dead_letter_key, encode_dead_letter, encode_decision
 from .domain import SequencerConfig, StreamState, partition_key, split_partition_key
 from .live_state import (
     LAST_EVENTS_TABLE,
@@ -37,7 +36,7 @@ from .live_state import (
     encode_last_event,
     encode_state,
 )
-from .processor import DeadLetter, EventProcessor, SourceRecord
+from .processor import EventProcessor, SourceRecord
 from .settings import Settings
 from .faust_consumer import install as install_fast_drain
 from .gap_repair import InputOffsets, read_range
@@ -95,19 +94,6 @@ class WorkerRuntime:
                     found[stream] = state
         found.update(self.live.cached())
         return found
-
-
-def dead_letter_value(letter: DeadLetter) -> bytes:
-    record = letter.record
-    return msgpack.packb({
-        "reason": letter.reason,
-        "stream": letter.stream,
-        "source_topic": record.topic,
-        "source_partition": record.partition,
-        "source_offset": record.offset,
-        "key": record.key,
-        "value": record.value,
-    }, use_bin_type=True)
 
 
 class FaustConsumerPort:
@@ -250,8 +236,9 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             pending.append(await producer.send(decisions_name, decision.stream.encode(),
                                                encode_decision(decision), None, None, None))
         for letter in outcome.dead_letters:
-            pending.append(await producer.send(dead_letters_name, letter.record.key,
-                                               dead_letter_value(letter), None, None, None))
+            pending.append(await producer.send(dead_letters_name, dead_letter_key(letter),
+                                               encode_dead_letter(letter, settings.dead_letter_value_bytes),
+                                               None, None, None))
         await producer.flush()
         # A failed send raises here, before any table write: the batch is
         # not acknowledged and will be folded again after the restart.

@@ -67,7 +67,7 @@ def checkpoint_files(folder: Path) -> dict[str, Path]:
         return found
     for path in folder.glob("state_*_*.json"):
         instrument, _, stream = path.name[len("state_"):-len(".json")].partition("_")
-        if instrument.isalnum() and STREAM_NAME.match(stream):
+        if instrument.isalnum() and STREAM_NAME.fullmatch(stream):
             found[stream] = path
     return found
 
@@ -142,7 +142,7 @@ class _Api:
         return [stream_row(states[s], today, info.get(s, (None, 0.0))[0]) for s in sorted(states)]
 
     def state(self, stream: str) -> StreamState | None:
-        if not STREAM_NAME.match(stream):
+        if not STREAM_NAME.fullmatch(stream):
             return None
         return self.runtime.live.get(stream)
 
@@ -249,7 +249,7 @@ def register_views(app: "faust.App", runtime: "WorkerRuntime") -> None:
             refused = api.authorized(request)
             if refused:
                 return error(self, 403, refused)
-            if not STREAM_NAME.match(stream):
+            if not STREAM_NAME.fullmatch(stream):
                 return error(self, 404, f"unknown stream {stream!r}", stream=stream)
             state = api.state(stream)
             has_files = stream in checkpoint_files(runtime.store.folder)
