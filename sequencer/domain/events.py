@@ -48,9 +48,13 @@ _SHORT_REPR.maxother = 40
 _SHORT_REPR.maxlist = _SHORT_REPR.maxdict = _SHORT_REPR.maxtuple = 4
 
 
+SHOWN_MAX_CHARS = 80
+
+
 def shown(value: Any) -> str:
-    """A short repr of an untrusted value, for error messages."""
-    return _SHORT_REPR.repr(value)
+    """A short repr of an untrusted value (at most ``SHOWN_MAX_CHARS``), for error messages."""
+    text = _SHORT_REPR.repr(value)
+    return text if len(text) <= SHOWN_MAX_CHARS else text[:SHOWN_MAX_CHARS - 3] + "..."
 
 
 def latest_event_date(today: _dt.date) -> str:
