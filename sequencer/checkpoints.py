@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 from .domain import InvalidState, SequencerConfig, SequencerError, StreamState, state_to_dict
 from .domain.events import STREAM_NAME
 from .domain.state import load_state_document
+from .file_writes import check_folder, naming
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class CheckpointStore:
     def __init__(self, folder: Path, config: SequencerConfig,
                  clock: Callable[[], str] = utc_now_iso) -> None:
         self.folder = Path(folder)
+        check_folder(self.folder, "state folder")
         self.config = config
         self._clock = clock
 
@@ -76,29 +78,53 @@ class CheckpointStore:
 
     def save(self, state: StreamState) -> Path:
         """Write atomically; returns the path."""
-        path = self.path_for(state.stream, state.instrument)
+        path = self._writable_path(state)
         self.folder.mkdir(parents=True, exist_ok=True)
         data = json.dumps(state_to_dict(state, saved_at=self._clock()), indent=2, allow_nan=False)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with naming(path):  # a full disk fails the write or fsync with no file name
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.folder)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(data)
+                    handle.write("\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         _fsync_folder(self.folder)
         return path
 
     def save_all(self, states: "Iterator[StreamState] | list[StreamState]") -> int:
-        count = 0
+        """Save every state; a folder where one file should be is refused before any is written."""
+        states = list(states)
+        for state in states:
+            self._writable_path(state)
         for state in states:
             self.save(state)
-            count += 1
-        return count
+        return len(states)
+
+    def _writable_path(self, state: StreamState) -> Path:
+        path = self.path_for(state.stream, state.instrument)
+        if path.is_dir():
+            raise CheckpointError(path, "is a folder where the checkpoint file should be; "
+                                        "move it away and run again")
+        return path
+
+    def check_writable(self) -> None:
+        """Create the folder and a scratch file in it, or raise naming the folder and why.
+
+        The worker calls it at start: a read-only folder is found before any
+        event is folded, not at the first checkpoint.
+        """
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(prefix=".write-check.", dir=self.folder):
+                pass
+        except OSError as error:
+            raise SequencerError(f"state folder {self.folder} is not writable "
+                                 f"({error.strerror or error}): checkpoints could not be saved") from error
 
     def load_file(self, path: Path) -> Checkpoint:
         """Load and validate one file; raises ``CheckpointError`` naming it."""

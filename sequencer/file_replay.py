@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from .checkpoints import CheckpointStore
 from .domain import SequencerConfig, SequencerError, StreamState
+from .file_writes import naming
 from .record_files import DecisionCsvWriter, write_rejects_csv
 from .replay import replay_events
 from .sources import Reject, StreamPartition, read_day_events
@@ -163,7 +164,7 @@ def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[s
     if partition is not None:
         states = {s: state for s, state in states.items() if partition.owns(s)}
     report.found(len(batch.events))
-    with decisions_path.open("w", newline="", encoding="utf-8") as handle:
+    with naming(decisions_path), decisions_path.open("w", newline="", encoding="utf-8") as handle:
         writer = DecisionCsvWriter(handle)
         result = replay_events(batch.events, config, states, until=until,
                                on_decision=writer.write, on_progress=report.folded)
@@ -272,7 +273,7 @@ def _merge_decisions(parts: list[Path], target: Path) -> None:
     handles = [part.open(newline="", encoding="utf-8") for part in parts]
     try:
         headers = [handle.readline() for handle in handles]
-        with target.open("w", newline="", encoding="utf-8") as out:
+        with naming(target), target.open("w", newline="", encoding="utf-8") as out:
             out.write(headers[0])
             out.writelines(line for _, _, line in heapq.merge(*(_keyed(h) for h in handles)))
     finally:

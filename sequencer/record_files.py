@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 from .domain import DECISION_FIELDS, Decision
+from .file_writes import naming
 from .sources import Reject
 
 REJECT_FIELDS = ("source", "line", "stream", "date", "reason", "raw")
@@ -46,11 +47,11 @@ class DecisionCsvWriter:
 
 
 def write_decisions_csv(path: Path, decisions: Iterable[Decision]) -> int:
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+    with naming(path), Path(path).open("w", newline="", encoding="utf-8") as handle:
         writer = DecisionCsvWriter(handle)
         for decision in decisions:
             writer.write(decision)
-        return writer.count
+    return writer.count
 
 
 def read_decisions_csv(path: Path) -> list[dict[str, str]]:
@@ -62,7 +63,7 @@ def write_rejects_csv(path: Path, rejects: Iterable[Reject]) -> int:
     count = 0
     # A rejected row may hold bytes that were not UTF-8 (read as lone
     # surrogates): they are written as \xNN escapes, so rejects.csv stays UTF-8.
-    with Path(path).open("w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
+    with naming(path), Path(path).open("w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
         writer = csv.writer(handle)
         writer.writerow(REJECT_FIELDS)
         for reject in rejects:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..domain.events import parse_iso_date
 from ..file_replay import ReplayWatch, choose_jobs, replay_files
+from ..file_writes import check_folder
 from ..sources import expand_inputs
 from .common import add_config_arguments, selected_config, selected_store
 from .progress import progress_bar
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    check_folder(args.out, "--out")
     config = selected_config(args)
     store = selected_store(args, config)
     until = parse_iso_date(args.until, "--until") if args.until else None
