@@ -107,6 +107,10 @@ async def verify(settings: Any, config: SequencerConfig, store: CheckpointStore,
     if not table.exists:
         notes.append(f"changelog {table.topic} does not exist: the table is empty (no worker ran?)")
 
+    if fold.dead_letter_reasons:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(fold.dead_letter_reasons.items()))
+        notes.append(f"{sum(fold.dead_letter_reasons.values())} records of the log are dead letters, "
+                     f"not applied (as the worker does): {kinds}")
     chosen = chosen_streams(streams, fold.states, table.streams(), loaded)
     for stream in chosen:
         expected = fold.states.get(stream)

@@ -63,3 +63,7 @@ def describe_os_error(error: OSError) -> str:
     paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
     text = what if hint is None else f"{what} ({hint})"
     return f"{' -> '.join(paths)}: {text}" if paths else text
+
+
+if __name__ == "__main__":
+    sys.exit(main())
