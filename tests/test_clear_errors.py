@@ -164,3 +164,21 @@ def test_streamer_publish_rejects_a_hostile_jsonl_row_and_publishes_the_rest(kaf
     assert "stream name" in reasons[4] and "in the future" in reasons[5]
     published = [msgpack.unpackb(v, raw=False) for v in read_topic_values(kafka_bootstrap, setup.topic_events)]
     assert [(e["stream"], e["date"]) for e in published] == [("ES1", "2025-01-02"), ("ES1", "2025-01-08")]
+
+
+def test_a_far_future_row_is_rejected_and_later_real_days_apply_on_resume(tmp_path):
+    """Issue 13 point 5: a row dated 2205-01-09 locked the stream out of every later --resume."""
+    (tmp_path / "first.csv").write_text("Date,Time,Stream,Result,Peak\n2025-01-02,07:30,ES1,Win,12\n"
+                                        "2205-01-09,07:30,ES1,Win,12\n")
+    (tmp_path / "next.csv").write_text("Date,Time,Stream,Result,Peak\n2025-01-03,07:30,ES1,Loss,3\n")
+    first = sequencer("replay", "first.csv", "--out", "o1", "--state-dir", "st", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    with (tmp_path / "o1/rejects.csv").open(encoding="utf-8") as handle:
+        rejects = list(csv.DictReader(handle))
+    assert [(r["line"], r["date"]) for r in rejects] == [("3", "")]
+    assert "2205-01-09 is in the future" in rejects[0]["reason"]
+    resumed = sequencer("replay", "next.csv", "--out", "o2", "--state-dir", "st", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 applied" in resumed.stdout
+    state = json.loads((tmp_path / "st/state_ES_ES1.json").read_text())
+    assert (state["last_processed_date"], state["events_applied"]) == ("2025-01-03", 2)

@@ -241,6 +241,48 @@ def test_dead_letter_of_a_small_value_carries_it_whole():
     assert doc["key"] is None and doc["key_truncated"] is False
 
 
+@settings(max_examples=200, deadline=None)
+@given(key=st.one_of(st.none(), st.binary(max_size=3000)), value=st.one_of(st.none(), st.binary(max_size=3000)),
+       limit=st.integers(1, 2000))
+def test_dead_letter_codec_cuts_and_describes_any_bytes(key, value, limit):
+    letter = DeadLetter(SourceRecord(TOPIC, 1, 2, key, value), "some reason", "ES1")
+    doc = decode_dead_letter(encode_dead_letter(letter, max_value_bytes=limit))
+    for name, data, cut in (("key", key, DEAD_LETTER_KEY_BYTES), ("value", value, limit)):
+        if data is None:
+            assert doc[name] is None and doc[f"{name}_length"] is None and doc[f"{name}_truncated"] is False
+            continue
+        assert doc[name] == data[:cut]
+        assert doc[f"{name}_length"] == len(data)
+        assert doc[f"{name}_truncated"] is (len(data) > cut)
+        assert doc[f"{name}_sha256"] == hashlib.sha256(data).hexdigest()
+    assert (doc["reason"], doc["stream"]) == ("some reason", "ES1")
+
+
+def _depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text()),
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.text(max_size=5), children,
+                                                                              max_size=3)),
+    max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_json_nesting_is_the_depth_of_the_document(value):
+    """Brackets inside strings (st.text draws them, escaped quotes too) do not count."""
+    from sequencer.codecs import json_nesting
+
+    assert json_nesting(json.dumps(value).encode()) == _depth(value)
+    assert json_nesting(json.dumps(value, ensure_ascii=False).encode()) == _depth(value)
+
+
 # --- names and dates ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("stream", ["ES1\n", "ES1\r\n", "ES\n1", "\nES1", "ES1 "])
