@@ -227,3 +227,32 @@ def test_ctrl_c_leaves_the_checkpoints_as_they_were_and_says_so(many_streams, tm
     assert "Traceback" not in err
     assert file_bytes(state / "many") == before
     assert sorted(os.listdir(tmp_path / "out")) == []  # no partial or part files left
+
+
+def test_ctrl_c_while_the_checkpoints_move_into_place_waits_for_all_of_them(tmp_path: Path, monkeypatch):
+    # The one step after which checkpoints change: a SIGINT there must not leave
+    # some streams moved and others not. It is held until the step is over.
+    from sequencer import state_folder
+    from sequencer.checkpoints import CheckpointStore
+    from sequencer.domain import SequencerConfig
+    from sequencer.file_replay import replay_files
+
+    real_commit = state_folder.StagedCheckpoints.commit
+
+    def interrupted_commit(self):
+        os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the step
+        return real_commit(self)
+
+    monkeypatch.setattr(state_folder.StagedCheckpoints, "commit", interrupted_commit)
+    store = CheckpointStore(tmp_path / "state", SequencerConfig())
+    summary = replay_files([write_csv(tmp_path / "in.csv", ROWS)], SequencerConfig(), {}, tmp_path / "out", store)
+    assert summary.interrupted
+    assert sorted(p.name for p in store.files()) == ["state_ES_ES1.json", "state_NQ_NQ2.json"]
+    assert len(read_csv(tmp_path / "out" / "decisions.csv")) == 5
+    assert os.listdir(store.folder) == sorted(p.name for p in store.files())  # no staging folder left
+
+    # without a SIGINT nothing is flagged, and the usual handler is back
+    monkeypatch.setattr(state_folder.StagedCheckpoints, "commit", real_commit)
+    store = CheckpointStore(tmp_path / "state2", SequencerConfig())
+    assert not replay_files([tmp_path / "in.csv"], SequencerConfig(), {}, tmp_path / "out2", store).interrupted
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
