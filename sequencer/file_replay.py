@@ -75,6 +75,9 @@ class ReplayWatch:
     on_read: Callable[[int], None] | None = None
     on_total: Callable[[int], None] | None = None
     on_progress: Callable[[int], None] | None = None
+    #: Called once every output is in place, checkpoints included: from then
+    #: on, an interrupted replay has nonetheless done all its work.
+    on_committed: Callable[[], None] | None = None
 
 
 class _WatchReport:
@@ -179,6 +182,8 @@ def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, S
         with _sigint_deferred() as interrupted:
             os.replace(unfinished, decisions)
             staged.commit()
+            if watch.on_committed is not None:
+                watch.on_committed()
         summary.interrupted = bool(interrupted)
         return summary
     finally:

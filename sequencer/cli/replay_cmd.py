@@ -6,6 +6,7 @@ import argparse
 import gc
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..checkpoints import CheckpointStore
@@ -47,20 +48,35 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = selected_config(args)
     store = selected_store(args, config)
-    backup: list[Path] = []  # where --fresh moved the old checkpoints, once it has
+    progress = _Progress()
     try:
-        return _replay(args, config, store, started, backup)
+        return _replay(args, config, store, started, progress)
     except KeyboardInterrupt:
+        if progress.committed:
+            print(f"sequencer: interrupted after the replay had finished: {args.out / 'decisions.csv'}, "
+                  f"rejects.csv and the checkpoints in {store.folder} are all written", file=sys.stderr)
+            return 130
         # Checkpoints change only once a replay has written all its outputs
         # (file_replay), so an interrupted one changed none.
-        moved = f" (--fresh had moved the earlier ones to {backup[0]})" if backup else ""
+        moved = f" (--fresh had moved the earlier ones to {progress.backup})" if progress.backup else ""
         print(f"sequencer: replay interrupted: no checkpoint was written to {store.folder}{moved} and "
               f"{args.out / 'decisions.csv'} was not written", file=sys.stderr)
         return 130
 
 
+@dataclass
+class _Progress:
+    """How far a replay got, for the message of an interrupted one."""
+
+    backup: Path | None = None  # where --fresh moved the old checkpoints
+    committed: bool = False     # every output, checkpoints included, is in place
+
+    def commit(self) -> None:
+        self.committed = True
+
+
 def _replay(args: argparse.Namespace, config: SequencerConfig, store: CheckpointStore, started: float,
-            backup: list[Path]) -> int:
+            progress: _Progress) -> int:
     until = parse_iso_date(args.until, "--until") if args.until else None
     paths = expand_inputs(args.inputs)
     jobs = choose_jobs(paths, args.jobs)
@@ -71,9 +87,9 @@ def _replay(args: argparse.Namespace, config: SequencerConfig, store: Checkpoint
                   f"(they move to {store.folder / 'backup.<UTC time>'} first); nothing was written",
                   file=sys.stderr)
             return 2
-        folder, moved = back_up_checkpoints(store)
-        backup.append(folder)
-        print(f"--fresh: moved {len(moved)} checkpoints from {store.folder} to {folder}", file=sys.stderr)
+        progress.backup, moved = back_up_checkpoints(store)
+        print(f"--fresh: moved {len(moved)} checkpoints from {store.folder} to {progress.backup}",
+              file=sys.stderr)
     states = {}
     if args.resume:
         loaded, refused = store.load_all()
@@ -91,8 +107,10 @@ def _replay(args: argparse.Namespace, config: SequencerConfig, store: Checkpoint
     gc.disable()
     try:
         with ReplayBars(sum(p.stat().st_size for p in paths)) as bars:
+            watch = bars.watch()
+            watch.on_committed = progress.commit
             summary = replay_files(paths, config, states, args.out, store, until=until, jobs=jobs,
-                                   watch=bars.watch())
+                                   watch=watch)
     finally:
         gc.enable()
     elapsed = time.perf_counter() - started
