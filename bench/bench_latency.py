@@ -39,6 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from synthetic import trading_days  # noqa: E402 - after the path above
 
 SLOTS = ("07:30", "08:00", "09:00")
 HEADER = ["Date", "Time", "Session", "Stream", "Instrument", "Target", "Peak",
@@ -77,15 +80,6 @@ def write_days(path: Path, streams: list[tuple[str, str, str]], days: list[dt.da
                     writer.writerow([day.isoformat(), slot, session, stream, instrument, 10,
                                      round(rnd.uniform(0, 60) * 4) / 4, "Long",
                                      rnd.choice(("Win", "Loss", "BE")), 5.0, 10.0])
-
-
-def trading_days(start: dt.date, count: int) -> list[dt.date]:
-    days, day = [], start
-    while len(days) < count:
-        if day.weekday() < 5:
-            days.append(day)
-        day += dt.timedelta(days=1)
-    return days
 
 
 def get(url: str) -> tuple[int, dict]:
@@ -159,8 +153,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     config = work / "streams.json"
     write_config(config, math.ceil(max(args.burst_streams, args.live_streams) / sessions), sessions)
-    live_days = trading_days(dt.date(2024, 1, 1), args.live_days)
-    burst_day = trading_days(live_days[-1] + dt.timedelta(days=1), 1)
+    live_days = trading_days(args.live_days, dt.date(2024, 1, 1))
+    burst_day = trading_days(1, live_days[-1] + dt.timedelta(days=1))
     live_csv, burst_csv = work / "live.csv", work / "burst.csv"
     write_days(live_csv, stream_names(args.live_streams, sessions), live_days, seed=1)
     write_days(burst_csv, stream_names(args.burst_streams, sessions), burst_day, seed=2)

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable
 
-from .lag import DEFAULT_TAIL_LIMIT, GroupReading, read_group
+from .lag import GroupReading, read_group
 from .lag_status import LagWindow, Status
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ SAMPLE_EVERY_S = 5.0
 #: Seconds of samples a lag state is judged over (Burrow's window); with a
 #: sample every 5 s, 12 samples. A partition is STOP after a window without a commit.
 STATUS_WINDOW_S = 60.0
+#: Unconsumed records a worker reads at most per reading for the freshness. The
+#: read runs on the worker's event loop (decoding is CPU), so it is kept a tenth
+#: of what ``sequencer lag`` reads; past it ``days_behind`` is a lower bound.
+WORKER_TAIL_LIMIT = 5_000
 
 
 class GroupMonitor:
@@ -61,7 +65,7 @@ class GroupMonitor:
                 reading = await asyncio.wait_for(
                     read_group(settings.bootstrap_servers, settings.app_id, settings.topic_events,
                                settings.aiokafka_security_kwargs(),
-                               tail_limit=DEFAULT_TAIL_LIMIT if with_tail else 0),
+                               tail_limit=WORKER_TAIL_LIMIT if with_tail else 0),
                     LAG_TIMEOUT_S)
             except Exception as exc:  # noqa: BLE001 - reported in the document, not raised
                 error = f"{type(exc).__name__}: {exc}"

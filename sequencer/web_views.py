@@ -113,9 +113,12 @@ class _Api:
             return set()
 
     def not_ready(self) -> str | None:
-        recovery = self.app.tables.recovery
-        return readiness(assigned=len(self.assigned_partitions()), rebalancing=bool(self.app.rebalancing),
-                         recovering=bool(self.app.in_recovery) or not recovery.completed.is_set())
+        try:
+            recovering = bool(self.app.in_recovery) or not self.app.tables.recovery.completed.is_set()
+            rebalancing = bool(self.app.rebalancing)
+        except Exception as exc:  # noqa: BLE001 - parts of the app are not built yet
+            return f"the worker is starting ({type(exc).__name__}: {exc})"
+        return readiness(assigned=len(self.assigned_partitions()), rebalancing=rebalancing, recovering=recovering)
 
     async def lag_stream_rows(self) -> list[dict[str, Any]]:
         """This worker's streams: name, last processed date, age (the lag document's start)."""

@@ -36,9 +36,9 @@ def test_lag_document_is_pure_arithmetic() -> None:
     assert rate_from_samples([(0.0, 10)]) is None
 
 
-def _lag_json(capsys, bootstrap: str, names, tmp_path: Path) -> dict:
+def _lag_json(capsys, bootstrap: str, names, tmp_path: Path, *extra: str) -> dict:
     capsys.readouterr()
-    status = main(["lag", "--json", "--bootstrap", bootstrap, "--topic", names.events,
+    status = main(["lag", "--json", *extra, "--bootstrap", bootstrap, "--topic", names.events,
                    "--config-name", names.config_name, "--state-dir", str(tmp_path / "state"),
                    "--api", "http://127.0.0.1:9"])
     assert status == 0
@@ -150,11 +150,7 @@ def test_lag_window_sees_a_stopped_group_with_new_events(kafka_bootstrap, tmp_pa
     consumer = loop.run_until_complete(consume_and_commit())
     try:
         produce_in_batches(kafka_bootstrap, names.events, [(e.stream.encode(), encode_event(e)) for e in events[4:]])
-        capsys.readouterr()
-        assert main(["lag", "--json", "--window", "3", "--bootstrap", kafka_bootstrap, "--topic", names.events,
-                     "--config-name", names.config_name, "--state-dir", str(tmp_path / "state"),
-                     "--api", "http://127.0.0.1:9"]) == 0
-        doc = json.loads(capsys.readouterr().out)
+        doc = _lag_json(capsys, kafka_bootstrap, names, tmp_path, "--window", "3")
     finally:
         loop.run_until_complete(consumer.stop())
         loop.close()
