@@ -182,9 +182,13 @@ def main() -> None:
                     raise SystemExit(f"worker not ready; see {work / 'worker.log'}")
                 time.sleep(0.5)
 
+            spans: dict[str, float] = {}
+
             def events_and_decisions(wanted: set) -> list[float]:
                 published = record_times(bootstrap, "lat.day-events", stream_and_date)
                 decided = wait_decisions(bootstrap, "lat.decisions", wanted)
+                spans["published"] = max(published[k] for k in wanted) - min(published[k] for k in wanted)
+                spans["decided"] = max(decided[k] for k in wanted) - min(published[k] for k in wanted)
                 return [decided[k] - published[k] for k in wanted]
 
             started = time.perf_counter()
@@ -204,7 +208,9 @@ def main() -> None:
             burst_keys = {(s, burst_day[0].isoformat()) for s, _, _ in stream_names(args.burst_streams, sessions)}
             burst = events_and_decisions(burst_keys)
             print(f"burst, one trading day of {args.burst_streams} streams at once: {quantiles(burst)} "
-                  f"({sum(v <= 1.0 for v in burst)} of {len(burst)} within 1 s)")
+                  f"({sum(v <= 1.0 for v in burst)} of {len(burst)} within 1 s); the streamer took "
+                  f"{spans['published'] * 1000:.0f} ms to publish the day, the last decision came "
+                  f"{spans['decided'] * 1000:.0f} ms after the first event")
         finally:
             worker.terminate()
             worker.wait(60)

@@ -40,6 +40,7 @@ from .live_state import (
 from .processor import DeadLetter, EventProcessor, SourceRecord
 from .settings import Settings
 from .faust_consumer import install as install_fast_drain
+from .fetch_wait import install as install_short_fetch_wait
 from .gap_repair import InputOffsets, read_range
 from .lag import committed_offsets
 from .latency import DecisionLatency
@@ -345,6 +346,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
 
     if settings.fast_drain:
         install_fast_drain(app)
+    install_short_fetch_wait(app)  # after fast drain: it subclasses the installed consumer
     register_views(app, runtime)
     return app
 
