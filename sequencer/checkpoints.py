@@ -70,6 +70,10 @@ class CheckpointStore:
         self.config = config
         self._clock = clock
 
+    def beside(self, folder: Path) -> "CheckpointStore":
+        """A store of the same configuration and clock in another folder (a staging area)."""
+        return CheckpointStore(folder, self.config, self._clock)
+
     def path_for(self, stream: str, instrument: str) -> Path:
         if not STREAM_NAME.fullmatch(stream) or not instrument.isalnum():
             # Stream names become file names: never let one leave the folder.
@@ -163,6 +167,19 @@ class CheckpointStore:
     def load(self, stream: str, instrument: str) -> Checkpoint | None:
         path = self.path_for(stream, instrument)
         return self.load_file(path) if path.exists() else None
+
+    def refuse_folders_in_the_way(self) -> None:
+        """Raise naming a folder that sits where a checkpoint file would be written.
+
+        Called before any work, so a replay does not fold everything and then
+        fail half-way through writing its checkpoints.
+        """
+        if not self.folder.is_dir():
+            return
+        for path in sorted(self.folder.iterdir()):
+            if path.is_dir() and _FILE_NAME.fullmatch(path.name):
+                raise CheckpointError(path, "is a folder where a checkpoint file should be; "
+                                            "move it away and run again")
 
     def files(self) -> list[Path]:
         if not self.folder.is_dir():

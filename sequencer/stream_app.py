@@ -39,8 +39,10 @@ from .live_state import (
 from .processor import EventProcessor, SourceRecord
 from .settings import Settings
 from .faust_consumer import install as install_fast_drain
+from .fetch_wait import install as install_short_fetch_wait
 from .gap_repair import InputOffsets, read_range
 from .lag import committed_offsets
+from .latency import DecisionLatency
 from .web_views import register_views
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class WorkerRuntime:
     last_events_table: Any = None
     batches: int = 0  # batches handed to the agent
     input_offsets: Any = None  # gap_repair.InputOffsets: holes, stalls, commits
+    latency: DecisionLatency = field(default_factory=DecisionLatency)  # record time -> decision acked
 
     def processing_rate(self, horizon_s: float = 30.0) -> float:
         """Events per second over the last ``horizon_s`` seconds."""
@@ -243,6 +246,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         # A failed send raises here, before any table write: the batch is
         # not acknowledged and will be folded again after the restart.
         await asyncio.gather(*pending)
+        runtime.latency.observe_sent(outcome.decisions, events)  # the decisions are on the broker now
         # The table sends each changelog record to the partition of the
         # current event: make it an event of the stream's own partition. The
         # stream's current_event is also what take_events acks next, so put
@@ -329,6 +333,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
 
     if settings.fast_drain:
         install_fast_drain(app)
+    install_short_fetch_wait(app)  # after fast drain: it subclasses the installed consumer
     register_views(app, runtime)
     return app
 

@@ -107,12 +107,15 @@ def test_out_or_state_dir_naming_a_file(tmp_path, flag):
 
 
 def test_a_full_disk_names_the_file(tmp_path):
-    # /dev/full fails every write with ENOSPC: a real full disk for one file.
+    # /dev/full fails every write with ENOSPC: a real full disk for the file replay writes its
+    # decisions to before it moves them into place as decisions.csv.
     (tmp_path / "trades.csv").write_text(GOOD_CSV)
     (tmp_path / "out").mkdir()
-    (tmp_path / "out/decisions.csv").symlink_to("/dev/full")
+    (tmp_path / "out/.decisions.csv.partial").symlink_to("/dev/full")
     result = sequencer("replay", "trades.csv", "--out", "out", "--state-dir", "st", cwd=tmp_path)
-    one_line_error(result, "out/decisions.csv", "No space left on device")
+    one_line_error(result, "out/.decisions.csv.partial", "No space left on device")
+    assert not (tmp_path / "out/decisions.csv").exists()
+    assert not list((tmp_path / "st").glob("state_*"))  # no checkpoint moved past undecided days
 
 
 def test_verify_without_a_broker_says_so_in_one_line(tmp_path):
