@@ -25,7 +25,8 @@ from sequencer.domain import SequencerConfig, state_to_dict
 from sequencer.domain.state import STATE_KEYS
 from sequencer.replay import replay_events
 from sequencer.sources import read_day_events
-from sequencer.web_views import _Api, changelog_partition
+from sequencer.live_state import changelog_partition
+from sequencer.web_views import _Api
 from tests.monitoring_worker import Worker, create_topics, produce_one_by_one, unique_names
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
