@@ -252,7 +252,7 @@ def register_views(app: "faust.App", runtime: "WorkerRuntime") -> None:
             except OSError as failure:
                 # A read-only or full folder: say which file and why, not a bare 500.
                 reason = failure.strerror or type(failure).__name__
-                where = failure.filename or runtime.store.folder
+                where = runtime.store.path_for(state.stream, state.instrument)
                 logger.error("checkpoint of %s not written over HTTP: %s: %s", stream, where, reason)
                 return error(self, 503, f"checkpoint of {stream} not written: {where}: {reason}",
                              stream=stream, folder=str(runtime.store.folder))
