@@ -100,36 +100,35 @@ class WorkerRuntime:
     def disown(self, partitions: Iterable[int]) -> None:
         self.owned -= set(partitions)
 
-    def drop_partitions(self, partitions: set[int]) -> list[str]:
-        """Take the streams of ``partitions`` out of the cache and the tables' memory.
+    def drop_partitions(self, partitions: set[int], *, from_tables: bool = False) -> list[str]:
+        """Take the streams of ``partitions`` out of the cache (and the tables' memory).
 
-        The memory store keeps values of revoked partitions (it drops only
-        restored keys, and only when a recovery completes); a partition
-        assigned again is restored from its changelog in full, so nothing is
-        lost and nothing stale is served or checkpointed meanwhile."""
+        On a revocation only the cache: Faust revokes every partition and
+        then assigns most of them again, and it restores only the newly
+        assigned ones from their changelogs, so the tables' values of a
+        partition kept must stay. On an assignment ``from_tables`` too, for the
+        partitions not assigned: the memory store keeps their values (it drops
+        only restored keys, and only when a recovery completes), and a
+        partition assigned later is restored in full."""
         topic, count = self.settings.topic_events, self.settings.partitions
         dropped = set()
         for stream, state in self.live.cached().items():
             if changelog_partition(state, stream, topic, count) in partitions:
                 dropped.add(stream)
-        for table in (self.states_table, self.last_events_table):
-            if table is None:
-                continue
-            for key in list(table.data.keys()):
+        tables = [t for t in (self.states_table, self.last_events_table) if t is not None] if from_tables else []
+        if tables:
+            for key in list(tables[0].data.keys()):
                 stream = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
-                if stream in dropped:
-                    continue
-                state = self.live.get(stream) if table is self.states_table else None
+                state = self.live.get(stream)
                 if state is not None and changelog_partition(state, stream, topic, count) in partitions:
                     dropped.add(stream)
         for stream in dropped:
             self.live.drop(stream)
-            for table in (self.states_table, self.last_events_table):
-                if table is not None:
-                    table.data.pop(stream.encode(), None)
+            for table in tables:
+                table.data.pop(stream.encode(), None)
         if dropped:
-            logger.info("partitions %s revoked: %d streams left this worker's view",
-                        sorted(partitions), len(dropped))
+            logger.info("partitions %s not this worker's: %d streams left its view%s", sorted(partitions),
+                        len(dropped), " and its tables" if tables else "")
         return sorted(dropped)
 
     def state(self, stream: str) -> StreamState | None:
@@ -356,6 +355,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     @app.on_partitions_assigned.connect
     async def on_assigned(app_: faust.App, assigned: Any, **kwargs: Any) -> None:
         runtime.own(tp.partition for tp in assigned if tp.topic == settings.topic_events)
+        runtime.drop_partitions(set(range(settings.partitions)) - runtime.owned, from_tables=True)
         runtime.status.set("recovering", "partitions assigned: restoring the tables from their "
                            "changelogs before folding")
 

@@ -113,7 +113,12 @@ def test_the_runtime_serves_and_checkpoints_only_owned_partitions():
     assert set(runtime.states()) == {"ES1", "NQ1"}
     runtime.disown([2])
     assert set(runtime.states()) == {"ES1"} and runtime.state("NQ1") is None
+    runtime.states()  # both in the cache now
+    # A revocation: out of the cache, the table keeps it (Faust does not restore a kept partition).
     assert runtime.drop_partitions({2}) == ["NQ1"]
+    assert b"NQ1" in runtime.states_table.data and "NQ1" not in runtime.live.cached()
+    runtime.own([1])  # the assignment without partition 2: out of the table's memory too
+    assert runtime.drop_partitions({0, 2, 3}, from_tables=True) == ["NQ1"]
     assert b"NQ1" not in runtime.states_table.data and "NQ1" not in runtime.live.cached()
     assert runtime.state("ES1") == es1
     assert changelog_partition(nq1, "NQ1", "events", 4) == 2
