@@ -30,6 +30,7 @@ tests pass fakes that fail each step in turn.
 
 from __future__ import annotations
 
+import copy
 import enum
 import logging
 import time
@@ -40,7 +41,7 @@ from .codecs import encode_decision
 from .domain import SequencerError, StreamState
 from .domain.events import DayEvent
 from .live_state import encode_last_event, encode_state
-from .processor import BatchOutcome, DeadLetter
+from .processor import BatchOutcome, DeadLetter, EventProcessor, SourceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -218,3 +219,39 @@ class RetryDelay:
 
     def reset(self) -> None:
         self._next = self.first_s
+
+
+class FoldAndCommit:
+    """Fold a batch of records and commit it; on a failed commit, ask for the batch again.
+
+    The processor's counters move with the batch: a failed commit puts them
+    back, so a dead letter is counted once it is published and a batch
+    folded twice is counted once. ``rewind(records)`` makes the consumer
+    deliver the records again (`gap_repair.InputOffsets.rewind`)."""
+
+    def __init__(self, processor: EventProcessor, commit: BatchCommit,
+                 rewind: Callable[[list[SourceRecord]], Awaitable[None]],
+                 retry: RetryDelay | None = None) -> None:
+        self.processor = processor
+        self.commit = commit
+        self.rewind = rewind
+        self.retry = retry or RetryDelay()
+        self.failed: BatchCommitFailed | None = None  # the last failure, until a batch lands
+
+    async def run(self, records: list[SourceRecord],
+                  on_sent: Callable[[float], None] | None = None) -> tuple[BatchOutcome | None, float]:
+        """``(outcome, 0.0)`` when the batch landed, ``(None, seconds to wait)`` when it failed."""
+        counters_before = copy.deepcopy(self.processor.counters)
+        outcome = self.processor.process(records)
+        try:
+            await self.commit.commit(outcome, {r.partition_key for r in records}, on_sent)
+        except BatchCommitFailed as failure:
+            self.processor.counters = counters_before
+            self.failed = failure
+            delay = self.retry.next()
+            logger.error("%s; the batch of %d records is folded again in %.1f s", failure, len(records), delay)
+            await self.rewind(records)
+            return None, delay
+        self.failed = None
+        self.retry.reset()
+        return outcome, 0.0

@@ -16,7 +16,6 @@ worker (and `CheckpointStore.save` refuses to replace a newer checkpoint).
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import faust
 import msgpack
 from faust.types import TP
 
-from .batch_commit import BatchCommit, BatchCommitFailed, RetryDelay
+from .batch_commit import BatchCommit, FoldAndCommit
 from .checkpoints import CheckpointStore, checkpoint_folder
 from .domain import SequencerConfig, StreamState, partition_key, split_partition_key
 from .live_state import (
@@ -289,7 +288,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         dead_letters_topic=dead_letters_topic.get_topic_name(),
         encode_dead_letter=dead_letter_value,
         flush_each_state=settings.changelog_single_record_batches)
-    retry = RetryDelay()
+    fold_and_commit = FoldAndCommit(processor, batch_commit, input_offsets.rewind)
 
     async def handle_batch(stream: faust.Stream, events: list) -> float:
         """Fold and commit one batch; returns seconds to wait before the next (0 unless it failed)."""
@@ -299,22 +298,12 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         runtime.batches += 1
         if not records:
             return 0.0
-        # Counters move with the batch: a failed commit puts them back, so a
-        # dead letter is counted once it is published, and a retry once.
-        counters_before = copy.deepcopy(processor.counters)
-        outcome = processor.process(records)
         table_port.use_events(stream, events)
-        try:
-            # decision latency: observe (sent_at - each event's timestamp) in on_sent.
-            await batch_commit.commit(outcome, {r.partition_key for r in records})
-        except BatchCommitFailed as failure:
-            processor.counters = counters_before
-            delay = retry.next()
-            logger.error("%s; the batch of %d records is folded again in %.1f s", failure, len(records), delay)
-            runtime.status.set("retrying", f"{failure}; retrying in {delay:.1f} s")
-            await input_offsets.rewind(records)
+        # decision latency: observe (sent_at - each event's timestamp) in on_sent.
+        outcome, delay = await fold_and_commit.run(records, on_sent=None)
+        if outcome is None:
+            runtime.status.set("retrying", f"{fold_and_commit.failed}; folded again in {delay:.1f} s")
             return delay
-        retry.reset()
         runtime.status.folded()
         runtime.last_batch_at = time.time()
         runtime.rate_window.append((time.monotonic(), len(records)))

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from sequencer.batch_commit import BatchCommit, BatchCommitFailed, Outgoing, RetryDelay, Step
+from sequencer.batch_commit import BatchCommit, BatchCommitFailed, FoldAndCommit, Outgoing, RetryDelay, Step
 from sequencer.codecs import decode_payload
 from sequencer.domain import SequencerConfig, initial_state, parse_day_event, state_from_dict
 from sequencer.live_state import LiveStates, encode_state
@@ -222,3 +222,30 @@ def test_the_records_in_this_file_are_valid_events():
     # An independent check of the fixture: the fold above folds real events.
     for record in _records()[:-1]:
         assert parse_day_event(decode_payload(record.value), CONFIG).stream == record.key.decode()
+
+
+async def test_a_failed_batch_puts_the_counters_back_and_asks_for_the_batch_again():
+    producer, table = FakeProducer("ack"), FakeTable()  # the dead letter "never left"
+    commit, processor, _, offsets = _setup(producer, table)
+    rewound: list[list[SourceRecord]] = []
+
+    async def rewind(records):
+        rewound.append(records)
+
+    runner = FoldAndCommit(processor, commit, rewind, RetryDelay(first_s=0.5, most_s=2.0))
+    records = _records()
+    for expected_delay in (0.5, 1.0, 2.0):
+        outcome, delay = await runner.run(records)
+        assert outcome is None and delay == expected_delay
+        assert runner.failed.step is Step.FLUSH_OUTPUTS
+        assert processor.counters.as_dict() == {"records": 0, "applied": 0, "redelivered": 0,
+                                                "replaced_offsets": 0, "duplicates": 0, "dead_letters": 0,
+                                                "dead_letter_reasons": {}}
+    assert rewound == [records] * 3 and offsets.commits == []
+
+    producer.fail_on = None
+    outcome, delay = await runner.run(records)
+    assert outcome is not None and delay == 0.0 and runner.failed is None
+    counted = processor.counters
+    assert (counted.records, counted.applied, counted.dead_letters) == (5, 4, 1)  # once, not four times
+    assert runner.retry.next() == 0.5  # the pause starts over
