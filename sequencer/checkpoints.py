@@ -90,6 +90,10 @@ class CheckpointStore:
         self.config = config
         self._clock = clock
 
+    def beside(self, folder: Path) -> "CheckpointStore":
+        """A store of the same configuration and clock in another folder (a staging area)."""
+        return CheckpointStore(folder, self.config, self._clock)
+
     def path_for(self, stream: str, instrument: str) -> Path:
         if not STREAM_NAME.match(stream) or not instrument.isalnum():
             # Stream names become file names: never let one leave the folder.

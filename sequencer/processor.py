@@ -28,15 +28,14 @@ from .domain import (
     DayEvent,
     Decision,
     InvalidEvent,
-    Order,
     SequencerConfig,
     StreamState,
     apply_day,
-    event_order,
     initial_state,
     parse_day_event,
     partition_key,
 )
+from .domain.step_zero import step_zero
 
 logger = logging.getLogger(__name__)
 
@@ -152,18 +151,15 @@ class EventProcessor:
                 # (topic recreated, an in-memory broker started afresh).
                 # Forget it and fold the event.
                 state = self._forget_offset(stream, state, tp, offsets, record.offset)
-            order = event_order(state, event.date)
-            if order is not Order.NEW:
-                if order is Order.OUT_OF_ORDER:
-                    self._dead_letter(out, record, f"out of order: {stream} {event.date} is before the last "
-                                                   f"processed date {state.last_processed_date}", stream)
+            # Only an event for the last processed date is compared with the applied one.
+            applied = (out.last_events.get(stream) or self._lookup_last_event(stream)
+                       if event.date == state.last_processed_date else None)
+            skip = step_zero(state, event, applied)
+            if skip is not None:
+                if skip.reason is None:
+                    counters.duplicates += 1
                 else:
-                    applied = out.last_events.get(stream) or self._lookup_last_event(stream)
-                    if applied is not None and applied != event:
-                        self._dead_letter(out, record, f"duplicate: {stream} {event.date} was already applied "
-                                                       "with a different payload", stream)
-                    else:
-                        counters.duplicates += 1
+                    self._dead_letter(out, record, skip.reason, stream)
                 self._remember_offset(offsets, stream, state, tp, record.offset)
                 continue
             new_state, decision = apply_day(state, event, config)
