@@ -39,6 +39,28 @@ class CheckpointError(SequencerError):
         self.problem = problem
 
 
+class OlderCheckpoint(SequencerError):
+    """A save was refused: the file on disk holds a newer state of the stream."""
+
+    def __init__(self, path: Path, kept: StreamState, refused: StreamState) -> None:
+        super().__init__(
+            f"checkpoint {path} not replaced: it holds {kept.stream} up to {kept.last_processed_date} "
+            f"({kept.events_applied} events applied), the refused state only up to "
+            f"{refused.last_processed_date} ({refused.events_applied} events)")
+        self.path = path
+        self.kept = kept
+        self.refused = refused
+
+
+def is_older(state: StreamState, than: StreamState) -> bool:
+    """``state`` is behind ``than``: an earlier last processed date or fewer events applied."""
+    if state.events_applied < than.events_applied:
+        return True
+    if than.last_processed_date is None:
+        return False
+    return state.last_processed_date is None or state.last_processed_date < than.last_processed_date
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """A loaded checkpoint: the state, when it was saved, where it lives, upgrade notes."""
@@ -81,8 +103,22 @@ class CheckpointStore:
         return self.folder / f"state_{instrument}_{stream}.json"
 
     def save(self, state: StreamState) -> Path:
-        """Write atomically; returns the path."""
+        """Write atomically; returns the path.
+
+        Raises `OlderCheckpoint` (and writes nothing) when the file already
+        there holds a newer state: a checkpoint only moves forward. To start a
+        stream over, remove its file first (`clear`, ``state reset``,
+        ``replay --fresh``). A file that does not load is replaced."""
         path = self._writable_path(state)
+        try:
+            existing = self.load_file(path).state if path.is_file() else None
+        except CheckpointError:
+            existing = None
+        if existing is not None and is_older(state, existing):
+            logger.warning("refused: checkpoint %s holds %s up to %s (%d events); not replaced by "
+                           "%s (%d events)", path, existing.stream, existing.last_processed_date,
+                           existing.events_applied, state.last_processed_date, state.events_applied)
+            raise OlderCheckpoint(path, existing, state)
         self.folder.mkdir(parents=True, exist_ok=True)
         data = json.dumps(state_to_dict(state, saved_at=self._clock()), indent=2, allow_nan=False)
         with naming(path):  # a full disk fails the write or fsync with no file name

@@ -84,6 +84,10 @@ class PartitionPositions:
         if stop > self._next.get(tp, -1):
             self._next[tp] = stop
 
+    def rewind(self, tp: str, offset: int) -> None:
+        """Expect ``offset`` next again (a batch from there is to be folded again)."""
+        self._next[tp] = offset
+
     def advance(self, records: Iterable[SourceRecord]) -> None:
         for record in records:
             tp = record.partition_key
@@ -236,6 +240,21 @@ class InputOffsets:
             return
         if done:
             self.committed.update(offsets)
+
+    async def rewind(self, records: Iterable[SourceRecord]) -> None:
+        """Deliver ``records`` again: per partition, expect and seek back to their first offset
+        (a batch whose commit failed; nothing of it was committed)."""
+        first: dict[str, int] = {}
+        for record in records:
+            tp = record.partition_key
+            if record.offset < first.get(tp, record.offset + 1):
+                first[tp] = record.offset
+        for tp, offset in first.items():
+            self.positions.rewind(tp, offset)
+            try:
+                await self._seek_back(tp, offset, "folded but not committed")
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: the next owner reads them
+                logger.warning("seek of %s back to %d failed: %r", tp, offset, exc)
 
     async def check_stalls(self, batches: int, idle: Callable[[], bool]) -> None:
         """Seek back partitions whose fetch position ran past what was folded

@@ -12,9 +12,18 @@ import logging
 import time
 from typing import Callable, Iterable
 
-from .checkpoints import CheckpointStore
+from .checkpoints import CheckpointStore, OlderCheckpoint
 from .codecs import decode_payload, encode_event
-from .domain import DayEvent, SequencerConfig, StreamState, parse_day_event, state_from_dict, state_to_dict
+from .domain import (
+    DayEvent,
+    SequencerConfig,
+    StreamState,
+    SequencerError,
+    offsets_in_topic,
+    parse_day_event,
+    state_from_dict,
+    state_to_dict,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +73,10 @@ class LiveStates:
                 logger.error("table value of %s refused (%s); falling back to its checkpoint", stream, error)
                 state = None
         if state is None:
-            state = self._seeds.pop(stream, None)
-            if state is not None:
+            # Kept, not popped: after a revocation drops the cache, a stream
+            # that never reached the table is seeded again from the same file.
+            state = self._seeds.get(stream)
+            if state is not None and stream not in self.seeded:
                 self.seeded.append(stream)
                 logger.info("stream %s seeded from its checkpoint (last processed %s)",
                             stream, state.last_processed_date)
@@ -93,6 +104,11 @@ class LiveStates:
     def cached(self) -> dict[str, StreamState]:
         return dict(self._cache)
 
+    def drop(self, stream: str) -> None:
+        """Take the stream out of the cache (its partition was revoked); its seed stays."""
+        self._cache.pop(stream, None)
+        self._last_events.pop(stream, None)
+
     def forget(self, stream: str | None = None) -> None:
         """Drop cached values (all on a rebalance: another worker may own them now)."""
         if stream is None:
@@ -108,6 +124,20 @@ def encode_last_event(event: DayEvent) -> bytes:
     return encode_event(event)
 
 
+def changelog_partition(state: StreamState | None, stream: str, topic: str, partitions: int) -> int:
+    """The stream's partition, of the events topic and of the tables' changelogs alike.
+
+    The agent writes a stream's changelog record to the partition of its
+    events; that is the partition of the state's ``source_offsets`` on
+    ``topic``. Without source offsets, aiokafka's default partitioner."""
+    if state is not None:
+        for partition in offsets_in_topic(state.source_offsets, topic):
+            return partition
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(stream.encode()) & 0x7FFFFFFF) % partitions
+
+
 class CheckpointSchedule:
     """Writes changed states every ``every_events`` applied events or ``every_seconds``."""
 
@@ -121,6 +151,8 @@ class CheckpointSchedule:
         self._events_since = 0
         self._last_at = clock()
         self.written = 0
+        self.failures = 0  # files that could not be written (disk, permissions)
+        self.refused_older = 0  # files not replaced: the one on disk is newer
         self.last_written_at: float | None = None
 
     def note(self, streams: Iterable[str], applied: int) -> None:
@@ -134,19 +166,29 @@ class CheckpointSchedule:
                 or self._clock() - self._last_at >= self.every_seconds)
 
     def write(self, states: dict[str, StreamState], force: bool = False) -> int:
-        """Write the changed streams' states; returns how many files were written."""
+        """Write the changed streams' states (all of ``states`` when ``force``); returns how
+        many files were written.
+
+        ``last_written_at`` moves only when every file of the round was written
+        (or refused as older than the file on disk): a round with failures
+        leaves the age metric growing, and ``failures`` counts them."""
         streams = set(states) if force else self._dirty & set(states)
-        count = 0
+        count = failed = 0
         for stream in sorted(streams):
             try:
                 self.store.save(states[stream])
                 count += 1
-            except OSError as error:
+            except OlderCheckpoint:  # logged by the store
+                self.refused_older += 1
+            except (OSError, SequencerError) as error:
+                failed += 1
                 logger.error("checkpoint of %s not written: %s", stream, error)
                 continue
             self._dirty.discard(stream)
         self._events_since = 0
         self._last_at = self._clock()
-        self.last_written_at = time.time()
+        self.failures += failed
+        if streams and not failed:
+            self.last_written_at = time.time()
         self.written += count
         return count

@@ -2,16 +2,15 @@
 
 ``create_app(settings, config)`` builds everything; importing this module has
 no side effects. The agent is thin: it takes a batch of events, lets
-``EventProcessor`` fold it, then
+``EventProcessor`` fold it, and hands the outcome to `batch_commit.BatchCommit`
+(send decisions and dead letters, flush, write states, flush, commit input
+offsets). A failed step commits nothing and changes no state; the consumer is
+sought back and the batch folded again after a growing pause.
 
-1. sends every decision and dead letter with the transport producer and
-   flushes it, and only then
-2. writes each changed stream's state to the table (one changelog record per
-   stream per batch).
-
-That order is what makes at-least-once delivery safe: if a crash lands the
-changelog record, the decisions were already on the broker; if it does not,
-the events are re-delivered and folded again from the old state.
+A worker writes and serves only the streams of the partitions assigned to it
+now (`WorkerRuntime.states`): on revocation they leave its view before any
+checkpoint is written, so a clean stop never writes states it lost to another
+worker (and `CheckpointStore.save` refuses to replace a newer checkpoint).
 """
 
 from __future__ import annotations
@@ -20,30 +19,32 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import faust
 from faust.types import TP
 
+from .batch_commit import BatchCommit, FoldAndCommit
 from .checkpoints import CheckpointStore, checkpoint_folder
-from .codecs import dead_letter_key, encode_dead_letter, encode_decision
+from .codecs import encode_dead_letter
 from .domain import SequencerConfig, StreamState, partition_key, split_partition_key
 from .live_state import (
     LAST_EVENTS_TABLE,
     STATES_TABLE,
     CheckpointSchedule,
     LiveStates,
-    encode_last_event,
-    encode_state,
+    changelog_partition,
 )
 from .processor import EventProcessor, SourceRecord
 from .settings import Settings
 from .faust_consumer import install as install_fast_drain
 from .fetch_wait import install as install_short_fetch_wait
+from .faust_ports import FaustProducerPort, FaustTablePort
 from .gap_repair import InputOffsets, read_range
 from .lag import committed_offsets
 from .latency import DecisionLatency
 from .web_views import register_views
+from .worker_status import WorkerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ BATCH_WITHIN_S = 0.05
 
 #: Seconds between checks for partitions whose fetched records never arrived.
 STALL_CHECK_S = 2.0
+#: Seconds between looks at why the worker folds nothing (worker_status).
+WAIT_REPORT_S = 2.0
 
 
 @dataclass
@@ -75,6 +78,8 @@ class WorkerRuntime:
     batches: int = 0  # batches handed to the agent
     input_offsets: Any = None  # gap_repair.InputOffsets: holes, stalls, commits
     latency: DecisionLatency = field(default_factory=DecisionLatency)  # record time -> decision acked
+    owned: set[int] = field(default_factory=set)  # partitions of the events topic assigned now
+    status: WorkerStatus = field(default_factory=WorkerStatus)
 
     def processing_rate(self, horizon_s: float = 30.0) -> float:
         """Events per second over the last ``horizon_s`` seconds."""
@@ -86,8 +91,55 @@ class WorkerRuntime:
         span = max(now - recent[0][0], 1.0)
         return sum(n for _, n in recent) / span
 
+    def owns(self, stream: str, state: StreamState) -> bool:
+        """Whether the stream's partition of the events topic is assigned to this worker now."""
+        return changelog_partition(state, stream, self.settings.topic_events,
+                                   self.settings.partitions) in self.owned
+
+    def own(self, partitions: Iterable[int]) -> None:
+        self.owned = set(partitions)
+
+    def disown(self, partitions: Iterable[int]) -> None:
+        self.owned -= set(partitions)
+
+    def drop_partitions(self, partitions: set[int], *, from_tables: bool = False) -> list[str]:
+        """Take the streams of ``partitions`` out of the cache (and the tables' memory).
+
+        On a revocation only the cache: Faust revokes every partition and
+        then assigns most of them again, and it restores only the newly
+        assigned ones from their changelogs, so the tables' values of a
+        partition kept must stay. On an assignment ``from_tables`` too, for the
+        partitions not assigned: the memory store keeps their values (it drops
+        only restored keys, and only when a recovery completes), and a
+        partition assigned later is restored in full."""
+        topic, count = self.settings.topic_events, self.settings.partitions
+        dropped = set()
+        for stream, state in self.live.cached().items():
+            if changelog_partition(state, stream, topic, count) in partitions:
+                dropped.add(stream)
+        tables = [t for t in (self.states_table, self.last_events_table) if t is not None] if from_tables else []
+        if tables:
+            for key in list(tables[0].data.keys()):
+                stream = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+                state = self.live.get(stream)
+                if state is not None and changelog_partition(state, stream, topic, count) in partitions:
+                    dropped.add(stream)
+        for stream in dropped:
+            self.live.drop(stream)
+            for table in tables:
+                table.data.pop(stream.encode(), None)
+        if dropped:
+            logger.info("partitions %s not this worker's: %d streams left its view%s", sorted(partitions),
+                        len(dropped), " and its tables" if tables else "")
+        return sorted(dropped)
+
+    def state(self, stream: str) -> StreamState | None:
+        """The stream's state if this worker owns it, else None."""
+        state = self.live.get(stream)
+        return state if state is not None and self.owns(stream, state) else None
+
     def states(self) -> dict[str, StreamState]:
-        """Every stream this worker holds: table values, overlaid by the cache."""
+        """Every stream this worker owns: table values, overlaid by the cache."""
         found: dict[str, StreamState] = {}
         if self.states_table is not None:
             for key in list(self.states_table.keys()):
@@ -96,7 +148,7 @@ class WorkerRuntime:
                 if state is not None:
                     found[stream] = state
         found.update(self.live.cached())
-        return found
+        return {stream: state for stream, state in found.items() if self.owns(stream, state)}
 
 
 class FaustConsumerPort:
@@ -217,75 +269,38 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     batch_idle = asyncio.Event()
     batch_idle.set()
 
-    async def handle_batch(stream: faust.Stream, events: list) -> None:
-        producer = app.producer
-        decisions_name = decisions_topic.get_topic_name()
-        dead_letters_name = dead_letters_topic.get_topic_name()
-        records = []
-        latest_event_of: dict[str, Any] = {}
-        event_of_partition: dict[int, Any] = {}
-        for event in events:
-            message = event.message
-            records.append(SourceRecord(message.topic, message.partition, message.offset,
-                                        message.key, message.value))
-            event_of_partition[message.partition] = event
+    input_offsets = InputOffsets(FaustConsumerPort(app, settings), lambda: runtime.states().values())
+    runtime.input_offsets = input_offsets
+    table_port = FaustTablePort(states_table, last_events_table)
+    batch_commit = BatchCommit(
+        FaustProducerPort(app), table_port, input_offsets, live,
+        decisions_topic=decisions_topic.get_topic_name(),
+        dead_letters_topic=dead_letters_topic.get_topic_name(),
+        encode_dead_letter=lambda letter: encode_dead_letter(letter, settings.dead_letter_value_bytes),
+        flush_each_state=settings.changelog_single_record_batches)
+    fold_and_commit = FoldAndCommit(processor, batch_commit, input_offsets.rewind)
+
+    async def handle_batch(stream: faust.Stream, events: list) -> float:
+        """Fold and commit one batch; returns seconds to wait before the next (0 unless it failed)."""
+        records = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
+                                e.message.key, e.message.value) for e in events]
         records = await input_offsets.without_holes(records)
         runtime.batches += 1
         if not records:
-            return
-        outcome = processor.process(records)
-        pending = []
-        for decision in outcome.decisions:
-            pending.append(await producer.send(decisions_name, decision.stream.encode(),
-                                               encode_decision(decision), None, None, None))
-        for letter in outcome.dead_letters:
-            pending.append(await producer.send(dead_letters_name, dead_letter_key(letter),
-                                               encode_dead_letter(letter, settings.dead_letter_value_bytes),
-                                               None, None, None))
-        await producer.flush()
-        # A failed send raises here, before any table write: the batch is
-        # not acknowledged and will be folded again after the restart.
-        await asyncio.gather(*pending)
-        runtime.latency.observe_sent(outcome.decisions, events)  # the decisions are on the broker now
-        # The table sends each changelog record to the partition of the
-        # current event: make it an event of the stream's own partition. The
-        # stream's current_event is also what take_events acks next, so put
-        # back what was there; no await in between, nothing else runs.
-        for event in events:
-            key = event.message.key
-            if key:
-                latest_event_of[key.decode(errors="replace")] = event
-        single = settings.changelog_single_record_batches
-        for stream_name, state in outcome.states.items():
-            key = stream_name.encode()
-            applied = outcome.last_events.get(stream_name)
-            # Read, set and restore with no await in between: during an
-            # await the stream's background task moves current_event on.
-            saved = stream.current_event
-            try:
-                current = latest_event_of.get(stream_name)
-                if current is None:  # only in repaired records: any event of its partition
-                    current = event_of_partition.get(outcome.partition_of.get(stream_name), events[-1])
-                stream._set_current_event(current)
-                states_table[key] = encode_state(state)
-                if applied is not None:
-                    last_events_table[key] = encode_last_event(applied)
-            finally:
-                stream._set_current_event(saved)
-            if single:
-                await producer.flush()
-            live.put(stream_name, state, applied)
-        if not single:
-            await producer.flush()  # the changelog records, before the commit
-        await input_offsets.commit_folded({r.partition_key for r in records})
+            return 0.0
+        table_port.use_events(stream, events)
+        outcome, delay = await fold_and_commit.run(
+            records, on_sent=lambda sent, sent_at: runtime.latency.observe_sent(sent.decisions, events, sent_at))
+        if outcome is None:
+            runtime.status.set("retrying", f"{fold_and_commit.failed}; folded again in {delay:.1f} s")
+            return delay
+        runtime.status.folded()
         runtime.last_batch_at = time.time()
         runtime.rate_window.append((time.monotonic(), len(records)))
         schedule.note(outcome.states, len(outcome.decisions))
         if schedule.due():
             await _write_checkpoints(runtime)
-
-    input_offsets = InputOffsets(FaustConsumerPort(app, settings), lambda: runtime.states().values())
-    runtime.input_offsets = input_offsets
+        return 0.0
 
     @app.agent(events_topic, name="fold-day-events")
     async def fold_day_events(stream: faust.Stream) -> None:
@@ -294,7 +309,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             try:
                 work = asyncio.ensure_future(handle_batch(stream, events))
                 try:
-                    await asyncio.shield(work)
+                    delay = await asyncio.shield(work)
                 except asyncio.CancelledError:
                     # A stop cancels the agent, and take_events then acks the
                     # whole batch: let the folded batch reach the table first.
@@ -303,6 +318,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                     raise
             finally:
                 batch_idle.set()
+            if delay:
+                await asyncio.sleep(delay)  # a failed commit: the batch comes again after the seek
 
     @app.timer(interval=STALL_CHECK_S, on_leader=False)
     async def watch_for_stalls() -> None:
@@ -314,8 +331,20 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         if schedule.due():
             await _write_checkpoints(runtime)
 
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app_: faust.App, assigned: Any, **kwargs: Any) -> None:
+        runtime.own(tp.partition for tp in assigned if tp.topic == settings.topic_events)
+        runtime.drop_partitions(set(range(settings.partitions)) - runtime.owned, from_tables=True)
+        runtime.status.set("recovering", "partitions assigned: restoring the tables from their "
+                           "changelogs before folding")
+
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: faust.App, revoked: Any, **kwargs: Any) -> None:
+        # From now on the revoked streams are not this worker's: no checkpoint
+        # write (not even one of the batch in flight) and no view serves them.
+        lost = {tp.partition for tp in revoked if tp.topic == settings.topic_events}
+        runtime.disown(lost)
+        runtime.status.set("rebalancing", "partitions revoked: waiting for the group to assign them")
         # Another worker may own these streams next. Its restore must see our
         # last changelog records: finish the batch in flight before the group
         # moves on (without fencing, a late write would land after its restore).
@@ -323,13 +352,18 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             await asyncio.wait_for(batch_idle.wait(), timeout=settings.session_timeout_s * 5)
         except asyncio.TimeoutError:
             logger.error("a batch was still in flight when partitions were revoked")
+        runtime.drop_partitions(lost)
         await _write_checkpoints(runtime)
-        live.forget()
         input_offsets.forget()
 
     @app.on_before_shutdown.connect
     async def write_final_checkpoints(app_: faust.App, **kwargs: Any) -> None:
         await _write_checkpoints(runtime, force=True)
+
+    @app.timer(interval=WAIT_REPORT_S, on_leader=False)
+    async def report_waiting() -> None:
+        runtime.status.observe(recovering=_in_recovery(app), assigned=bool(runtime.owned),
+                               session_timeout_s=settings.session_timeout_s)
 
     if settings.fast_drain:
         install_fast_drain(app)
@@ -339,9 +373,10 @@ def create_app(settings: Settings, config: SequencerConfig, *,
 
 
 async def _write_checkpoints(runtime: WorkerRuntime, force: bool = False) -> int:
-    # At shutdown (force) every stream of the table, not only those this run
-    # touched: a stream folded by an earlier, killed run may have a stale file.
-    states = runtime.states() if force else runtime.live.cached()
+    # Only streams of the partitions this worker owns now (runtime.states()).
+    # At shutdown (force) every one of them, not only those this run touched:
+    # a stream folded by an earlier, killed run may have a stale file.
+    states = runtime.states()
     if not states:
         return 0
     loop = asyncio.get_running_loop()
@@ -349,3 +384,10 @@ async def _write_checkpoints(runtime: WorkerRuntime, force: bool = False) -> int
     if count:
         logger.info("checkpoints written for %d streams to %s", count, runtime.store.folder)
     return count
+
+
+def _in_recovery(app: faust.App) -> bool:
+    try:
+        return bool(app.tables.recovery.in_recovery)
+    except AttributeError:  # not started yet
+        return False

@@ -10,6 +10,7 @@
 ``GET  /streams``                          one row per stream (`sequencer.monitoring.stream_row`)
 ``GET  /streams/{stream}``                 the stream's state, SPEC 4 JSON; 404 if unknown
 ``GET  /metrics``                          Prometheus text format
+``GET  /status``                           phase (folding, idle, waiting, recovering, retrying) and why
 ``POST /streams/{stream}/checkpoint``      write the stream's checkpoint file now
 ``POST /streams/{stream}/reset``           forget the stream: table tombstones, cache, checkpoint
 =========================================  ====================================================
@@ -19,8 +20,13 @@ and is refused with 403 (JSON ``{"error": ...}``) when no token is configured
 or the header does not match. The server binds to ``settings.web_host``
 (127.0.0.1 by default).
 
-Limits: a worker answers for the streams of the partitions it holds (several
-workers: ask each, or read the checkpoints). A reset that lands while a batch
+A worker answers only for the streams of the partitions assigned to it now
+(several workers: ask each, or read the checkpoints); a stream of another
+worker's partition is 404. ``POST .../checkpoint`` answers 409 when the file
+on disk is newer and 503 naming the file and the OS error when it cannot be
+written (read-only folder, disk full).
+
+Limits: a reset that lands while a batch
 of the same stream is between fold and table write is overwritten by that
 batch; reset a stream whose events are not flowing.
 """
@@ -38,10 +44,12 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
-from .domain import StreamState, offsets_in_topic, state_to_dict
+from .domain import StreamState, state_to_dict
 from .domain.events import STREAM_NAME
+from .checkpoints import OlderCheckpoint
 from .group_monitor import SAMPLE_EVERY_S, GroupMonitor
 from .lag import GroupReading, TailDates
+from .live_state import changelog_partition
 from .monitoring import (
     PROMETHEUS_CONTENT_TYPE,
     freshness_rows,
@@ -84,17 +92,6 @@ def _saved_at_of(path: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
-
-
-def changelog_partition(state: StreamState | None, stream: str, topic: str, partitions: int) -> int:
-    """The table partition of ``stream``: its source partition on the event topic, as
-    the agent writes it; without source offsets, aiokafka's default partitioner."""
-    if state is not None:
-        for partition in offsets_in_topic(state.source_offsets, topic):
-            return partition
-    from aiokafka.partitioner import murmur2
-
-    return (murmur2(stream.encode()) & 0x7FFFFFFF) % partitions
 
 
 class _Api:
@@ -154,9 +151,10 @@ class _Api:
         return [stream_row(states[s], today, info.get(s, (None, 0.0))[0]) for s in sorted(states)]
 
     def state(self, stream: str) -> StreamState | None:
+        """The stream's state if this worker owns its partition now."""
         if not STREAM_NAME.fullmatch(stream):
             return None
-        return self.runtime.live.get(stream)
+        return self.runtime.state(stream)
 
     def authorized(self, request: Request) -> str | None:
         """None when the request may POST, else why not."""
@@ -262,6 +260,15 @@ def register_views(app: "faust.App", runtime: "WorkerRuntime") -> None:
                 latency_text=runtime.latency.exposition())
             return self.bytes(text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 
+    @app.page("/status", name="sequencer-status")
+    class StatusView(View):
+        async def get(self, request: Request) -> Response:
+            schedule = runtime.schedule
+            return self.json({**runtime.status.as_dict(),
+                              "owned_partitions": sorted(runtime.owned),
+                              "checkpoint_write_failures": schedule.failures,
+                              "checkpoints_refused_older": schedule.refused_older})
+
     @app.page("/streams/{stream}/checkpoint", name="sequencer-stream-checkpoint")
     class CheckpointView(View):
         async def post(self, request: Request, stream: str) -> Response:
@@ -271,7 +278,17 @@ def register_views(app: "faust.App", runtime: "WorkerRuntime") -> None:
             state = api.state(stream)
             if state is None:
                 return error(self, 404, f"unknown stream {stream!r}", stream=stream)
-            path = await asyncio.get_running_loop().run_in_executor(None, runtime.store.save, state)
+            try:
+                path = await asyncio.get_running_loop().run_in_executor(None, runtime.store.save, state)
+            except OlderCheckpoint as refusal:
+                return error(self, 409, str(refusal), stream=stream)
+            except OSError as failure:
+                # A read-only or full folder: say which file and why, not a bare 500.
+                reason = failure.strerror or type(failure).__name__
+                where = runtime.store.path_for(state.stream, state.instrument)
+                logger.error("checkpoint of %s not written over HTTP: %s: %s", stream, where, reason)
+                return error(self, 503, f"checkpoint of {stream} not written: {where}: {reason}",
+                             stream=stream, folder=str(runtime.store.folder))
             return self.json({"stream": stream, "path": str(path), "saved_at": _saved_at_of(path),
                               "last_processed_date": state.last_processed_date,
                               "events_applied": state.events_applied})

@@ -92,12 +92,22 @@ def run_publish(args: argparse.Namespace) -> int:
     batch = _read(args.inputs, args)
     started = time.perf_counter()
 
+    publishers: list[EventPublisher] = []
+
     async def go() -> int:
         async with _publisher(settings) as publisher:
+            publishers.append(publisher)
             with progress_bar(len(batch.events), "publish") as bar:
                 return await publisher.publish_events(batch.events, rate=args.rate, on_progress=bar.update)
 
-    sent = asyncio.run(go())
+    try:
+        sent = asyncio.run(go())
+    except KeyboardInterrupt:
+        acknowledged = publishers[0].sent if publishers else 0
+        print(f"streamer: interrupted: {acknowledged} of {len(batch.events)} day events were acknowledged "
+              f"by {settings.topic_events}, the rest not published. Publishing the same input again is "
+              "safe: the worker skips the days already applied.", file=sys.stderr)
+        return 130
     elapsed = time.perf_counter() - started
     print(f"published {sent} day events to {settings.topic_events} in {elapsed:.2f}s "
           f"({sent / max(elapsed, 1e-9):,.0f}/s), {len(batch.rejects)} rejected")

@@ -25,7 +25,8 @@ from sequencer.domain import SequencerConfig, state_to_dict
 from sequencer.domain.state import STATE_KEYS
 from sequencer.replay import replay_events
 from sequencer.sources import read_day_events
-from sequencer.web_views import _Api, changelog_partition
+from sequencer.live_state import changelog_partition
+from sequencer.web_views import _Api
 from tests.monitoring_worker import Worker, create_topics, produce_one_by_one, unique_names
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -239,3 +240,42 @@ def test_checkpoint_then_reset_a_stream(live):
     doc = get_json(live.url + "/streams/ES1")
     assert doc["events_applied"] == 1 and doc["last_processed_date"] == "2025-12-01"
     assert doc["time_slot_histories"]["07:30"] == [1] and doc["time_slot_histories"]["09:00"] == []
+
+
+def test_post_checkpoint_says_why_a_file_cannot_be_written(live):
+    # A folder where the file should be (as a read-only folder or a full disk would, the
+    # write fails with an OS error): a clear 503 naming the file, not a bare 500.
+    target = live.store.path_for("CL1", "CL")
+    target.unlink(missing_ok=True)
+    target.mkdir(parents=True)
+    try:
+        status, kind, body = http("POST", live.url + "/streams/CL1/checkpoint", TOKEN)
+    finally:
+        target.rmdir()
+    assert status == 503 and kind.startswith("application/json"), (status, body)
+    message = json.loads(body)["error"]
+    assert "checkpoint of CL1 not written" in message and str(target) in message
+
+
+def test_post_checkpoint_refuses_to_replace_a_newer_file(live):
+    from sequencer.domain import state_from_dict
+
+    served = state_from_dict(get_json(live.url + "/streams/CL2"), live.store.config)
+    newer = served._replace(events_applied=served.events_applied + 100)
+    path = live.store.path_for("CL2", "CL")
+    path.unlink(missing_ok=True)
+    live.store.save(newer)
+    before = path.read_bytes()
+    try:
+        status, _, body = http("POST", live.url + "/streams/CL2/checkpoint", TOKEN)
+        assert status == 409, body
+        assert "not replaced" in json.loads(body)["error"]
+        assert path.read_bytes() == before
+    finally:
+        path.unlink()
+
+
+def test_status_names_the_phase_and_the_owned_partitions(live):
+    doc = get_json(live.url + "/status")
+    assert doc["phase"] in {"folding", "idle"}, doc
+    assert doc["owned_partitions"] and doc["reason"]

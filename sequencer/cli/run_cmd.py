@@ -40,10 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..broker import EmbeddedBroker, free_port
+    from ..broker import EmbeddedBroker
     from ..checkpoints import CheckpointStore, checkpoint_folder
     from ..config_file import load_config
-    from ..settings import Settings
     from ..state_folder import back_up_checkpoints
 
     started = time.perf_counter()
@@ -58,6 +57,29 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     broker = EmbeddedBroker(log_path=args.out / "broker.log") if args.embedded else None
+    workers: list[subprocess.Popen] = []
+    try:
+        return _run_until_done(args, config, name, inputs, store, broker, started, workers)
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the worker too (same process group): it stops as on
+        # SIGTERM and writes the checkpoints of what it folded.
+        if not workers:
+            what = "before the worker started; no checkpoint was changed"
+        elif workers[0].poll() is None:
+            what = f"the worker (pid {workers[0].pid}) may still be stopping"
+        else:
+            what = (f"the worker stopped (exit code {workers[0].returncode}) and wrote its checkpoints "
+                    f"to {store.folder}; a later run continues from them")
+        print(f"sequencer run: interrupted {what}; {args.out / 'decisions.csv'} was not written"
+              + ("; the embedded broker was stopped" if broker is not None and not broker.running else ""),
+              file=sys.stderr)
+        return 130
+
+
+def _run_until_done(args, config, name, inputs, store, broker, started, workers: list) -> int:
+    from ..broker import free_port
+    from ..settings import Settings
+
     worker = None
     try:
         if broker is not None:
@@ -73,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             command += ["--config", str(args.config)]
         worker_log = (args.out / "worker.log").open("w")
         worker = subprocess.Popen(command, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+        workers.append(worker)
         print(f"worker started (pid {worker.pid}, log {args.out / 'worker.log'}, "
               f"http://{settings.web_host}:{settings.web_port}/)")
         status = asyncio.run(_publish_and_collect(settings, config, inputs, args, worker))

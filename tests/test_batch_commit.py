@@ -1,0 +1,251 @@
+"""The batch commit's numbered steps with a fake producer, table and offsets: each
+step is failed in turn, and nothing is committed or changed past it (as
+quix-streams tests its checkpoint)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from sequencer.batch_commit import BatchCommit, BatchCommitFailed, FoldAndCommit, Outgoing, RetryDelay, Step
+from sequencer.codecs import decode_payload
+from sequencer.domain import SequencerConfig, initial_state, parse_day_event, state_from_dict
+from sequencer.live_state import LiveStates, encode_state
+from sequencer.processor import EventProcessor, SourceRecord
+
+CONFIG = SequencerConfig()
+PARTITIONS = 3
+
+
+class Boom(RuntimeError):
+    pass
+
+
+class FakeProducer:
+    """Keeps produce batches; ``fail_on`` names the call that raises ("send", "ack",
+    or "flush:N" for the Nth flush)."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.fail_on = fail_on
+        self.queued: list[tuple[str, int, list[Outgoing]]] = []
+        self.delivered: list[tuple[str, int, list[Outgoing]]] = []
+        self.flushes = 0
+
+    async def partition_for(self, topic: str, key: bytes | None) -> int:
+        return sum(key or b"") % PARTITIONS
+
+    async def send_batch(self, topic, partition, records):
+        if self.fail_on == "send":
+            raise Boom("broker refused the batch")
+        self.queued.append((topic, partition, list(records)))
+        ack = asyncio.get_running_loop().create_future()
+        if self.fail_on == "ack":
+            ack.set_exception(Boom("MessageSizeTooLargeError"))
+        else:
+            ack.set_result(None)
+        return [ack]
+
+    async def flush(self) -> None:
+        self.flushes += 1
+        if self.fail_on == f"flush:{self.flushes}":
+            raise Boom(f"flush {self.flushes} timed out")
+        self.delivered.extend(self.queued)
+        self.queued.clear()
+
+
+class FakeTable:
+    """Two tables in memory plus the changelog records sent; ``fail_after`` writes raise."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.states: dict[str, bytes] = {}
+        self.last_events: dict[str, bytes] = {}
+        self.changelog: list[tuple[str, int | None]] = []
+        self.fail_after = fail_after
+
+    def previous(self, stream):
+        return self.states.get(stream), self.last_events.get(stream)
+
+    def write(self, stream, state, last_event, partition):
+        if self.fail_after is not None and len(self.changelog) >= self.fail_after:
+            raise Boom("table write refused")
+        self.states[stream] = state
+        if last_event is not None:
+            self.last_events[stream] = last_event
+        self.changelog.append((stream, partition))
+
+    def restore(self, stream, previous):
+        for table, value in zip((self.states, self.last_events), previous):
+            if value is None:
+                table.pop(stream, None)
+            else:
+                table[stream] = value
+
+
+class FakeOffsets:
+    def __init__(self) -> None:
+        self.commits: list[set[str]] = []
+
+    async def commit_folded(self, tps):
+        self.commits.append(set(tps))
+
+
+def _event(stream: str, date: str) -> bytes:
+    return json.dumps({"stream": stream, "date": date,
+                       "slots": {"07:30": {"result": "Win", "peak": 12.0}}}).encode()
+
+
+def _records() -> list[SourceRecord]:
+    values = [("ES1", "2025-01-06"), ("NQ1", "2025-01-06"), ("ES1", "2025-01-07"), ("YM1", "2025-01-06")]
+    records = [SourceRecord("events", i % 2, i, stream.encode(), _event(stream, date))
+               for i, (stream, date) in enumerate(values)]
+    records.append(SourceRecord("events", 0, 10, b"ES1", b"\xc1 not an event"))  # a dead letter
+    return records
+
+
+def _setup(producer: FakeProducer, table: FakeTable):
+    offsets = FakeOffsets()
+    # NQ1 already has a state in the table: a failed commit must leave it as it is.
+    es2 = initial_state("NQ1", CONFIG)
+    table.states["NQ1"] = encode_state(es2)
+    live = LiveStates(CONFIG, read_table=lambda stream: table.states.get(stream))
+    processor = EventProcessor(CONFIG, live.get, live.last_event)
+    commit = BatchCommit(producer, table, offsets, live, decisions_topic="decisions",
+                         dead_letters_topic="dead-letters", encode_dead_letter=lambda d: d.reason.encode(),
+                         clock=lambda: 1234.5)
+    return commit, processor, live, offsets
+
+
+FAILURES = [
+    (Step.SEND, FakeProducer("send"), FakeTable()),
+    (Step.FLUSH_OUTPUTS, FakeProducer("flush:1"), FakeTable()),
+    (Step.FLUSH_OUTPUTS, FakeProducer("ack"), FakeTable()),
+    (Step.WRITE_STATES, FakeProducer(), FakeTable(fail_after=0)),
+    (Step.WRITE_STATES, FakeProducer(), FakeTable(fail_after=2)),
+    (Step.FLUSH_STATES, FakeProducer("flush:2"), FakeTable()),
+]
+
+
+@pytest.mark.parametrize("step,producer,table", FAILURES,
+                         ids=["send", "flush-outputs", "ack", "first-write", "third-write", "flush-states"])
+async def test_a_failed_step_commits_nothing_and_changes_no_state(step, producer, table):
+    commit, processor, live, offsets = _setup(producer, table)
+    tables_before = (dict(table.states), dict(table.last_events))
+    outcome = processor.process(_records())
+    assert outcome.decisions and outcome.dead_letters  # the batch has both kinds of output
+
+    with pytest.raises(BatchCommitFailed) as raised:
+        await commit.commit(outcome, {"events:0", "events:1"})
+
+    assert raised.value.step is step
+    assert f"step {int(step)}" in str(raised.value)
+    assert offsets.commits == []
+    assert (table.states, table.last_events) == tables_before
+    # Only what was looked up before the fold is cached, as it was.
+    assert {s: st.events_applied for s, st in live.cached().items()} == {"NQ1": 0}
+    assert live.get("ES1") is None
+    assert live.get("NQ1").events_applied == 0
+
+
+async def test_a_failed_batch_folded_again_lands_once():
+    producer, table = FakeProducer("flush:2"), FakeTable()
+    commit, processor, live, offsets = _setup(producer, table)
+    with pytest.raises(BatchCommitFailed):
+        await commit.commit(processor.process(_records()), {"events:0"})
+    producer.fail_on = None
+
+    result = await commit.commit(processor.process(_records()), {"events:0", "events:1"})
+
+    assert offsets.commits == [{"events:0", "events:1"}]
+    es1 = state_from_dict(json.loads(table.states["ES1"]), CONFIG)
+    assert (es1.last_processed_date, es1.events_applied) == ("2025-01-07", 2)
+    assert live.get("ES1") == es1
+    assert result.decisions == 4 and result.dead_letters == 1 and result.sent_at == 1234.5
+
+
+async def test_steps_run_in_order_and_sends_are_batched_per_partition():
+    producer, table = FakeProducer(), FakeTable()
+    commit, processor, live, offsets = _setup(producer, table)
+    seen_at_send: list = []
+    outcome = processor.process(_records())
+
+    result = await commit.commit(outcome, {"events:0", "events:1"},
+                                 on_sent=lambda outcome, at: seen_at_send.append((at, dict(table.states))))
+
+    # on_sent runs after the outputs are acknowledged and before any table write.
+    assert seen_at_send == [(1234.5, {"NQ1": encode_state(initial_state("NQ1", CONFIG))})]
+    decisions = [(p, [r.key for r in rs]) for t, p, rs in producer.delivered if t == "decisions"]
+    # One produce batch per partition, each stream's decisions in their order.
+    assert sorted(p for p, _ in decisions) == sorted({sum(k) % PARTITIONS for k in (b"ES1", b"NQ1", b"YM1")})
+    for partition, keys in decisions:
+        assert all(sum(k) % PARTITIONS == partition for k in keys)
+    es1 = [decode_payload(r.value)["date"] for _, _, rs in producer.delivered for r in rs if r.key == b"ES1"
+           and r.topic == "decisions"]
+    assert es1 == ["2025-01-06", "2025-01-07"]
+    assert result.produce_batches == len(producer.delivered)
+    assert [r.topic for _, _, rs in producer.delivered for r in rs].count("dead-letters") == 1
+    # Changelog records go to the partition of each stream's last record.
+    assert dict(table.changelog) == {"ES1": 0, "NQ1": 1, "YM1": 1}
+    assert offsets.commits == [{"events:0", "events:1"}]
+    assert set(live.cached()) == {"ES1", "NQ1", "YM1"}
+
+
+async def test_flush_after_each_state_write_when_asked():
+    producer, table = FakeProducer(), FakeTable()
+    commit, processor, _, _ = _setup(producer, table)
+    commit.flush_each_state = True
+    await commit.commit(processor.process(_records()), {"events:0"})
+    assert producer.flushes == 1 + 3 + 1  # outputs, one per stream, the closing flush
+
+
+async def test_a_failed_flush_between_state_writes_puts_the_written_ones_back():
+    producer, table = FakeProducer("flush:3"), FakeTable()  # after the second state write
+    commit, processor, live, offsets = _setup(producer, table)
+    commit.flush_each_state = True
+    before = dict(table.states)
+    with pytest.raises(BatchCommitFailed) as raised:
+        await commit.commit(processor.process(_records()), {"events:0"})
+    assert raised.value.step is Step.FLUSH_STATES
+    assert table.states == before and offsets.commits == []
+    assert {s: st.events_applied for s, st in live.cached().items()} == {"NQ1": 0}
+
+
+def test_retry_delay_doubles_up_to_its_cap_and_resets():
+    delay = RetryDelay(first_s=0.5, most_s=3.0)
+    assert [delay.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    delay.reset()
+    assert delay.next() == 0.5
+
+
+def test_the_records_in_this_file_are_valid_events():
+    # An independent check of the fixture: the fold above folds real events.
+    for record in _records()[:-1]:
+        assert parse_day_event(decode_payload(record.value), CONFIG).stream == record.key.decode()
+
+
+async def test_a_failed_batch_puts_the_counters_back_and_asks_for_the_batch_again():
+    producer, table = FakeProducer("ack"), FakeTable()  # the dead letter "never left"
+    commit, processor, _, offsets = _setup(producer, table)
+    rewound: list[list[SourceRecord]] = []
+
+    async def rewind(records):
+        rewound.append(records)
+
+    runner = FoldAndCommit(processor, commit, rewind, RetryDelay(first_s=0.5, most_s=2.0))
+    records = _records()
+    for expected_delay in (0.5, 1.0, 2.0):
+        outcome, delay = await runner.run(records)
+        assert outcome is None and delay == expected_delay
+        assert runner.failed.step is Step.FLUSH_OUTPUTS
+        assert processor.counters.as_dict() == {"records": 0, "applied": 0, "redelivered": 0,
+                                                "replaced_offsets": 0, "duplicates": 0, "dead_letters": 0,
+                                                "dead_letter_reasons": {}}
+    assert rewound == [records] * 3 and offsets.commits == []
+
+    producer.fail_on = None
+    outcome, delay = await runner.run(records)
+    assert outcome is not None and delay == 0.0 and runner.failed is None
+    counted = processor.counters
+    assert (counted.records, counted.applied, counted.dead_letters) == (5, 4, 1)  # once, not four times
+    assert runner.retry.next() == 0.5  # the pause starts over
