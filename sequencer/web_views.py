@@ -46,7 +46,7 @@ from faust.web import Request, Response, View
 
 from .domain import StreamState, state_to_dict
 from .domain.events import STREAM_NAME
-from .checkpoints import OlderCheckpoint
+from .checkpoints import CheckpointError, OlderCheckpoint
 from .group_monitor import SAMPLE_EVERY_S, GroupMonitor
 from .lag import GroupReading, TailDates
 from .live_state import changelog_partition
@@ -282,9 +282,11 @@ def register_views(app: "faust.App", runtime: "WorkerRuntime") -> None:
                 path = await asyncio.get_running_loop().run_in_executor(None, runtime.store.save, state)
             except OlderCheckpoint as refusal:
                 return error(self, 409, str(refusal), stream=stream)
-            except OSError as failure:
-                # A read-only or full folder: say which file and why, not a bare 500.
-                reason = failure.strerror or type(failure).__name__
+            except (OSError, CheckpointError) as failure:
+                # A read-only or full folder, a folder in the file's place: say
+                # which file and why, not a bare 500.
+                reason = (failure.problem if isinstance(failure, CheckpointError)
+                          else failure.strerror or type(failure).__name__)
                 where = runtime.store.path_for(state.stream, state.instrument)
                 logger.error("checkpoint of %s not written over HTTP: %s: %s", stream, where, reason)
                 return error(self, 503, f"checkpoint of {stream} not written: {where}: {reason}",

@@ -49,9 +49,11 @@ def test_a_removed_checkpoint_can_start_over(tmp_path: Path):
 
 
 def test_failed_checkpoint_writes_leave_the_age_growing(tmp_path: Path):
-    blocked = tmp_path / "not-a-folder"
+    # The folder is fine at start (a store refuses a bad one up front), then a
+    # file takes its place: every write fails from then on.
+    blocked = tmp_path / "blocked"
+    schedule = CheckpointSchedule(CheckpointStore(blocked, CONFIG), every_events=1, every_seconds=0)
     blocked.write_text("a file where the state folder should be")
-    schedule = CheckpointSchedule(CheckpointStore(blocked / "default", CONFIG), every_events=1, every_seconds=0)
     state = some_state(days=3)
     schedule.note(["ES1"], 1)
     assert schedule.write({"ES1": state}) == 0
