@@ -142,8 +142,12 @@ _DATES: dict[str, str] = {}  # dates already checked; a few thousand at most
 
 def _iso_date(text: str) -> str:
     if text not in _DATES:
-        if len(text) != 10 or _dt.date.fromisoformat(text).isoformat() != text:
-            raise ValueError(f"date {text!r} is not YYYY-MM-DD")
+        try:
+            valid = len(text) == 10 and _dt.date.fromisoformat(text).isoformat() == text
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError(f"date {text!r} is not a date YYYY-MM-DD")
         if len(_DATES) < 100_000:
             _DATES[text] = text
     return text
@@ -239,9 +243,11 @@ def read_decision_columns(paths: Iterable[Path], *, slot_sums: bool = False,
     files are parsed by Arrow's CSV reader (in C++, the report's columns only)
     and checked as columns. A file that fails any check is read again row by
     row (``read_decision_file``), which names each bad row by file and line
-    and skips it. ``slot_sums`` (parsed JSON) only when a rule needs them.
+    and skips it. ``slot_sums`` (parsed JSON) only when a rule needs them;
+    ``streams`` keeps only those streams' rows.
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     tables, problems = [], []
     for path in paths:

@@ -173,9 +173,17 @@ class DecisionColumns(NamedTuple):
     slot_sums: Sequence[Mapping[str, int]] | None = None
 
     @classmethod
-    def of(cls, decisions: Iterable[TradeView]) -> "DecisionColumns":
+    def of(cls, decisions: Iterable[TradeView], *, slot_sums: bool = True) -> "DecisionColumns":
+        """The columns of decisions (``slot_sums`` as plain dicts, or left out)."""
         rows = list(decisions)
-        return cls(*([getattr(d, name) for d in rows] for name in cls._fields))
+        columns = [[getattr(d, name) for d in rows] for name in cls._fields[:-1]]
+        return cls(*columns, [dict(d.slot_sums) for d in rows] if slot_sums else None)
+
+    @classmethod
+    def concat(cls, parts: Sequence["DecisionColumns"]) -> "DecisionColumns":
+        """One table of several; ``slot_sums`` only when every part has them."""
+        sums = None if any(p.slot_sums is None for p in parts) else [s for p in parts for s in p.slot_sums]
+        return cls(*([value for p in parts for value in getattr(p, name)] for name in cls._fields[:-1]), sums)
 
 
 def taken_flags(decisions: Sequence[TradeView], rules: TradeRules = NO_RULES) -> list[bool]:
