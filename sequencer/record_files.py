@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,16 +218,21 @@ def write_rejects_csv(path: Path, rejects: Iterable[Reject]) -> int:
 PERFORMANCE_FIELDS = ("stream",) + METRIC_NAMES
 
 
+def performance_csv(report: PerformanceReport) -> str:
+    """performance.csv's text: streams by name, then ``all``; a null metric is an
+    empty cell, a float is written exactly (``repr``), never rounded."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(PERFORMANCE_FIELDS)
+    for name, metrics in [*report.streams.items(), (ALL, report.all)]:
+        writer.writerow([name, *(_cell(value) for value in metrics)])
+    return out.getvalue()
+
+
 def write_performance_csv(path: Path, report: PerformanceReport) -> int:
-    """Write a report's rows (streams by name, then ``all``); a null metric is an empty cell,
-    a float is written exactly (``repr``), never rounded. Returns the rows written."""
-    rows = [*report.streams.items(), (ALL, report.all)]
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(PERFORMANCE_FIELDS)
-        for name, metrics in rows:
-            writer.writerow([name, *(_cell(value) for value in metrics)])
-    return len(rows)
+    """Write performance.csv; returns the rows written (streams and all)."""
+    Path(path).write_text(performance_csv(report), encoding="utf-8", newline="")
+    return len(report.streams) + 1
 
 
 #: The columns the report reads (``DecisionColumns``), and how Arrow parses them.
