@@ -12,7 +12,7 @@
    rounds alternate so that load on the machine hits both alike. Target:
    within 5% of the baseline.
 
-Wall-clock medians; the machine is shared, read the ratios.
+Wall-clock and CPU-time medians; the machine is shared, read the ratios.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,10 +32,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+#: CPU seconds (user + system) of the last command and its children: less
+#: sensitive than wall time to the other engineers' load on the shared cores.
+CPU: list[float] = []
+
+
 def timed(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
     return elapsed
@@ -76,13 +85,16 @@ def main() -> int:
             return timed([python, "-m", "sequencer.cli.main", "replay", str(data), "--out", str(work / f"{name}{i}"),
                           "--state-dir", str(work / f"{name}-state{i}"), *jobs], env=env, cwd=work)
 
-        old, new = [], []
+        old, new, old_cpu, new_cpu = [], [], [], []
         for i in range(args.rounds):  # alternate, so both see the same load
             old.append(replay(env_old, "old", i))
+            old_cpu.append(CPU[-1])
             new.append(replay(env_new, "new", i))
+            new_cpu.append(CPU[-1])
         decisions = work / "new0" / "decisions.csv"
         report = [timed([python, "-m", "sequencer.cli.main", "report", str(decisions), "--json"], env=env_new,
                         cwd=work) for _ in range(args.rounds)]
+        report_cpu = CPU[-args.rounds:]
         report_rules = [timed([python, "-m", "sequencer.cli.main", "report", str(decisions), "--json",
                                "--rules", str(_rules_file(work))], env=env_new, cwd=work)
                         for _ in range(args.rounds)]
@@ -96,12 +108,16 @@ def main() -> int:
           f"{args.rounds} rounds; baseline {commit[:7]}")
     print(f"report --json, whole process: median {statistics.median(report):.2f} s "
           f"(min {min(report):.2f}, max {max(report):.2f})")
+    print(f"report --json, CPU (user + system): median {statistics.median(report_cpu):.2f} s")
     print(f"report --json with all four rules: median {statistics.median(report_rules):.2f} s "
           f"(min {min(report_rules):.2f}, max {max(report_rules):.2f})")
     ratio = statistics.median(new) / statistics.median(old)
     print(f"replay baseline: median {statistics.median(old):.2f} s {sorted(round(t, 2) for t in old)}")
     print(f"replay this code: median {statistics.median(new):.2f} s {sorted(round(t, 2) for t in new)}")
     print(f"replay ratio (this / baseline, medians): {ratio:.3f}")
+    cpu_ratio = statistics.median(new_cpu) / statistics.median(old_cpu)
+    print(f"replay CPU (user + system, all processes): baseline median {statistics.median(old_cpu):.2f} s, "
+          f"this code {statistics.median(new_cpu):.2f} s, ratio {cpu_ratio:.3f}")
     return 0
 
 

@@ -191,7 +191,7 @@ def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[s
     performance = []
     if keep is not None:
         columns = DecisionColumns.of(kept, slot_sums=keep.rules.min_slot_sum is not None)
-        performance.append(report_part(columns, keep.rules))
+        performance.append(report_part(columns, keep.rules, breakdowns=False))  # performance.csv has none
     return ReplaySummary(len(batch.events), batch.rows, len(result.states), result.applied,
                          result.already_applied, result.after_until, batch.rejects, performance)
 

@@ -354,3 +354,11 @@ def test_report_parts_of_disjoint_streams_merge_into_the_whole(log, rules, data)
              for side in (True, False)]
     merged = merge_report_parts([pickle.loads(pickle.dumps(p)) for p in parts], rules)
     assert merged == performance_report(log, rules)
+
+
+def test_report_part_without_breakdowns_has_the_same_metrics():
+    from sequencer.domain import DecisionColumns, merge_report_parts, report_part
+
+    full = performance_report(WEEK)
+    lean = merge_report_parts([report_part(DecisionColumns.of(WEEK), breakdowns=False)])
+    assert (lean.streams, lean.all, lean.by) == (full.streams, full.all, {})

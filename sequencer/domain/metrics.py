@@ -327,9 +327,9 @@ class _Tally:
     @classmethod
     def of(cls, dates: Sequence[str], slots: Sequence[str], results: Sequence[str | None],
            time_changes: Sequence[bool], taken: Sequence[bool], profit: Sequence[float],
-           usd: Sequence[float], date_keys: _DateKeys | None = None) -> "_Tally":
+           usd: Sequence[float], date_keys: _DateKeys | None = None, *,
+           with_breakdowns: bool = True) -> "_Tally":
         """One stream's decisions as columns, in date order, and their taken flags."""
-        date_keys = date_keys or _DateKeys(dates)
         tally = cls()
         tally.days = len(dates)
         tally.time_changes = sum(map(bool, time_changes))
@@ -337,6 +337,9 @@ class _Tally:
         tally.results = list(compress(results, taken))
         tally.usd = list(compress(usd, taken))
         tally.pts = list(compress(profit, taken))
+        if not with_breakdowns:
+            return tally
+        date_keys = date_keys or _DateKeys(dates)
         weekday, year = date_keys.weekday.__getitem__, date_keys.year.__getitem__
         keys = {
             "weekday": (set(map(weekday, dates)), list(map(weekday, tally.dates))),
@@ -434,11 +437,12 @@ class _Tally:
         return out
 
 
-def _sorted_tally(columns: DecisionColumns, rules: TradeRules, date_keys: _DateKeys) -> _Tally:
+def _sorted_tally(columns: DecisionColumns, rules: TradeRules, date_keys: _DateKeys | None,
+                  with_breakdowns: bool = True) -> _Tally:
     """One stream's columns (in date order) through the rules into a tally."""
     taken = _taken(columns.date, columns.result, columns.slot_sums, columns.traded, rules)
     return _Tally.of(columns.date, columns.traded_slot, columns.result, columns.time_change, taken,
-                     columns.profit, columns.profit_usd, date_keys)
+                     columns.profit, columns.profit_usd, date_keys, with_breakdowns=with_breakdowns)
 
 
 def compute_metrics(decisions: Sequence[TradeView], taken: Sequence[bool], *,
@@ -528,14 +532,18 @@ class ReportPart:
         self.every.__setstate__(every)
 
 
-def report_part(columns: DecisionColumns, rules: TradeRules = NO_RULES) -> ReportPart:
-    """Per-stream metrics and breakdowns of ``columns``, and their tally for ``all``."""
-    date_keys = _DateKeys(columns.date)
+def report_part(columns: DecisionColumns, rules: TradeRules = NO_RULES, *,
+                breakdowns: bool = True) -> ReportPart:
+    """Per-stream metrics and breakdowns of ``columns``, and their tally for
+    ``all``; ``breakdowns=False`` leaves the breakdowns out (the report's ``by``
+    stays empty), for performance.csv, which has none."""
+    date_keys = _DateKeys(columns.date) if breakdowns else None
     part = ReportPart(rules)
     for name, stream in _streams_of(columns):
-        tally = _sorted_tally(stream, rules, date_keys)
+        tally = _sorted_tally(stream, rules, date_keys, breakdowns)
         part.streams[name] = tally.metrics(points=True)
-        part.by[name] = tally.breakdowns()
+        if breakdowns:
+            part.by[name] = tally.breakdowns()
         part.every.merge(tally)
     return part
 
@@ -560,7 +568,7 @@ def merge_report_parts(parts: Sequence[ReportPart], rules: TradeRules | None = N
         rules=rules,
         streams={name: streams[name] for name in order},
         all=every.metrics(points=False),
-        by={ALL: every.breakdowns(), **{name: by[name] for name in order}},
+        by={ALL: every.breakdowns(), **{name: by[name] for name in order}} if by or not streams else {},
     )
 
 
