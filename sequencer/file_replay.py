@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .checkpoints import CheckpointStore
-from .domain import DayEvent, SequencerConfig, SequencerError, StreamState
+from .domain import (DayEvent, DecisionColumns, ReportPart, SequencerConfig, SequencerError, StreamState,
+                     TradeRules, report_part)
 from .file_writes import naming
 from .record_files import DecisionCsvWriter, write_rejects_csv
 from .replay import replay_events
@@ -60,11 +61,25 @@ class ReplaySummary:
     rejects: list[Reject] = field(default_factory=list)
     refused: int = 0  # of the rejects, events step 0 refused (out of order, corrected days)
     interrupted: bool = False  # a SIGINT came while the checkpoints were moved into place
+    #: The performance report of the decisions, in parts of disjoint streams
+    #: (one per process; ``PerformanceOf`` asked for it).
+    performance: list[ReportPart] = field(default_factory=list)
 
     def add(self, other: "ReplaySummary") -> None:
         for name in ("events", "rows", "streams", "applied", "already_applied", "after_until", "refused"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rejects.extend(other.rejects)
+        self.performance.extend(other.performance)
+
+
+@dataclass(frozen=True)
+class PerformanceOf:
+    """Ask a replay for the performance report of its decisions under ``rules``
+    (``ReplaySummary.performance``): each process reports its own streams from
+    the decisions in memory, so the report costs no second reading of
+    decisions.csv and runs on every core."""
+
+    rules: TradeRules
 
 
 @dataclass
@@ -157,7 +172,7 @@ def _can_fork() -> bool:
 
 def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                  out_dir: Path, store: CheckpointStore, *, until: str | None = None, jobs: int = 1,
-                 watch: ReplayWatch | None = None) -> ReplaySummary:
+                 watch: ReplayWatch | None = None, keep: PerformanceOf | None = None) -> ReplaySummary:
     """Fold ``paths`` on top of ``states``; write decisions, rejects, then checkpoints.
 
     The checkpoints change only after decisions.csv and rejects.csv are
@@ -174,10 +189,10 @@ def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, S
     try:
         if jobs == 1:
             summary = _replay_partition(paths, config, states, unfinished, staged.store, until,
-                                        None, _WatchReport(watch))
+                                        None, _WatchReport(watch), keep)
         else:
             summary = _replay_in_processes(paths, config, states, out_dir, unfinished, staged.store,
-                                           until, jobs, watch)
+                                           until, jobs, watch, keep)
         summary.rejects.sort(key=_reject_order(paths))
         write_rejects_csv(out_dir / "rejects.csv", summary.rejects)
         with _sigint_deferred() as interrupted:
@@ -209,20 +224,31 @@ def _sigint_deferred() -> Iterator[list]:
 def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                       decisions_path: Path, store: CheckpointStore, until: str | None,
                       partition: StreamPartition | None,
-                      report: "_WatchReport | _SharedReport") -> ReplaySummary:
+                      report: "_WatchReport | _SharedReport", keep: PerformanceOf | None = None) -> ReplaySummary:
     """Fold one partition's streams; ``store`` is the staging store of ``StagedCheckpoints``."""
     batch = read_day_events(paths, config, partition, report.read)
     if partition is not None:
         states = {s: state for s, state in states.items() if partition.owns(s)}
     report.found(len(batch.events))
+    kept: list = []
     with naming(decisions_path), decisions_path.open("w", newline="", encoding="utf-8") as handle:
         writer = DecisionCsvWriter(handle)
+        on_decision = writer.write
+        if keep is not None:
+            def on_decision(decision, write=writer.write, append=kept.append):
+                write(decision)
+                append(decision)
         result = replay_events(batch.events, config, states, until=until,
-                               on_decision=writer.write, on_progress=report.folded)
+                               on_decision=on_decision, on_progress=report.folded)
     store.save_all(result.states[s] for s in sorted(result.states))
     rejects = batch.rejects + [_refused(event, reason) for event, reason in result.refused]
+    performance = []
+    if keep is not None:
+        columns = DecisionColumns.of(kept, slot_sums=keep.rules.min_slot_sum is not None)
+        performance.append(report_part(columns, keep.rules, breakdowns=False))  # performance.csv has none
     return ReplaySummary(len(batch.events), batch.rows, len(result.states), result.applied,
-                         result.already_applied, result.after_until, rejects, len(result.refused))
+                         result.already_applied, result.after_until, rejects, len(result.refused),
+                         performance=performance)
 
 
 def _refused(event: DayEvent, reason: str) -> Reject:
@@ -234,7 +260,7 @@ def _refused(event: DayEvent, reason: str) -> Reject:
 
 def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                          out_dir: Path, decisions: Path, store: CheckpointStore, until: str | None,
-                         jobs: int, watch: ReplayWatch) -> ReplaySummary:
+                         jobs: int, watch: ReplayWatch, keep: PerformanceOf | None) -> ReplaySummary:
     context = multiprocessing.get_context("fork")
     shared = _SharedReport(jobs, context)
     parts = [out_dir / f".decisions.part{i}.csv" for i in range(jobs)]
@@ -246,7 +272,7 @@ def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dic
             process = context.Process(
                 target=_partition_main, name=f"replay-{index}", daemon=True,
                 args=(sender, paths, config, states, parts[index], store, until,
-                      StreamPartition(index, jobs), shared, parent))
+                      StreamPartition(index, jobs), shared, parent, keep))
             process.start()
             sender.close()
             pipes.append(receiver)
@@ -276,11 +302,11 @@ _ABORTED = "another partition failed before writing"
 def _partition_main(sender: Any, paths: list[Path], config: SequencerConfig,
                     states: dict[str, StreamState], decisions_path: Path, store: CheckpointStore,
                     until: str | None, partition: StreamPartition, shared: _SharedReport,
-                    parent: int) -> None:
+                    parent: int, keep: PerformanceOf | None = None) -> None:
     _end_with_parent(parent)
     try:
         summary = _replay_partition(paths, config, states, decisions_path, store, until,
-                                    partition, shared.of_partition(partition.index))
+                                    partition, shared.of_partition(partition.index), keep)
         sender.send({"summary": summary})
     except threading.BrokenBarrierError:
         sender.send({"error": _ABORTED})

@@ -12,11 +12,14 @@ from pathlib import Path
 from ..checkpoints import CheckpointStore
 from ..domain import SequencerConfig
 from ..domain.events import parse_iso_date
-from ..file_replay import ReplayWatch, choose_jobs, replay_files
+from ..config_file import load_rules
+from ..domain import merge_report_parts
+from ..file_replay import PerformanceOf, ReplayWatch, choose_jobs, replay_files
 from ..file_writes import check_folder
 from ..sources import expand_inputs
 from ..state_folder import back_up_checkpoints
-from .common import add_config_arguments, selected_config, selected_store
+from .common import add_config_arguments, add_rules_argument, selected_config, selected_store
+from .performance_view import write_performance
 from .progress import progress_bar
 
 
@@ -28,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR")
     add_config_arguments(parser)
+    add_rules_argument(parser)
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true",
                        help="start from existing checkpoints; apply only events after each "
@@ -49,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     check_folder(args.out, "--out")
     config = selected_config(args)
+    rules = load_rules(args.config, args.rules)  # refused before any work
     store = selected_store(args, config)
     progress = _Progress()
     try:
@@ -112,7 +117,8 @@ def _replay(args: argparse.Namespace, config: SequencerConfig, store: Checkpoint
             watch = bars.watch()
             watch.on_committed = progress.commit
             summary = replay_files(paths, config, states, args.out, store, until=until, jobs=jobs,
-                                   watch=watch)
+                                   watch=watch,
+                                   keep=PerformanceOf(rules))
     finally:
         gc.enable()
     elapsed = time.perf_counter() - started
@@ -128,6 +134,7 @@ def _replay(args: argparse.Namespace, config: SequencerConfig, store: Checkpoint
         print("sequencer: interrupted while the checkpoints were being moved into place; the replay "
               "had finished, so all of them were written", file=sys.stderr)
         return 130
+    print(write_performance(args.out, merge_report_parts(summary.performance, rules)))
     return 0
 
 
