@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..checkpoints import CheckpointStore
-from ..domain import SequencerConfig
+from ..domain import SequencerConfig, TradeRules, merge_report_parts
 from ..domain.events import parse_iso_date
 from ..config_file import load_rules
-from ..domain import merge_report_parts
 from ..file_replay import PerformanceOf, ReplayWatch, choose_jobs, replay_files
 from ..file_writes import check_folder
 from ..sources import expand_inputs
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     store = selected_store(args, config)
     progress = _Progress()
     try:
-        return _replay(args, config, store, started, progress)
+        return _replay(args, config, rules, store, started, progress)
     except KeyboardInterrupt:
         if progress.committed:
             print(f"sequencer: interrupted after the replay had finished: {args.out / 'decisions.csv'}, "
@@ -82,8 +81,8 @@ class _Progress:
         self.committed = True
 
 
-def _replay(args: argparse.Namespace, config: SequencerConfig, store: CheckpointStore, started: float,
-            progress: _Progress) -> int:
+def _replay(args: argparse.Namespace, config: SequencerConfig, rules: TradeRules, store: CheckpointStore,
+            started: float, progress: _Progress) -> int:
     until = parse_iso_date(args.until, "--until") if args.until else None
     paths = expand_inputs(args.inputs)
     jobs = choose_jobs(paths, args.jobs)

@@ -44,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
     from ..broker import EmbeddedBroker
     from ..checkpoints import CheckpointStore, checkpoint_folder
     from ..config_file import load_config, load_rules
-    from ..settings import Settings
     from ..state_folder import back_up_checkpoints
 
     started = time.perf_counter()
