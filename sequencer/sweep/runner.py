@@ -1,0 +1,194 @@
+"""Running a sweep: each fold group folded once, its rule groups evaluated, over processes.
+
+The input is read and grouped once by the caller; the fold groups are dealt
+to ``jobs`` forked processes, which inherit the events (nothing is pickled on
+the way in) and send back only metric rows. Each group's decisions come from
+``replay_events``, the loop ``sequencer replay`` runs, in the same (date,
+stream) order its decisions.csv has, and go to ``evaluate``: the function
+``sequencer report`` computes its metrics with.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Any, Callable, Sequence
+
+from ..domain import DayEvent, Decision, SequencerError
+from ..replay import replay_events
+from .grid import SweepPoint
+from .sharing import FoldGroup
+
+#: ``evaluate(decisions, point)`` -> the report of ``point`` (its config and
+#: rules) over ``decisions``: ``{"all": {metric: value}, "streams": {stream: {...}}}``.
+Evaluate = Callable[[list[Decision], SweepPoint], dict[str, Any]]
+
+#: How many events a process folds between two progress reports.
+PROGRESS_EVERY = 2000
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One configuration's metrics: for all streams together, and per stream."""
+
+    point: SweepPoint
+    all: dict[str, Any]
+    streams: dict[str, dict[str, Any]]
+
+
+@dataclass
+class SweepWatch:
+    """What a progress display hears: the total of configurations x events, then increments."""
+
+    on_total: Callable[[int], None] | None = None
+    on_progress: Callable[[int], None] | None = None
+
+
+@dataclass
+class SweepTimes:
+    """Where a sweep's time went, in seconds summed over its processes."""
+
+    fold_s: float = 0.0
+    evaluate_s: float = 0.0
+    folds: int = 0
+    evaluations: int = 0
+
+    def add(self, other: "SweepTimes") -> None:
+        self.fold_s += other.fold_s
+        self.evaluate_s += other.evaluate_s
+        self.folds += other.folds
+        self.evaluations += other.evaluations
+
+
+@dataclass
+class SweepOutcome:
+    rows: list[SweepRow]
+    times: SweepTimes = field(default_factory=SweepTimes)
+
+
+def run_sweep(events: Sequence[DayEvent], groups: Sequence[FoldGroup], evaluate: Evaluate, *,
+              jobs: int = 1, watch: SweepWatch | None = None) -> SweepOutcome:
+    """Every point of ``groups`` evaluated over ``events``; rows in grid order."""
+    watch = watch or SweepWatch()
+    points = sum(len(group.points) for group in groups)
+    if watch.on_total is not None:
+        watch.on_total(points * len(events))
+    jobs = max(1, min(jobs, len(groups)))
+    if jobs == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        outcome = _run_groups(events, groups, evaluate, _report_to(watch))
+    else:
+        outcome = _run_in_processes(events, groups, evaluate, jobs, watch)
+    outcome.rows.sort(key=lambda row: row.point.index)
+    return outcome
+
+
+def deal(groups: Sequence[FoldGroup], jobs: int) -> list[list[FoldGroup]]:
+    """Groups dealt to ``jobs`` shares of about equal work, heaviest first.
+
+    A group costs one fold plus one evaluation per distinct rules; an
+    evaluation was measured at about the cost of a fold (bench/bench_sweep.py).
+    """
+    shares: list[list[FoldGroup]] = [[] for _ in range(jobs)]
+    loads = [0] * jobs
+    for group in sorted(groups, key=lambda g: -(1 + len(g.rule_groups))):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(group)
+        loads[lightest] += 1 + len(group.rule_groups)
+    return shares
+
+
+def _run_groups(events: Sequence[DayEvent], groups: Sequence[FoldGroup], evaluate: Evaluate,
+                report: Callable[[int], None]) -> SweepOutcome:
+    outcome = SweepOutcome([])
+    times = outcome.times
+    for group in groups:
+        weight = len(group.points)  # progress counts configurations x events
+        started = time.perf_counter()
+        decisions: list[Decision] = []
+        replay_events(events, group.config, on_decision=decisions.append,
+                      on_progress=lambda n, w=weight: report(n * w), progress_every=PROGRESS_EVERY)
+        folded = time.perf_counter()
+        for rule_group in group.rule_groups:
+            # Same decisions, same rules: one report serves every point of the rule group.
+            result = evaluate(decisions, rule_group[0])
+            for point in rule_group:
+                outcome.rows.append(SweepRow(point, result["all"], result["streams"]))
+        times.fold_s += folded - started
+        times.evaluate_s += time.perf_counter() - folded
+        times.folds += 1
+        times.evaluations += len(group.rule_groups)
+    return outcome
+
+
+def _report_to(watch: SweepWatch) -> Callable[[int], None]:
+    def report(count: int) -> None:
+        if watch.on_progress is not None:
+            watch.on_progress(count)
+    return report
+
+
+def _run_in_processes(events: Sequence[DayEvent], groups: Sequence[FoldGroup], evaluate: Evaluate,
+                      jobs: int, watch: SweepWatch) -> SweepOutcome:
+    context = multiprocessing.get_context("fork")
+    done = context.Array("q", jobs, lock=False)  # one writer per slot: no lock needed
+    pipes, processes = [], []
+    try:
+        for index, share in enumerate(deal(groups, jobs)):
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_share_main, name=f"sweep-{index}", daemon=True,
+                                      args=(sender, events, share, evaluate, done, index))
+            process.start()
+            sender.close()
+            pipes.append(receiver)
+            processes.append(process)
+        replies = _collect(pipes, done, watch)
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+    failures = [reply["error"] for reply in replies if "error" in reply]
+    if failures:
+        raise SequencerError(failures[0])
+    outcome = SweepOutcome([])
+    for reply in replies:
+        outcome.rows.extend(reply["outcome"].rows)
+        outcome.times.add(reply["outcome"].times)
+    return outcome
+
+
+def _share_main(sender: Any, events: Sequence[DayEvent], share: list[FoldGroup], evaluate: Evaluate,
+                done: Any, index: int) -> None:
+    def report(count: int) -> None:
+        done[index] += count
+
+    try:
+        sender.send({"outcome": _run_groups(events, share, evaluate, report)})
+    except SequencerError as error:
+        sender.send({"error": str(error)})
+    except BaseException:  # noqa: BLE001 - the parent reports it; this process ends here
+        sender.send({"error": f"sweep process {index} failed:\n{traceback.format_exc()}"})
+    finally:
+        sender.close()
+
+
+def _collect(pipes: list, done: Any, watch: SweepWatch) -> list[dict]:
+    """Each process's reply, reporting progress meanwhile; a process that dies shows as EOF."""
+    replies: dict[int, dict] = {}
+    waiting = {pipe: i for i, pipe in enumerate(pipes)}
+    reported = 0
+    while waiting:
+        for ready in wait(list(waiting), timeout=0.2):
+            index = waiting.pop(ready)
+            try:
+                replies[index] = ready.recv()
+            except EOFError:
+                replies[index] = {"error": f"sweep process {index} ended without a reply"}
+        total = sum(done)
+        if watch.on_progress is not None and total > reported:
+            watch.on_progress(total - reported)
+            reported = total
+    return [replies[i] for i in range(len(pipes))]
