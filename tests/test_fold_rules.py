@@ -515,7 +515,7 @@ def test_decision_fields_for_a_full_window_day():
         "stream", "instrument", "date", "traded_slot", "result", "peak", "slot_sums",
         "time_change", "next_slot", "rolling_median", "rolling_median_target",
         "median_ladder_target", "ladder_step", "days_at_level", "next_target", "no_trade_next",
-        "time_reason", "target_reason",
+        "time_reason", "target_reason", "traded", "profit", "profit_usd",
     ]
     expected = {
         "stream": "ES1", "instrument": "ES", "date": d(2), "traded_slot": "07:30",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -15,26 +16,38 @@ TARGET_MODES = ("base", "rolling_median", "median_ladder")
 
 @dataclass(frozen=True, slots=True)
 class InstrumentSpec:
-    """Base profit target, the step targets are floored to, and the price tick."""
+    """Base profit target, the step targets are floored to, the price tick, and
+    the dollars one point of profit is worth (SPEC 8.1).
+
+    ``point_value`` changes no state: it is left out of ``target_rules`` and of
+    ``config_id``, so checkpoints written before it existed keep loading.
+    """
 
     base: float
     increment: float
     tick: float
+    point_value: float = 1.0
 
     def __post_init__(self) -> None:
         # Targets are prices: keep them floats so JSON and decisions never mix 10 and 10.0.
-        for name in ("base", "increment", "tick"):
+        for name in ("base", "increment", "tick", "point_value"):
             object.__setattr__(self, name, float(getattr(self, name)))
+
+    @property
+    def target_rules(self) -> tuple[float, float, float]:
+        """The fields the fold's targets depend on (and ``config_id`` hashes)."""
+        return (self.base, self.increment, self.tick)
 
 
 DEFAULT_INSTRUMENTS: Mapping[str, InstrumentSpec] = MappingProxyType(
     {
-        "ES": InstrumentSpec(10, 5, 0.25),
-        "NQ": InstrumentSpec(50, 25, 0.25),
-        "YM": InstrumentSpec(100, 50, 1),
-        "CL": InstrumentSpec(0.5, 0.25, 0.01),
-        "GC": InstrumentSpec(5, 2.5, 0.1),
-        "NG": InstrumentSpec(0.05, 0.025, 0.001),
+        # point values as the desk's earlier tool used them (SPEC 8.1)
+        "ES": InstrumentSpec(10, 5, 0.25, point_value=50),
+        "NQ": InstrumentSpec(50, 25, 0.25, point_value=10),
+        "YM": InstrumentSpec(100, 50, 1, point_value=5),
+        "CL": InstrumentSpec(0.5, 0.25, 0.01, point_value=1000),
+        "GC": InstrumentSpec(5, 2.5, 0.1, point_value=100),
+        "NG": InstrumentSpec(0.05, 0.025, 0.001, point_value=10000),
     }
 )
 
@@ -116,7 +129,7 @@ class SequencerConfig:
     def canonical(self) -> dict[str, Any]:
         """The config as plain JSON data, the input of ``config_id``."""
         data: dict[str, Any] = {key: getattr(self, key) for key in RULE_KEYS}
-        if dict(self.instruments) != dict(DEFAULT_INSTRUMENTS):
+        if _target_rules_of(self.instruments) != _target_rules_of(DEFAULT_INSTRUMENTS):
             data["instruments"] = {
                 name: {"base": spec.base, "increment": spec.increment, "tick": spec.tick}
                 for name, spec in self.instruments.items()
@@ -157,6 +170,10 @@ class SequencerConfig:
         return cls(**kwargs)
 
 
+def _target_rules_of(instruments: Mapping[str, InstrumentSpec]) -> dict[str, tuple[float, float, float]]:
+    return {name: spec.target_rules for name, spec in instruments.items()}
+
+
 def _session_slots(name: str, slots: Any) -> tuple[str, ...]:
     """A session's slots from a config file: a list of distinct ``HH:MM`` times."""
     from .events import normalize_slot  # events imports this module: import at call time
@@ -182,10 +199,17 @@ def _instrument_spec(name: str, spec: Any) -> InstrumentSpec:
         values = [spec[k] for k in ("base", "increment", "tick")]
     except KeyError as missing:
         raise ConfigError(f"instrument {name}: missing {missing.args[0]}") from None
-    for key, value in zip(("base", "increment", "tick"), values):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    unknown = sorted(set(spec) - {"base", "increment", "tick", "point_value"})
+    if unknown:
+        raise ConfigError(f"instrument {name}: unknown keys {', '.join(map(str, unknown))}")
+    # An instrument of SPEC 1 keeps its SPEC 8.1 point value unless the file
+    # names one; any other instrument counts a point as one dollar.
+    default = DEFAULT_INSTRUMENTS.get(name)
+    point_value = spec.get("point_value", default.point_value if default is not None else 1.0)
+    for key, value in zip(("base", "increment", "tick", "point_value"), values + [point_value]):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
             raise ConfigError(f"instrument {name}: {key} must be a positive number, got {value!r}")
-    return InstrumentSpec(*values)
+    return InstrumentSpec(*values, point_value=point_value)
 
 
 def _require_int(key: str, value: Any, *, minimum: int) -> None:

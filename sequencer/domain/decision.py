@@ -1,4 +1,4 @@
-"""The decision the fold emits for each applied event (SPEC 5)."""
+"""The decision the fold emits for each applied event (SPEC 5), and its trade (SPEC 8.1)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ class Decision(NamedTuple):
     no_trade_next: bool
     time_reason: str
     target_reason: str
+    # The trade this decision records (SPEC 8.1): the slot chosen the day
+    # before, taken unless that state said no trade; profit as recorded.
+    traded: bool
+    profit: float
+    profit_usd: float
 
     def to_dict(self) -> dict[str, Any]:
         doc = {name: getattr(self, name) for name in DECISION_FIELDS}
@@ -38,6 +43,10 @@ class Decision(NamedTuple):
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "Decision":
         missing = [name for name in DECISION_FIELDS if name not in doc]
+        if missing and set(missing) <= set(TRADE_FIELDS):
+            raise SequencerError(
+                "decision written before trades were recorded (no traded, profit, profit_usd): "
+                "replay the events again to get them")
         if missing:
             raise SequencerError(f"decision lacks fields: {', '.join(missing)}")
         values = {name: doc[name] for name in DECISION_FIELDS}
@@ -46,3 +55,6 @@ class Decision(NamedTuple):
 
 
 DECISION_FIELDS: tuple[str, ...] = Decision._fields
+
+#: The fields SPEC 8.1 added; decisions written before them lack exactly these.
+TRADE_FIELDS: tuple[str, ...] = ("traded", "profit", "profit_usd")

@@ -168,6 +168,18 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
             if no_trade_next:
                 target_reason += f"; median below base {base}: no trade next"
 
+    # The trade of the day (SPEC 8.1): the slot chosen yesterday, taken
+    # unless yesterday's state said no trade; a NoTrade result is a trade
+    # that did not fill, its recorded profit counts like any other.
+    if traded_outcome is not None and not state.no_trade_next:
+        was_traded = True
+        profit = traded_outcome.profit
+        profit = 0.0 if profit is None else float(profit)
+    else:
+        was_traded = False
+        profit = 0.0
+    profit_usd = _round(profit * spec.point_value)
+
     # Step 5.
     mode = config.target_mode
     if mode == "rolling_median":
@@ -215,6 +227,9 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
         no_trade_next,
         time_reason,
         target_reason,
+        was_traded,
+        profit,
+        profit_usd,
     )
     return new_state, decision
 
