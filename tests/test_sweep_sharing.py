@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given, settings
@@ -30,7 +31,8 @@ SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 #: The decision fields the metrics and trade rules read (SPEC 8.1-8.3), and the
 #: inputs of the next day's trade (next_slot, no_trade_next).
 TRADE_FIELDS = ("stream", "instrument", "date", "traded_slot", "result", "peak", "slot_sums",
-                "time_change", "next_slot", "no_trade_next", "rolling_median")
+                "time_change", "next_slot", "no_trade_next", "rolling_median", "traded", "profit",
+                "profit_usd")
 
 NEUTRAL_VALUES = {
     "target_mode": ["base", "rolling_median", "median_ladder"],
@@ -46,6 +48,13 @@ def projections(events, config):
             for d in decisions]
 
 
+def with_profits(event, data):
+    """The event with a recorded profit on some of its slots (the sequences have none)."""
+    profits = st.one_of(st.none(), st.integers(-40, 40).map(lambda n: n / 4))
+    slots = {slot: outcome._replace(profit=data.draw(profits)) for slot, outcome in event.slots.items()}
+    return dataclasses.replace(event, slots=MappingProxyType(slots))
+
+
 def test_the_neutral_keys_are_the_ones_varied_here():
     assert set(TRADE_NEUTRAL_KEYS) == set(NEUTRAL_VALUES)
 
@@ -54,6 +63,7 @@ def test_the_neutral_keys_are_the_ones_varied_here():
 @given(sequences(max_per_stream=30), st.sampled_from(sorted(NEUTRAL_VALUES)), st.data())
 def test_a_trade_neutral_key_changes_no_trade_projection(case, key, data):
     config, events = case
+    events = [with_profits(event, data) for event in events]
     other = dataclasses.replace(config, **{key: data.draw(st.sampled_from(NEUTRAL_VALUES[key]))})
     assert projections(events, other) == projections(events, config)
     assert projections(events, fold_config(config)) == projections(events, config)

@@ -18,6 +18,7 @@ from multiprocessing.connection import wait
 from typing import Any, Callable, Sequence
 
 from ..domain import DayEvent, Decision, SequencerError
+from ..domain.metrics import performance_report
 from ..replay import replay_events
 from .grid import SweepPoint
 from .sharing import FoldGroup
@@ -25,6 +26,14 @@ from .sharing import FoldGroup
 #: ``evaluate(decisions, point)`` -> the report of ``point`` (its config and
 #: rules) over ``decisions``: ``{"all": {metric: value}, "streams": {stream: {...}}}``.
 Evaluate = Callable[[list[Decision], SweepPoint], dict[str, Any]]
+
+
+def report_of(decisions: list[Decision], point: SweepPoint) -> dict[str, Any]:
+    """The metrics of ``sequencer report`` (SPEC 8.3) of ``decisions`` under ``point``'s rules."""
+    report = performance_report(decisions, point.rules)
+    return {"all": report.all.to_dict(),
+            "streams": {name: metrics.to_dict() for name, metrics in report.streams.items()}}
+
 
 #: How many events a process folds between two progress reports.
 PROGRESS_EVERY = 2000
@@ -69,8 +78,8 @@ class SweepOutcome:
     times: SweepTimes = field(default_factory=SweepTimes)
 
 
-def run_sweep(events: Sequence[DayEvent], groups: Sequence[FoldGroup], evaluate: Evaluate, *,
-              jobs: int = 1, watch: SweepWatch | None = None) -> SweepOutcome:
+def run_sweep(events: Sequence[DayEvent], groups: Sequence[FoldGroup], evaluate: Evaluate = report_of,
+              *, jobs: int = 1, watch: SweepWatch | None = None) -> SweepOutcome:
     """Every point of ``groups`` evaluated over ``events``; rows in grid order."""
     watch = watch or SweepWatch()
     points = sum(len(group.points) for group in groups)
@@ -153,10 +162,13 @@ def _run_in_processes(events: Sequence[DayEvent], groups: Sequence[FoldGroup], e
     failures = [reply["error"] for reply in replies if "error" in reply]
     if failures:
         raise SequencerError(failures[0])
+    # Points hold configs (mapping proxies do not pickle): rows came back by point index.
+    points = {point.index: point for group in groups for point in group.points}
     outcome = SweepOutcome([])
     for reply in replies:
-        outcome.rows.extend(reply["outcome"].rows)
-        outcome.times.add(reply["outcome"].times)
+        outcome.rows.extend(SweepRow(points[index], all_metrics, streams)
+                            for index, all_metrics, streams in reply["rows"])
+        outcome.times.add(reply["times"])
     return outcome
 
 
@@ -166,7 +178,9 @@ def _share_main(sender: Any, events: Sequence[DayEvent], share: list[FoldGroup],
         done[index] += count
 
     try:
-        sender.send({"outcome": _run_groups(events, share, evaluate, report)})
+        outcome = _run_groups(events, share, evaluate, report)
+        sender.send({"rows": [(row.point.index, row.all, row.streams) for row in outcome.rows],
+                     "times": outcome.times})
     except SequencerError as error:
         sender.send({"error": str(error)})
     except BaseException:  # noqa: BLE001 - the parent reports it; this process ends here
