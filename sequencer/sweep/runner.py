@@ -18,7 +18,7 @@ from multiprocessing.connection import wait
 from typing import Any, Callable, Sequence
 
 from ..domain import DayEvent, Decision, SequencerError
-from ..domain.metrics import performance_report
+from ..domain.metrics import compute_metrics, taken_flags
 from ..replay import replay_events
 from .grid import SweepPoint
 from .sharing import FoldGroup
@@ -29,10 +29,29 @@ Evaluate = Callable[[list[Decision], SweepPoint], dict[str, Any]]
 
 
 def report_of(decisions: list[Decision], point: SweepPoint) -> dict[str, Any]:
-    """The metrics of ``sequencer report`` (SPEC 8.3) of ``decisions`` under ``point``'s rules."""
-    report = performance_report(decisions, point.rules)
-    return {"all": report.all.to_dict(),
-            "streams": {name: metrics.to_dict() for name, metrics in report.streams.items()}}
+    """The SPEC 8.3 metrics of ``sequencer report`` over ``decisions`` under ``point``'s rules.
+
+    The same functions as ``metrics.performance_report`` (``taken_flags`` over
+    each stream's decisions in date order, ``compute_metrics`` per stream and
+    over all in (date, stream) order), without the breakdowns a sweep row does
+    not show: they are 60% of a report's time (bench/bench_sweep.py). A fold's
+    decisions are in (date, stream) order and hold each (stream, date) once,
+    so the report's sorting and de-duplication have nothing to do here.
+    tests/test_sweep.py checks every row against ``sequencer report``.
+    """
+    by_stream: dict[str, list[Decision]] = {}
+    for decision in decisions:
+        by_stream.setdefault(decision.stream, []).append(decision)
+    rules = point.rules
+    streams: dict[str, dict[str, Any]] = {}
+    taken_by_stream: dict[str, Any] = {}
+    for name in sorted(by_stream):
+        ordered = by_stream[name]
+        taken = taken_flags(ordered, rules)
+        streams[name] = compute_metrics(ordered, taken).to_dict()
+        taken_by_stream[name] = iter(taken)
+    all_taken = [next(taken_by_stream[d.stream]) for d in decisions]
+    return {"all": compute_metrics(decisions, all_taken, points=False).to_dict(), "streams": streams}
 
 
 #: How many events a process folds between two progress reports.
