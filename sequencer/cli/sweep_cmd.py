@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config_file import load_config
+from ..config_file import load_config, load_rules
 from ..domain import SequencerError
 from ..domain.metrics import METRIC_NAMES
-from ..domain.trade_rules import NO_RULES, TradeRules
+from ..domain.trade_rules import TradeRules
 from ..file_replay import available_cores
 from ..record_files import write_rejects_csv
 from ..sources import expand_inputs, read_day_events
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise _usage(f"--jobs must be at least 1, got {args.jobs}")
     config = load_config(args.config)
-    base_rules = base_rules_of(args.config)
+    base_rules = load_rules(args.config)  # the config file's rules table, the grid's base
     axes = [parse_grid_argument(text, LIST_RULES) for text in args.grid]
     plan = plan_grid(axes, config, base_rules.to_dict(), TradeRules.from_mapping)
     groups = group_points(plan.points)
@@ -118,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     times = outcome.times
     print(f"swept {len(plan.points)} configurations ({len(plan.skipped)} skipped as impossible) over "
           f"{len(batch.events)} day events ({batch.rows} rows, {len(batch.rejects)} rejected) in "
-          f"{elapsed:.2f}s on {_processes(min(jobs, len(groups)))}: {times.folds} folds shared by "
-          f"the configurations, {times.evaluations} reports; read {read_s:.2f}s, fold "
+          f"{elapsed:.2f}s on {_processes(min(jobs, len(groups)))}: {_count(times.folds, 'fold')} shared by "
+          f"the configurations, {_count(times.evaluations, 'report')}; read {read_s:.2f}s, fold "
           f"{times.fold_s:.2f}s, report {times.evaluate_s:.2f}s (summed over processes) "
           f"-> {args.out / 'sweep.csv'}")
     if args.top and rows:
@@ -127,11 +127,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"top {min(args.top, len(rows))} by {rank_by}:")
         print(top_table(plan.axes, rows[:args.top], shown))
     return 0
-
-
-def base_rules_of(config_path: Path | None) -> TradeRules:
-    """The trade rules of the base config file (its ``rules`` table), or none."""
-    return NO_RULES
 
 
 def write_manifest(path: Path, args: argparse.Namespace, paths: list[Path], plan: Any, rank_by: str,
@@ -157,6 +152,10 @@ def write_manifest(path: Path, args: argparse.Namespace, paths: list[Path], plan
 
 def _processes(jobs: int) -> str:
     return "1 process" if jobs == 1 else f"{jobs} processes"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _usage(message: str) -> SequencerError:
