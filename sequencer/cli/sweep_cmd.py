@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import sys
@@ -14,7 +13,6 @@ from typing import Any
 from ..config_file import load_config, load_rules
 from ..domain import SequencerError
 from ..domain.metrics import METRIC_NAMES
-from ..domain.trade_rules import TradeRules
 from ..file_replay import available_cores
 from ..record_files import write_rejects_csv
 from ..sources import expand_inputs, read_day_events
@@ -37,8 +35,6 @@ DEFAULT_RANK = "total_profit_usd"
 SHOWN_METRICS = ("trades", "win_rate", "total_profit_usd", "max_drawdown_usd", "sharpe", "profit_factor")
 #: Impossible combinations listed on the terminal (all are in sweep_skipped.csv).
 SKIPPED_SHOWN = 10
-#: The rules whose value is a list (``Mon+Fri`` on the command line).
-LIST_RULES = tuple(f.name for f in dataclasses.fields(TradeRules) if f.default == ())
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise _usage(f"--jobs must be at least 1, got {args.jobs}")
     config = load_config(args.config)
     base_rules = load_rules(args.config)  # the config file's rules table, the grid's base
-    axes = [parse_grid_argument(text, LIST_RULES) for text in args.grid]
-    plan = plan_grid(axes, config, base_rules.to_dict(), TradeRules.from_mapping)
+    axes = [parse_grid_argument(text) for text in args.grid]
+    plan = plan_grid(axes, config, base_rules.to_dict())
     groups = group_points(plan.points)
     paths = expand_inputs(args.inputs)
     if args.out.exists() and not args.out.is_dir():

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..domain import ConfigError, SequencerConfig
 from ..domain.config import RULE_KEYS
+from ..domain.trade_rules import TradeRules
 
 RULES_PREFIX = "rules."
 
@@ -36,6 +37,9 @@ _INTEGER = re.compile(r"[+-]?\d+")
 #: Builds the trade rules from a mapping of rule keys (as a config file's
 #: ``rules`` table holds them); raises ConfigError for an unknown key or a bad value.
 RulesFactory = Callable[[Mapping[str, Any]], Any]
+
+#: The trade rules whose value is a list (``Mon+Fri`` on the command line).
+LIST_RULE_KEYS = tuple(f.name for f in dataclasses.fields(TradeRules) if f.default == ())
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class GridPlan:
     skipped: tuple[SkippedPoint, ...]
 
 
-def parse_grid_argument(text: str, list_rule_keys: Iterable[str] = ()) -> GridAxis:
+def parse_grid_argument(text: str, list_rule_keys: Iterable[str] = LIST_RULE_KEYS) -> GridAxis:
     """``"depth=9,13"`` -> GridAxis("depth", (9, 13)); the key must be known.
 
     ``list_rule_keys`` names the rules whose value is a list (``Mon+Fri``).
@@ -142,7 +146,7 @@ def format_value(value: Any) -> str:
 
 
 def plan_grid(axes: Iterable[GridAxis], base_config: SequencerConfig,
-              base_rules: Mapping[str, Any], make_rules: RulesFactory) -> GridPlan:
+              base_rules: Mapping[str, Any], make_rules: RulesFactory = TradeRules.from_mapping) -> GridPlan:
     """Every combination of ``axes`` over the base config and rules.
 
     Raises ConfigError, before any work, for a key given twice, a grid too
@@ -193,6 +197,13 @@ def plan_grid(axes: Iterable[GridAxis], base_config: SequencerConfig,
     if not points:  # no axes at all still gives the base configuration
         raise ConfigError("no configuration of the grid is possible")
     return GridPlan(axes, tuple(points), tuple(skipped))
+
+
+def point_of_row(cells: Mapping[str, str], base_config: SequencerConfig, base_rules: Mapping[str, Any],
+                 make_rules: RulesFactory = TradeRules.from_mapping) -> SweepPoint:
+    """The configuration of one sweep.csv row (its grid cells by key) over the sweep's base."""
+    axes = [parse_grid_argument(f"{key}={cell}") for key, cell in cells.items()]
+    return plan_grid(axes, base_config, base_rules, make_rules).points[0]
 
 
 def _build(axes: tuple[GridAxis, ...], values: tuple[Any, ...], base_config: SequencerConfig,
