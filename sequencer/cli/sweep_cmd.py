@@ -18,7 +18,7 @@ from ..record_files import write_rejects_csv
 from ..sources import expand_inputs, read_day_events
 from ..sweep.grid import RULES_PREFIX, format_value, parse_grid_argument, plan_grid
 from ..sweep.runner import SweepWatch, run_sweep
-from ..sweep.sharing import group_points
+from ..sweep.sharing import TRADE_NEUTRAL_KEYS, group_points
 from ..sweep.table import (
     check_rank_metric,
     ranked,
@@ -111,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
     if len(plan.skipped) > SKIPPED_SHOWN:
         print(f"... and {len(plan.skipped) - SKIPPED_SHOWN} more skipped, all in "
               f"{args.out / 'sweep_skipped.csv'}", file=sys.stderr)
+    neutral = [axis.key for axis in plan.axes if axis.key in TRADE_NEUTRAL_KEYS and len(axis.values) > 1]
+    if neutral:
+        print(f"note: {', '.join(neutral)} change{'s' if len(neutral) == 1 else ''} no trade (a trade's "
+              f"profit is the recorded one, SPEC 8.1), so configurations differing only there have "
+              f"equal metrics", file=sys.stderr)
     times = outcome.times
     print(f"swept {len(plan.points)} configurations ({len(plan.skipped)} skipped as impossible) over "
           f"{len(batch.events)} day events ({batch.rows} rows, {len(batch.rejects)} rejected) in "
