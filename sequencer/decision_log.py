@@ -13,19 +13,28 @@ from .log_reader import read_topic
 
 
 async def read_decisions(bootstrap: str, topic: str, *,
-                         security: Mapping[str, Any] | None = None) -> list[Decision]:
+                         security: Mapping[str, Any] | None = None,
+                         problems: list[str] | None = None) -> list[Decision]:
     """All decisions on ``topic``, one per (stream, date), in (date, stream) order.
 
     Delivery is at least once, so a decision can appear twice after a crash;
     repeats carry the same content and are dropped here by (stream, date).
     Reads each partition to its end as the fetch responses report it (see
     ``log_reader``), so it returns as soon as it has read everything.
+    With ``problems``, a record that is not a decision of this version is
+    skipped and described there (partition, offset, why); without it, it raises.
     """
     found: dict[tuple[str, str], Decision] = {}
 
     def take(records: list) -> None:
         for record in records:
-            decision = decode_decision(record.value)
+            try:
+                decision = decode_decision(record.value)
+            except Exception as error:  # noqa: BLE001 - msgpack raises many types on foreign bytes
+                if problems is None:
+                    raise
+                problems.append(f"{topic}[{record.partition}]@{record.offset}: {error}")
+                continue
             found.setdefault((decision.stream, decision.date), decision)
 
     await read_topic(bootstrap, topic, take, security=security)

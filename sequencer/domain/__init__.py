@@ -6,12 +6,15 @@ from .errors import ConfigError, InvalidEvent, InvalidState, SequencerError
 from .events import SCORES, DayEvent, SlotOutcome, parse_day_event
 from .metrics import (
     ALL,
+    BREAKDOWN_KINDS,
     METRIC_NAMES,
     Breakdown,
+    DecisionColumns,
     Metrics,
     PerformanceReport,
     compute_metrics,
     performance_report,
+    report_of_columns,
     taken_flags,
 )
 from .trade_rules import NO_RULES, RULES_KEYS, WEEKDAYS, TradeRules
@@ -36,6 +39,6 @@ __all__ = [
     "apply_day", "event_order", "floor_to_increment", "fold", "SCHEMA_VERSION",
     "StreamState", "initial_state", "load_state_document", "state_from_dict",
     "state_to_dict", "upgrade_legacy", "offsets_in_topic", "partition_key", "split_partition_key",
-    "ALL", "METRIC_NAMES", "Breakdown", "Metrics", "PerformanceReport", "compute_metrics",
-    "performance_report", "taken_flags", "NO_RULES", "RULES_KEYS", "WEEKDAYS", "TradeRules",
+    "ALL", "BREAKDOWN_KINDS", "METRIC_NAMES", "Breakdown", "DecisionColumns", "Metrics", "PerformanceReport", "compute_metrics",
+    "performance_report", "report_of_columns", "taken_flags", "NO_RULES", "RULES_KEYS", "WEEKDAYS", "TradeRules",
 ]

@@ -36,6 +36,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections import Counter
+import operator
+from bisect import bisect_left, bisect_right
+from itertools import accumulate, compress, repeat
 from typing import Any, Iterable, Mapping, NamedTuple, Protocol, Sequence
 
 from .trade_rules import NO_RULES, WEEKDAYS, TradeRules
@@ -149,6 +153,31 @@ def weekday_of(date: str) -> str:
     return name
 
 
+class DecisionColumns(NamedTuple):
+    """The fields the report reads, one list per field, a row per decision.
+
+    The report works on columns: a pass per field in C (``compress``,
+    ``Counter``, ``fsum``) instead of one Python step per decision per figure.
+    ``slot_sums`` is needed only by the ``min_slot_sum`` rule; a reader that
+    knows the rules may leave it None.
+    """
+
+    stream: Sequence[str]
+    date: Sequence[str]
+    traded_slot: Sequence[str]
+    result: Sequence[str | None]
+    time_change: Sequence[bool]
+    traded: Sequence[bool]
+    profit: Sequence[float]
+    profit_usd: Sequence[float]
+    slot_sums: Sequence[Mapping[str, int]] | None = None
+
+    @classmethod
+    def of(cls, decisions: Iterable[TradeView]) -> "DecisionColumns":
+        rows = list(decisions)
+        return cls(*([getattr(d, name) for d in rows] for name in cls._fields))
+
+
 def taken_flags(decisions: Sequence[TradeView], rules: TradeRules = NO_RULES) -> list[bool]:
     """Which of one stream's decisions, in date order, count as traded (SPEC 8.2).
 
@@ -156,29 +185,33 @@ def taken_flags(decisions: Sequence[TradeView], rules: TradeRules = NO_RULES) ->
     after-loss and slot-sum rules look at the previous decision in the input
     whether or not that one was taken, and never skip the first.
     """
+    columns = DecisionColumns.of(decisions)
+    return _taken(columns.date, columns.result, columns.slot_sums, columns.traded, rules)
+
+
+def _taken(dates: Sequence[str], results: Sequence[str | None], sums: Sequence[Mapping[str, int]] | None,
+           traded: Sequence[bool], rules: TradeRules) -> list[bool]:
+    flags = [bool(t) for t in traded]
     if rules.skips_nothing:
-        return [bool(d.traded) for d in decisions]
+        return flags
     weekdays = set(rules.skip_weekdays)
     days_of_month = set(rules.skip_days_of_month)
-    after_loss = rules.skip_after_loss
     minimum = rules.min_slot_sum
-    flags: list[bool] = []
-    previous = None
-    for decision in decisions:
-        taken = bool(decision.traded)
-        if taken and weekdays and weekday_of(decision.date) in weekdays:
-            taken = False
-        if taken and days_of_month and int(decision.date[8:10]) in days_of_month:
-            taken = False
-        if taken and previous is not None:
-            if after_loss and previous.result == "Loss":
-                taken = False
-            elif minimum is not None:
-                sums = previous.slot_sums.values()
-                if sums and all(value < minimum for value in sums):
-                    taken = False
-        flags.append(taken)
-        previous = decision
+    if minimum is not None and sums is None:
+        raise ValueError("the min_slot_sum rule needs the decisions' slot_sums")
+    for i, date in enumerate(dates):
+        if not flags[i]:
+            continue
+        if weekdays and weekday_of(date) in weekdays:
+            flags[i] = False
+        elif days_of_month and int(date[8:10]) in days_of_month:
+            flags[i] = False
+        elif i and rules.skip_after_loss and results[i - 1] == "Loss":
+            flags[i] = False
+        elif i and minimum is not None:
+            previous = sums[i - 1].values()
+            if previous and all(value < minimum for value in previous):
+                flags[i] = False
     return flags
 
 
@@ -189,25 +222,11 @@ def _win_rate(wins: int, losses: int) -> float:
 
 def _max_drawdown(day_totals: Iterable[float]) -> float:
     """Largest fall of the equity curve E_0 = 0, E_k = V_1 + ... + V_k from its running peak."""
-    equity = peak = worst = 0.0
-    for value in day_totals:
-        equity += value
-        if equity > peak:
-            peak = equity
-        elif peak - equity > worst:
-            worst = peak - equity
-    return worst
-
-
-def _day_totals(dates: Sequence[str], values: Sequence[float]) -> list[float]:
-    """V_d: the values of each date summed, in date order (``dates`` sorted)."""
-    totals: list[float] = []
-    start = 0
-    for i in range(1, len(dates) + 1):
-        if i == len(dates) or dates[i] != dates[start]:
-            totals.append(values[start] if i - start == 1 else math.fsum(values[start:i]))
-            start = i
-    return totals
+    # In C: the running sums, their running peak from E_0 = 0, the largest gap.
+    equity = list(accumulate(day_totals))
+    peaks = accumulate(equity, max, initial=0.0)
+    next(peaks)  # E_0's own peak: the gap before the first day is 0
+    return max(map(operator.sub, peaks, equity), default=0.0) if equity else 0.0
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -219,7 +238,8 @@ def _sharpe(day_totals: Sequence[float]) -> float | None:
     if count < 2 or min(day_totals) == max(day_totals):  # fewer than 2 dates, or std 0
         return None
     mean = _mean(day_totals)
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in day_totals) / (count - 1))
+    deviations = list(map(operator.sub, day_totals, repeat(mean)))
+    std = math.sqrt(math.fsum(map(operator.mul, deviations, deviations)) / (count - 1))
     return mean / std * _ANNUAL if std else None
 
 
@@ -227,107 +247,191 @@ def _sortino(day_totals: Sequence[float]) -> float | None:
     count = len(day_totals)
     if count < 2:
         return None
-    downside = math.sqrt(math.fsum(v * v for v in day_totals if v < 0) / count)
+    negative = list(filter((0.0).__gt__, day_totals))
+    downside = math.sqrt(math.fsum(map(operator.mul, negative, negative)) / count)
     return _mean(day_totals) / downside * _ANNUAL if downside else None
+
+
+def _day_totals(dates: Sequence[str], values: Sequence[float]) -> list[float]:
+    """V_d: the values of each date summed, in date order (``dates`` sorted)."""
+    if _increasing(dates):  # one stream: a value per date
+        return list(values)
+    by_date: dict[str, list[float]] = {}
+    for date, value in zip(dates, values):
+        same_day = by_date.get(date)
+        if same_day is None:
+            by_date[date] = [value]
+        else:
+            same_day.append(value)
+    return [v[0] if len(v) == 1 else math.fsum(v) for _, v in sorted(by_date.items())]
+
+
+def _increasing(values: Sequence[str]) -> bool:
+    """Strictly increasing (in C: ``map`` over ``operator.lt``)."""
+    return all(map(operator.lt, values[:-1], values[1:]))
+
+
+def _gather(column: Sequence, rows: Sequence[int]) -> list:
+    if len(rows) == 1:
+        return [column[rows[0]]]
+    return list(operator.itemgetter(*rows)(column))
+
+
+class _DateKeys:
+    """Weekday and year of each date, computed once per distinct date."""
+
+    def __init__(self, dates: Iterable[str]) -> None:
+        distinct = set(dates)
+        self.weekday = {date: weekday_of(date) for date in distinct}
+        self.year = {date: date[:4] for date in distinct}
+
+
+class _Tally:
+    """The taken trades of one stream (or, merged, of all) and the groups of
+    the breakdowns. Every sum is an ``fsum`` (exact, then rounded once), so a
+    merged tally gives the figures of one pass over all decisions, digit for digit."""
+
+    __slots__ = ("days", "time_changes", "dates", "results", "usd", "pts", "groups")
+
+    def __init__(self) -> None:
+        self.days = 0
+        self.time_changes = 0
+        self.dates: list[str] = []      # of the taken trades, date order
+        self.results: list[str | None] = []
+        self.usd: list[float] = []
+        self.pts: list[float] = []
+        # kind -> group -> [trades, wins, losses, [usd ...]]
+        self.groups: dict[str, dict[str, list]] = {kind: {} for kind in BREAKDOWN_KINDS}
+
+    @classmethod
+    def of(cls, dates: Sequence[str], slots: Sequence[str], results: Sequence[str | None],
+           time_changes: Sequence[bool], taken: Sequence[bool], profit: Sequence[float],
+           usd: Sequence[float], date_keys: _DateKeys | None = None) -> "_Tally":
+        """One stream's decisions as columns, in date order, and their taken flags."""
+        date_keys = date_keys or _DateKeys(dates)
+        tally = cls()
+        tally.days = len(dates)
+        tally.time_changes = sum(map(bool, time_changes))
+        tally.dates = list(compress(dates, taken))
+        tally.results = list(compress(results, taken))
+        tally.usd = list(compress(usd, taken))
+        tally.pts = list(compress(profit, taken))
+        weekday, year = date_keys.weekday.__getitem__, date_keys.year.__getitem__
+        keys = {
+            "weekday": (set(map(weekday, dates)), list(map(weekday, tally.dates))),
+            "slot": (set(slots), list(compress(slots, taken))),
+            "year": (set(map(year, dates)), list(map(year, tally.dates))),
+        }
+        is_win = list(map("Win".__eq__, tally.results))
+        is_loss = list(map("Loss".__eq__, tally.results))
+        for kind, (every_key, taken_keys) in keys.items():
+            groups = tally.groups[kind]
+            if kind == "year":  # dates in order: each year's trades are one run
+                for key in sorted(every_key):
+                    a, b = bisect_left(taken_keys, key), bisect_right(taken_keys, key)
+                    groups[key] = [b - a, sum(is_win[a:b]), sum(is_loss[a:b]), tally.usd[a:b]]
+                continue
+            for key in every_key:  # a handful of weekdays or slots: a pass in C for each
+                mask = list(map(key.__eq__, taken_keys))
+                values = list(compress(tally.usd, mask))
+                groups[key] = [len(values), sum(compress(is_win, mask)), sum(compress(is_loss, mask)), values]
+        return tally
+
+    def merge(self, other: "_Tally") -> None:
+        """Add another stream's tally (the ``all`` row); trades stay a multiset, not in date order."""
+        self.days += other.days
+        self.time_changes += other.time_changes
+        self.dates.extend(other.dates)
+        self.results.extend(other.results)
+        self.usd.extend(other.usd)
+        self.pts.extend(other.pts)
+        for kind, groups in other.groups.items():
+            into = self.groups[kind]
+            for key, (trades, wins, losses, values) in groups.items():
+                group = into.get(key)
+                if group is None:
+                    into[key] = [trades, wins, losses, list(values)]
+                else:
+                    group[0] += trades
+                    group[1] += wins
+                    group[2] += losses
+                    group[3].extend(values)
+
+    def metrics(self, *, points: bool) -> Metrics:
+        usd = self.usd
+        trades = len(usd)
+        counts = Counter(self.results)
+        wins, losses = counts["Win"], counts["Loss"]
+        gains = list(filter((0.0).__lt__, usd))
+        falls = list(filter((0.0).__gt__, usd))
+        gross_gain = math.fsum(gains)
+        gross_loss = -math.fsum(falls)  # the sum of -v over v < 0
+        avg_win = gross_gain / len(gains) if gains else 0.0
+        avg_loss = gross_loss / len(falls) if falls else 0.0
+        total_usd = math.fsum(usd)
+        day_usd = _day_totals(self.dates, usd)
+        drawdown_usd = _max_drawdown(day_usd)
+        return Metrics(
+            days=self.days,
+            trades=trades,
+            wins=wins,
+            losses=losses,
+            breakevens=counts["BE"],
+            timeouts=counts["TIME"],
+            no_trades=counts["NoTrade"],
+            time_changes=self.time_changes,
+            win_rate=_win_rate(wins, losses),
+            total_profit=math.fsum(self.pts) if points else None,
+            total_profit_usd=total_usd,
+            avg_profit_usd=total_usd / trades if trades else 0.0,
+            avg_win_usd=avg_win,
+            avg_loss_usd=avg_loss,
+            risk_reward=avg_win / avg_loss if avg_loss else None,
+            profit_factor=gross_gain / gross_loss if gross_loss else None,
+            max_drawdown_usd=drawdown_usd,
+            max_drawdown=_max_drawdown(_day_totals(self.dates, self.pts)) if points else None,
+            sharpe=_sharpe(day_usd),
+            sortino=_sortino(day_usd),
+            calmar=TRADING_DAYS * _mean(day_usd) / drawdown_usd if drawdown_usd else None,
+        )
+
+    def breakdowns(self) -> dict[str, dict[str, Breakdown]]:
+        out: dict[str, dict[str, Breakdown]] = {}
+        for kind, groups in self.groups.items():
+            order = [day for day in WEEKDAYS if day in groups] if kind == "weekday" else sorted(groups)
+            out[kind] = {}
+            for key in order:
+                trades, wins, losses, values = groups[key]
+                out[kind][key] = Breakdown(trades, wins, losses, _win_rate(wins, losses), math.fsum(values))
+        return out
+
+
+def _sorted_tally(columns: DecisionColumns, rules: TradeRules, date_keys: _DateKeys) -> _Tally:
+    """One stream's columns (in date order) through the rules into a tally."""
+    taken = _taken(columns.date, columns.result, columns.slot_sums, columns.traded, rules)
+    return _Tally.of(columns.date, columns.traded_slot, columns.result, columns.time_change, taken,
+                     columns.profit, columns.profit_usd, date_keys)
 
 
 def compute_metrics(decisions: Sequence[TradeView], taken: Sequence[bool], *,
                     points: bool = True) -> Metrics:
-    """SPEC 8.3 over ``decisions`` in date order and their taken flags.
+    """SPEC 8.3 over ``decisions`` in date order (one stream's, or several: the
+    ``all`` row) and their taken flags.
 
     ``points=False`` for the ``all`` row: points of different instruments do
     not add, so ``total_profit`` and ``max_drawdown`` are None.
     """
-    counts = {"Win": 0, "Loss": 0, "BE": 0, "TIME": 0, "NoTrade": 0}
-    dates: list[str] = []
-    usd: list[float] = []
-    pts: list[float] = []
-    time_changes = 0
-    for decision, is_taken in zip(decisions, taken):
-        if decision.time_change:
-            time_changes += 1
-        if is_taken:
-            result = decision.result
-            if result in counts:
-                counts[result] += 1
-            dates.append(decision.date)
-            usd.append(decision.profit_usd)
-            pts.append(decision.profit)
-    trades = len(usd)
-    wins, losses = counts["Win"], counts["Loss"]
-    gains = [v for v in usd if v > 0]
-    falls = [-v for v in usd if v < 0]
-    gross_gain = math.fsum(gains)
-    gross_loss = math.fsum(falls)
-    avg_win = gross_gain / len(gains) if gains else 0.0
-    avg_loss = gross_loss / len(falls) if falls else 0.0
-    total_usd = math.fsum(usd)
-    day_usd = _day_totals(dates, usd)
-    drawdown_usd = _max_drawdown(day_usd)
-    return Metrics(
-        days=len(decisions),
-        trades=trades,
-        wins=wins,
-        losses=losses,
-        breakevens=counts["BE"],
-        timeouts=counts["TIME"],
-        no_trades=counts["NoTrade"],
-        time_changes=time_changes,
-        win_rate=_win_rate(wins, losses),
-        total_profit=math.fsum(pts) if points else None,
-        total_profit_usd=total_usd,
-        avg_profit_usd=total_usd / trades if trades else 0.0,
-        avg_win_usd=avg_win,
-        avg_loss_usd=avg_loss,
-        risk_reward=avg_win / avg_loss if avg_loss else None,
-        profit_factor=gross_gain / gross_loss if gross_loss else None,
-        max_drawdown_usd=drawdown_usd,
-        max_drawdown=_max_drawdown(_day_totals(dates, pts)) if points else None,
-        sharpe=_sharpe(day_usd),
-        sortino=_sortino(day_usd),
-        calmar=TRADING_DAYS * _mean(day_usd) / drawdown_usd if drawdown_usd else None,
-    )
-
-
-def _group_key(kind: str, decision: TradeView) -> str:
-    if kind == "weekday":
-        return weekday_of(decision.date)
-    if kind == "slot":
-        return decision.traded_slot
-    return decision.date[:4]
-
-
-def _group_order(kind: str, keys: Iterable[str]) -> list[str]:
-    if kind == "weekday":
-        return [day for day in WEEKDAYS if day in set(keys)]
-    return sorted(keys)
+    c = DecisionColumns.of(decisions)
+    return _Tally.of(c.date, c.traded_slot, c.result, c.time_change, taken, c.profit,
+                     c.profit_usd).metrics(points=points)
 
 
 def breakdowns(decisions: Sequence[TradeView], taken: Sequence[bool]) -> dict[str, dict[str, Breakdown]]:
     """Trades, wins, losses, win rate and dollars by weekday, traded slot and
     year; every group with a decision appears, in weekday, time or year order."""
-    result: dict[str, dict[str, Breakdown]] = {}
-    for kind in BREAKDOWN_KINDS:
-        groups: dict[str, tuple[list[int], list[float]]] = {}
-        for decision, is_taken in zip(decisions, taken):
-            key = _group_key(kind, decision)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = ([0, 0, 0], [])
-            if is_taken:
-                counts, usd = group
-                counts[0] += 1
-                if decision.result == "Win":
-                    counts[1] += 1
-                elif decision.result == "Loss":
-                    counts[2] += 1
-                usd.append(decision.profit_usd)
-        result[kind] = {
-            key: Breakdown(groups[key][0][0], groups[key][0][1], groups[key][0][2],
-                           _win_rate(groups[key][0][1], groups[key][0][2]), math.fsum(groups[key][1]))
-            for key in _group_order(kind, groups)
-        }
-    return result
+    c = DecisionColumns.of(decisions)
+    return _Tally.of(c.date, c.traded_slot, c.result, c.time_change, taken, c.profit,
+                     c.profit_usd).breakdowns()
 
 
 def performance_report(decisions: Iterable[TradeView], rules: TradeRules = NO_RULES) -> PerformanceReport:
@@ -337,30 +441,46 @@ def performance_report(decisions: Iterable[TradeView], rules: TradeRules = NO_RU
     counts once (the first), as a consumer of an at-least-once topic must.
     The rules apply over each stream's decisions in date order.
     """
-    by_stream: dict[str, dict[str, TradeView]] = {}
-    for decision in decisions:
-        days = by_stream.get(decision.stream)
-        if days is None:
-            days = by_stream[decision.stream] = {}
-        days.setdefault(decision.date, decision)
+    return report_of_columns(DecisionColumns.of(decisions), rules)
 
+
+def _rows_by_stream(streams: Sequence[str]) -> dict[str, list[int]]:
+    """Each stream's row numbers, ascending."""
+    rows: dict[str, list[int]] = {}
+    for row, name in enumerate(streams):
+        found = rows.get(name)
+        if found is None:
+            rows[name] = [row]
+        else:
+            found.append(row)
+    return rows
+
+
+def report_of_columns(columns: DecisionColumns, rules: TradeRules = NO_RULES) -> PerformanceReport:
+    """``performance_report`` of decisions given as columns (a file reader's fast path)."""
+    present = [field for field in DecisionColumns._fields if getattr(columns, field) is not None]
+    date_keys = _DateKeys(columns.date)
     streams: dict[str, Metrics] = {}
     by: dict[str, dict[str, dict[str, Breakdown]]] = {}
-    every: list[tuple[str, str, TradeView, bool]] = []
-    for name in sorted(by_stream):
-        days = by_stream[name]
-        ordered = [days[date] for date in sorted(days)]
-        taken = taken_flags(ordered, rules)
-        streams[name] = compute_metrics(ordered, taken)
-        by[name] = breakdowns(ordered, taken)
-        every.extend((d.date, name, d, t) for d, t in zip(ordered, taken))
-    every.sort(key=lambda row: (row[0], row[1]))
-    all_decisions = [row[2] for row in every]
-    all_taken = [row[3] for row in every]
-    by_all = breakdowns(all_decisions, all_taken)
+    every = _Tally()
+    for name, rows in sorted(_rows_by_stream(columns.stream).items()):
+        if rows[-1] - rows[0] + 1 == len(rows):  # the stream's rows are one run: slices, no gathering
+            stream = DecisionColumns(**{field: getattr(columns, field)[rows[0]:rows[-1] + 1]
+                                        for field in present})
+        else:
+            stream = DecisionColumns(**{field: _gather(getattr(columns, field), rows) for field in present})
+        if not _increasing(stream.date):
+            # Not in date order, or a date twice: date order, the first of each date.
+            first = dict(zip(reversed(stream.date), range(len(stream.date) - 1, -1, -1)))
+            order = [first[date] for date in sorted(first)]
+            stream = DecisionColumns(**{field: _gather(getattr(stream, field), order) for field in present})
+        tally = _sorted_tally(stream, rules, date_keys)
+        streams[name] = tally.metrics(points=True)
+        by[name] = tally.breakdowns()
+        every.merge(tally)
     return PerformanceReport(
         rules=rules,
         streams=streams,
-        all=compute_metrics(all_decisions, all_taken, points=False),
-        by={ALL: by_all, **by},
+        all=every.metrics(points=False),
+        by={ALL: every.breakdowns(), **by},
     )
