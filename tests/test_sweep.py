@@ -89,9 +89,9 @@ def test_every_row_equals_replay_then_report(tmp_path_factory, contents, axes, j
 
 
 def test_impossible_combinations_do_not_stop_the_property():
-    # The property above draws depth 1 with median_position 3: skipped, not refused.
-    plan = plan_grid([parse_grid_argument("depth=1,5"), parse_grid_argument("median_position=3")], CONFIG, {})
-    assert [p.values for p in plan.points] == [(5, 3)] and len(plan.skipped) == 1
+    # The property above draws depth 1 beside median_position 3: that pair is skipped.
+    plan = plan_grid([parse_grid_argument("depth=1,5"), parse_grid_argument("median_position=1,3")], CONFIG, {})
+    assert [p.values for p in plan.points] == [(1, 1), (5, 1), (5, 3)] and len(plan.skipped) == 1
 
 
 def test_progress_counts_configurations_times_events():
@@ -210,7 +210,7 @@ def test_rejected_rows_are_listed_and_the_rest_swept(tmp_path):
     lines = (SAMPLE / "trades_ES.csv").read_text().splitlines()[:400]
     lines.insert(5, "2018-01-03,07:30,S1,ES1,ES,10.0,,Long,Nope,9.50,10.00")
     source.write_text("\n".join(lines) + "\n")
-    done = sweep(tmp_path, str(source), "--grid", "depth=5,9")
+    done = sweep(tmp_path, str(source), "--grid", "depth=7,9")
     assert done.returncode == 0, done.stderr
     rejects = read_csv(tmp_path / "sweep" / "rejects.csv")
     assert len(rejects) == 1 and rejects[0]["line"] == "6" and "Nope" in rejects[0]["reason"]

@@ -18,40 +18,26 @@ from multiprocessing.connection import wait
 from typing import Any, Callable, Sequence
 
 from ..domain import DayEvent, Decision, SequencerError
-from ..domain.metrics import compute_metrics, taken_flags
+from ..domain.metrics import DecisionColumns, report_of_columns
 from ..replay import replay_events
 from .grid import SweepPoint
 from .sharing import FoldGroup
 
-#: ``evaluate(decisions, point)`` -> the report of ``point`` (its config and
-#: rules) over ``decisions``: ``{"all": {metric: value}, "streams": {stream: {...}}}``.
-Evaluate = Callable[[list[Decision], SweepPoint], dict[str, Any]]
+#: ``evaluate(columns, point)`` -> the report of ``point`` (its config and
+#: rules) over a fold's decisions as columns: ``{"all": {metric: value}, "streams": {stream: {...}}}``.
+Evaluate = Callable[[DecisionColumns, SweepPoint], dict[str, Any]]
 
 
-def report_of(decisions: list[Decision], point: SweepPoint) -> dict[str, Any]:
-    """The SPEC 8.3 metrics of ``sequencer report`` over ``decisions`` under ``point``'s rules.
+def report_of(columns: DecisionColumns, point: SweepPoint) -> dict[str, Any]:
+    """The SPEC 8.3 metrics of ``sequencer report`` over one fold's decisions under ``point``'s rules.
 
-    The same functions as ``metrics.performance_report`` (``taken_flags`` over
-    each stream's decisions in date order, ``compute_metrics`` per stream and
-    over all in (date, stream) order), without the breakdowns a sweep row does
-    not show: they are 60% of a report's time (bench/bench_sweep.py). A fold's
-    decisions are in (date, stream) order and hold each (stream, date) once,
-    so the report's sorting and de-duplication have nothing to do here.
-    tests/test_sweep.py checks every row against ``sequencer report``.
+    ``report_of_columns`` is the function the report itself ends in (its file
+    reader's path); the columns are built once per fold and serve every rule
+    group of it.
     """
-    by_stream: dict[str, list[Decision]] = {}
-    for decision in decisions:
-        by_stream.setdefault(decision.stream, []).append(decision)
-    rules = point.rules
-    streams: dict[str, dict[str, Any]] = {}
-    taken_by_stream: dict[str, Any] = {}
-    for name in sorted(by_stream):
-        ordered = by_stream[name]
-        taken = taken_flags(ordered, rules)
-        streams[name] = compute_metrics(ordered, taken).to_dict()
-        taken_by_stream[name] = iter(taken)
-    all_taken = [next(taken_by_stream[d.stream]) for d in decisions]
-    return {"all": compute_metrics(decisions, all_taken, points=False).to_dict(), "streams": streams}
+    report = report_of_columns(columns, point.rules)
+    return {"all": report.all.to_dict(),
+            "streams": {name: metrics.to_dict() for name, metrics in report.streams.items()}}
 
 
 #: How many events a process folds between two progress reports.
@@ -113,9 +99,9 @@ def run_sweep(events: Sequence[DayEvent], groups: Sequence[FoldGroup], evaluate:
     return outcome
 
 
-#: A fold costs about three reports (measured on the sample data: 0.11 s a fold,
-#: 0.035 s a report without breakdowns); the unit of ``group_cost``.
-FOLD_COST = 3
+#: A fold (with its columns) costs about two reports (measured on the sample
+#: data: 0.11 s a fold, 0.06 s a report); the unit of ``group_cost``.
+FOLD_COST = 2
 
 
 def group_cost(group: FoldGroup) -> int:
@@ -145,9 +131,11 @@ def _run_groups(events: Sequence[DayEvent], groups: Sequence[FoldGroup], evaluat
         replay_events(events, group.config, on_decision=decisions.append,
                       on_progress=lambda n, w=weight: report(n * w), progress_every=PROGRESS_EVERY)
         folded = time.perf_counter()
+        columns = DecisionColumns.of(decisions)
+        del decisions  # the columns hold what the report reads
         for rule_group in group.rule_groups:
             # Same decisions, same rules: one report serves every point of the rule group.
-            result = evaluate(decisions, rule_group[0])
+            result = evaluate(columns, rule_group[0])
             for point in rule_group:
                 outcome.rows.append(SweepRow(point, result["all"], result["streams"]))
         times.fold_s += folded - started
