@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,9 @@ from sequencer.domain.metrics import METRIC_NAMES, performance_report
 from sequencer.file_replay import replay_files
 from sequencer.record_files import read_decision_file
 from sequencer.sources import read_day_events
-from sequencer.domain import ConfigError
+from sequencer.domain import ConfigError, SequencerConfig
+from sequencer.domain.trade_rules import TradeRules
+from sequencer.replay import replay_events
 from sequencer.sweep.grid import format_value, parse_grid_argument, plan_grid
 from sequencer.sweep.runner import SweepWatch, deal, group_cost, run_sweep
 from sequencer.sweep.sharing import group_points
@@ -229,16 +233,27 @@ def test_the_base_config_and_its_rules_are_the_grid_base(tmp_path):
                  "--grid", "rules.skip_after_loss=false,true")
     assert done.returncode == 0, done.stderr
     rows = read_csv(tmp_path / "sweep" / "sweep.csv")
-    from sequencer.domain import SequencerConfig
-    from sequencer.domain.trade_rules import TradeRules
-
     assert {r["config_id"] for r in rows} == {SequencerConfig(depth=9).config_id}
     events = read_day_events([SAMPLE / "trades_ES.csv"], CONFIG).events
     decisions = []
-    from sequencer.replay import replay_events
-
     replay_events(events, SequencerConfig(depth=9), on_decision=decisions.append)
     by_rule = {r["rules.skip_after_loss"]: r for r in rows}
     for flag in (False, True):
         expected = performance_report(decisions, TradeRules(skip_weekdays=("Mon",), skip_after_loss=flag))
         assert by_rule[format_value(flag)]["trades"] == str(expected.all.trades)
+
+
+def test_ctrl_c_stops_the_processes_and_writes_nothing(tmp_path):
+    process = subprocess.Popen([*sequencer_command(), "sweep", str(SAMPLE), "--out", str(tmp_path / "sweep"),
+                                "--grid", "depth=5,6,7,8,9,10,11,12,13,14,15,16", "--grid", "median_position=1,2,3,4,5",
+                                "--grid", "time_change=true,false", "--grid", "no_trade_on_low_median=true,false",
+                                "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=tmp_path)
+    time.sleep(3)  # reading done, folding under way
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert time.monotonic() - started < 4  # the processes are stopped, not waited for
+    assert "sweep interrupted; nothing written" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "sweep").exists()

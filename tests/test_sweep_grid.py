@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from sequencer.domain import ConfigError, SequencerConfig
 from sequencer.sweep.grid import (
-    GridAxis,
     format_value,
     parse_grid_argument,
     parse_value,

@@ -92,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
             read_s = time.perf_counter() - started
             outcome = run_sweep(batch.events, groups, jobs=jobs,
                                 watch=SweepWatch(on_total=watch.on_total, on_progress=watch.on_progress))
+    except KeyboardInterrupt:
+        print(f"sequencer: sweep interrupted; nothing written to {args.out}", file=sys.stderr)
+        return 130
     finally:
         gc.enable()
 

@@ -167,6 +167,10 @@ def _run_in_processes(events: Sequence[DayEvent], groups: Sequence[FoldGroup], e
             pipes.append(receiver)
             processes.append(process)
         replies = _collect(pipes, done, watch)
+    except BaseException:  # Ctrl-C, or the parent failed: the processes' work is lost anyway
+        for process in processes:
+            process.kill()
+        raise
     finally:
         for process in processes:
             process.join(timeout=5)

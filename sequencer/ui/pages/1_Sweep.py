@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from sequencer.domain import SequencerError
