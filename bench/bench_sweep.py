@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,6 +48,11 @@ def toml_value(value) -> str:
 
 def cli_value(value) -> str:
     return toml_value(value).strip('"')
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(command: list[str]) -> float:
@@ -126,7 +132,7 @@ def main() -> int:
     parser.add_argument("--input", default=str(ROOT / "data" / "sample"))
     args = parser.parse_args()
     eight_grid = [f"{k}={','.join(cli_value(v) for v in vs)}" for k, vs in EIGHT.items()]
-    separate_s, sweep8_s, sweep1000_s = [], [], []
+    separate_s, sweep8_s, sweep1000_s, sweep1000_cpu = [], [], [], []
     manifest = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -140,8 +146,10 @@ def main() -> int:
             if mismatched:
                 print(f"configurations {mismatched}: sweep row differs from replay + report", file=sys.stderr)
                 return 1
+            cpu_before = children_cpu()
             elapsed, out = sweep(work, args.input, THOUSAND, "sweep1000")
             sweep1000_s.append(elapsed)
+            sweep1000_cpu.append(children_cpu() - cpu_before)
             manifest = json.loads((out / "sweep.json").read_text())
             print(f"round {round_ + 1}: 8 separate {separate_s[-1]:.2f}s, sweep of 8 {sweep8_s[-1]:.2f}s, "
                   f"sweep of {manifest['configurations']} {sweep1000_s[-1]:.2f}s", file=sys.stderr)
@@ -159,8 +167,10 @@ def main() -> int:
     print(f"The {manifest['configurations']:,}-configuration grid: `{' '.join('--grid ' + g for g in THOUSAND)}`. "
           f"It shared {manifest['folds']} folds and {manifest['reports']} reports over "
           f"{manifest['jobs']} processes; last round: read {seconds['read']:.2f} s, folds "
-          f"{seconds['fold']:.2f} s and reports {seconds['report']:.2f} s of CPU summed over the "
-          f"processes, {seconds['total']:.2f} s inside the command.")
+          f"{seconds['fold']:.2f} s and reports {seconds['report']:.2f} s (wall time in the processes, "
+          f"summed), {seconds['total']:.2f} s inside the command; the whole process used "
+          f"{med(sweep1000_cpu):.2f} s of CPU (median), {med(sweep1000_cpu) / med(sweep1000_s):.2f} "
+          f"cores on average.")
     return 0
 
 
