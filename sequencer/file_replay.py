@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .checkpoints import CheckpointStore
-from .domain import SequencerConfig, SequencerError, StreamState
+from .domain import DecisionColumns, SequencerConfig, SequencerError, StreamState
 from .record_files import DecisionCsvWriter, write_rejects_csv
 from .replay import replay_events
 from .sources import Reject, StreamPartition, read_day_events
@@ -47,11 +47,25 @@ class ReplaySummary:
     already_applied: int = 0
     after_until: int = 0
     rejects: list[Reject] = field(default_factory=list)
+    #: What the performance report reads of the decisions (``ReportColumns`` asked for them).
+    decisions: DecisionColumns | None = None
 
     def add(self, other: "ReplaySummary") -> None:
         for name in ("events", "rows", "streams", "applied", "already_applied", "after_until"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rejects.extend(other.rejects)
+        if other.decisions is not None:
+            parts = [self.decisions, other.decisions] if self.decisions is not None else [other.decisions]
+            self.decisions = DecisionColumns.concat(parts)
+
+
+@dataclass(frozen=True)
+class ReportColumns:
+    """Ask a replay to keep the decisions' report columns (``ReplaySummary.decisions``),
+    with ``slot_sums`` when a rule needs them: the report of a replay then costs
+    no second reading of decisions.csv."""
+
+    slot_sums: bool = False
 
 
 @dataclass
@@ -141,15 +155,15 @@ def _can_fork() -> bool:
 
 def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                  out_dir: Path, store: CheckpointStore, *, until: str | None = None, jobs: int = 1,
-                 watch: ReplayWatch | None = None) -> ReplaySummary:
+                 watch: ReplayWatch | None = None, keep: ReportColumns | None = None) -> ReplaySummary:
     """Fold ``paths`` on top of ``states``; write decisions, rejects and checkpoints."""
     watch = watch or ReplayWatch()
     out_dir.mkdir(parents=True, exist_ok=True)
     if jobs == 1:
         summary = _replay_partition(paths, config, states, out_dir / "decisions.csv", store, until,
-                                    None, _WatchReport(watch))
+                                    None, _WatchReport(watch), keep)
     else:
-        summary = _replay_in_processes(paths, config, states, out_dir, store, until, jobs, watch)
+        summary = _replay_in_processes(paths, config, states, out_dir, store, until, jobs, watch, keep)
     summary.rejects.sort(key=_reject_order(paths))
     write_rejects_csv(out_dir / "rejects.csv", summary.rejects)
     return summary
@@ -158,23 +172,30 @@ def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, S
 def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                       decisions_path: Path, store: CheckpointStore, until: str | None,
                       partition: StreamPartition | None,
-                      report: "_WatchReport | _SharedReport") -> ReplaySummary:
+                      report: "_WatchReport | _SharedReport", keep: ReportColumns | None = None) -> ReplaySummary:
     batch = read_day_events(paths, config, partition, report.read)
     if partition is not None:
         states = {s: state for s, state in states.items() if partition.owns(s)}
     report.found(len(batch.events))
+    kept: list = []
     with decisions_path.open("w", newline="", encoding="utf-8") as handle:
         writer = DecisionCsvWriter(handle)
+        on_decision = writer.write
+        if keep is not None:
+            def on_decision(decision, write=writer.write, append=kept.append):
+                write(decision)
+                append(decision)
         result = replay_events(batch.events, config, states, until=until,
-                               on_decision=writer.write, on_progress=report.folded)
+                               on_decision=on_decision, on_progress=report.folded)
     store.save_all(result.states[s] for s in sorted(result.states))
+    columns = DecisionColumns.of(kept, slot_sums=keep.slot_sums) if keep is not None else None
     return ReplaySummary(len(batch.events), batch.rows, len(result.states), result.applied,
-                         result.already_applied, result.after_until, batch.rejects)
+                         result.already_applied, result.after_until, batch.rejects, columns)
 
 
 def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                          out_dir: Path, store: CheckpointStore, until: str | None, jobs: int,
-                         watch: ReplayWatch) -> ReplaySummary:
+                         watch: ReplayWatch, keep: ReportColumns | None) -> ReplaySummary:
     context = multiprocessing.get_context("fork")
     shared = _SharedReport(jobs, context)
     parts = [out_dir / f".decisions.part{i}.csv" for i in range(jobs)]
@@ -185,7 +206,7 @@ def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dic
             process = context.Process(
                 target=_partition_main, name=f"replay-{index}", daemon=True,
                 args=(sender, paths, config, states, parts[index], store, until,
-                      StreamPartition(index, jobs), shared))
+                      StreamPartition(index, jobs), shared, keep))
             process.start()
             sender.close()
             pipes.append(receiver)
@@ -214,10 +235,11 @@ _ABORTED = "another partition failed before writing"
 
 def _partition_main(sender: Any, paths: list[Path], config: SequencerConfig,
                     states: dict[str, StreamState], decisions_path: Path, store: CheckpointStore,
-                    until: str | None, partition: StreamPartition, shared: _SharedReport) -> None:
+                    until: str | None, partition: StreamPartition, shared: _SharedReport,
+                    keep: ReportColumns | None = None) -> None:
     try:
         summary = _replay_partition(paths, config, states, decisions_path, store, until,
-                                    partition, shared.of_partition(partition.index))
+                                    partition, shared.of_partition(partition.index), keep)
         sender.send({"summary": summary})
     except threading.BrokenBarrierError:
         sender.send({"error": _ABORTED})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,8 +143,12 @@ _DATES: dict[str, str] = {}  # dates already checked; a few thousand at most
 
 def _iso_date(text: str) -> str:
     if text not in _DATES:
-        if len(text) != 10 or _dt.date.fromisoformat(text).isoformat() != text:
-            raise ValueError(f"date {text!r} is not YYYY-MM-DD")
+        try:
+            valid = len(text) == 10 and _dt.date.fromisoformat(text).isoformat() == text
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError(f"date {text!r} is not a date YYYY-MM-DD")
         if len(_DATES) < 100_000:
             _DATES[text] = text
     return text
@@ -213,16 +218,21 @@ def write_rejects_csv(path: Path, rejects: Iterable[Reject]) -> int:
 PERFORMANCE_FIELDS = ("stream",) + METRIC_NAMES
 
 
+def performance_csv(report: PerformanceReport) -> str:
+    """performance.csv's text: streams by name, then ``all``; a null metric is an
+    empty cell, a float is written exactly (``repr``), never rounded."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(PERFORMANCE_FIELDS)
+    for name, metrics in [*report.streams.items(), (ALL, report.all)]:
+        writer.writerow([name, *(_cell(value) for value in metrics)])
+    return out.getvalue()
+
+
 def write_performance_csv(path: Path, report: PerformanceReport) -> int:
-    """Write a report's rows (streams by name, then ``all``); a null metric is an empty cell,
-    a float is written exactly (``repr``), never rounded. Returns the rows written."""
-    rows = [*report.streams.items(), (ALL, report.all)]
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(PERFORMANCE_FIELDS)
-        for name, metrics in rows:
-            writer.writerow([name, *(_cell(value) for value in metrics)])
-    return len(rows)
+    """Write performance.csv; returns the rows written (streams and all)."""
+    Path(path).write_text(performance_csv(report), encoding="utf-8", newline="")
+    return len(report.streams) + 1
 
 
 #: The columns the report reads (``DecisionColumns``), and how Arrow parses them.
@@ -239,9 +249,11 @@ def read_decision_columns(paths: Iterable[Path], *, slot_sums: bool = False,
     files are parsed by Arrow's CSV reader (in C++, the report's columns only)
     and checked as columns. A file that fails any check is read again row by
     row (``read_decision_file``), which names each bad row by file and line
-    and skips it. ``slot_sums`` (parsed JSON) only when a rule needs them.
+    and skips it. ``slot_sums`` (parsed JSON) only when a rule needs them;
+    ``streams`` keeps only those streams' rows.
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     tables, problems = [], []
     for path in paths:

@@ -310,3 +310,31 @@ def test_report_invariants(log, rules):
         assert sum(report.by[name]["weekday"][w].trades for w in report.by[name]["weekday"]) == metrics.trades
         assert sum(b.trades for b in report.by[name]["year"].values()) == metrics.trades
     assert sum(b.trades for b in report.by["all"]["slot"].values()) == a.trades
+
+
+def test_equity_curves_by_hand():
+    from sequencer.domain import DecisionColumns, EquityPoint, equity_curves
+
+    curves = equity_curves(DecisionColumns.of(WEEK))
+    # Traded dates only (01-10 was not traded): E = -500, 0, 500, 500, 1500; peak from E_0 = 0.
+    assert curves["ES1"] == [EquityPoint("2025-01-06", -500.0, 500.0), EquityPoint("2025-01-07", 0.0, 0.0),
+                             EquityPoint("2025-01-08", 500.0, 0.0), EquityPoint("2025-01-09", 500.0, 0.0),
+                             EquityPoint("2025-01-13", 1500.0, 0.0)]
+    assert curves["all"] == curves["ES1"]
+    skipped = equity_curves(DecisionColumns.of(WEEK), TradeRules(skip_weekdays=("Mon",)))
+    assert [p.date for p in skipped["ES1"]] == ["2025-01-07", "2025-01-08", "2025-01-09"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(decision_logs(), RULES)
+def test_equity_curves_agree_with_the_metrics(log, rules):
+    from sequencer.domain import DecisionColumns, equity_curves
+
+    report = performance_report(log, rules)
+    curves = equity_curves(DecisionColumns.of(log), rules)
+    for name, metrics in [*report.streams.items(), ("all", report.all)]:
+        curve = curves[name]
+        assert max((p.drawdown_usd for p in curve), default=0.0) == metrics.max_drawdown_usd
+        assert len(curve) == len({p.date for p in curve})
+        if curve:
+            assert curve[-1].equity_usd == pytest.approx(metrics.total_profit_usd)

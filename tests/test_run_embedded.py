@@ -41,6 +41,11 @@ def test_run_embedded_equals_replay_and_a_second_run_applies_nothing(tmp_path: P
     live_rows = read_csv(tmp_path / "live" / "decisions.csv")
     assert len(live_rows) == 15926
     assert live_rows == read_csv(tmp_path / "batch" / "decisions.csv")
+    # The report is a projection of the decisions: the live path's equals the batch path's.
+    live_performance = read_csv(tmp_path / "live" / "performance.csv")
+    assert [row["stream"] for row in live_performance][-1] == "all"
+    assert live_performance == read_csv(tmp_path / "batch" / "performance.csv")
+    assert "performance of these decisions" in first.stdout and "Sharpe" in first.stdout
     live_docs = checkpoint_docs(live_state)
     assert len(live_docs) == 8
     assert all(doc["source_offsets"] for doc in live_docs.values())

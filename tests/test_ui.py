@@ -59,14 +59,20 @@ def _file_doc(store, stream, instrument) -> dict:
     return json.loads(store.path_for(stream, instrument).read_text())
 
 
+def _state_frames(app) -> list:
+    """The tables of stream states (the streams table and a stream's slot histories)."""
+    return [d.value for d in app.dataframe
+            if "stream" in d.value.columns or {"slot", "sum"} <= set(d.value.columns)]
+
+
 def test_nothing_is_shown_until_previous_state_is_loaded(app, checkpoints):
     store, states, _ = checkpoints
-    assert not app.dataframe
+    assert not _state_frames(app)   # the Performance section's tables come from decisions.csv, not states
     assert any("Load previous state" in info.value and "4 checkpoint" in info.value for info in app.info)
 
     app.checkbox(key="load_previous").check().run()
     assert not app.exception
-    table = app.dataframe[0].value
+    table = _state_frames(app)[0]
     assert list(table["stream"]) == ["ES1", "ES2", "NQ1", "NQ2"]
     for row in table.to_dict("records"):
         doc = _file_doc(store, row["stream"], row["stream"][:2])
@@ -85,7 +91,7 @@ def test_nothing_is_shown_until_previous_state_is_loaded(app, checkpoints):
     assert shown["Days at level"] == str(doc["median_ladder_days_at_level"])
     assert shown["Last processed"] == doc["last_processed_date"]
     assert shown["No trade next"] == ("yes" if doc["no_trade_next"] else "no")
-    slots = app.dataframe[1].value
+    slots = next(d.value for d in app.dataframe if {"slot", "sum"} <= set(d.value.columns))
     assert dict(zip(slots["slot"], slots["sum"])) == {s: sum(h) for s, h in doc["time_slot_histories"].items()}
     assert any("decisions of NQ2" in caption.value for caption in app.caption)
 
@@ -155,3 +161,61 @@ def test_data_helpers():
     assert data.partition_lag(state, None) is None
     options = data.parse_options(["--state-dir", "x", "--api", "http://h:1", "--unknown", "y"])
     assert options.api == "http://h:1" and options.state_dir == Path("x")
+
+
+# --- the Performance section -------------------------------------------------------------
+
+
+def test_performance_section_shows_the_report_of_the_decisions_file(app, checkpoints):
+    from sequencer.domain import TradeRules, performance_report
+    from sequencer.record_files import read_decision_file
+    from sequencer.ui.performance import card_value
+
+    _, _, csv = checkpoints
+    decisions = read_decision_file(csv).decisions
+    expected = performance_report(decisions)
+    shown = _metrics(app)
+    assert shown["Trades"] == f"{expected.all.trades:,}"
+    assert shown["Win rate"] == f"{expected.all.win_rate:.1f}%"
+    assert shown["Profit $"] == f"{expected.all.total_profit_usd:,.2f}"
+    assert shown["Max drawdown $"] == f"{expected.all.max_drawdown_usd:,.2f}"
+    assert shown["Sharpe"] == card_value(expected.all, "sharpe", "ratio")
+    assert shown["Profit (points)"] == "-"     # points of two instruments do not add (SPEC 8.3)
+    weekday = next(d.value for d in app.dataframe if "weekday" in d.value.columns)
+    assert list(weekday["weekday"]) == ["Mon", "Tue", "Wed", "Thu", "Fri"]
+    assert list(weekday["trades"]) == [b.trades for b in expected.by["all"]["weekday"].values()]
+
+    # One stream, then a rule from the sidebar: the report is computed again.
+    app.selectbox(key="perf_scope").set_value("ES1").run()
+    assert _metrics(app)["Trades"] == f"{expected.streams['ES1'].trades:,}"
+    app.multiselect(key="rules_weekdays").select("Mon").run()
+    app.checkbox(key="rules_after_loss").check().run()
+    assert not app.exception
+    ruled = performance_report(decisions, TradeRules(skip_weekdays=("Mon",), skip_after_loss=True))
+    assert _metrics(app)["Trades"] == f"{ruled.streams['ES1'].trades:,}" != f"{expected.streams['ES1'].trades:,}"
+
+
+def test_performance_helpers(tmp_path):
+    from sequencer.domain import ALL, TradeRules, performance_report
+    from sequencer.record_files import performance_csv, write_decisions_csv
+    from sequencer.ui import performance as perf
+
+    from .test_metrics import WEEK
+
+    path = tmp_path / "d.csv"
+    write_decisions_csv(path, WEEK)
+    columns, problems = perf.decisions_from_file(path)
+    rules = perf.rules_from_sidebar(["Mon"], [], False, None)
+    assert problems == [] and rules == TradeRules(skip_weekdays=("Mon",))
+    report = perf.report(columns, rules)
+    assert report == performance_report(WEEK, rules)
+    assert perf.performance_csv_bytes(report).decode() == performance_csv(report)
+    assert perf.scopes(report) == [ALL, "ES1"]
+    rows = perf.curve_rows(columns, rules, [ALL])
+    assert [r["date"] for r in rows] == ["2025-01-07", "2025-01-08", "2025-01-09"]
+    assert [r["equity $"] for r in rows] == [500.0, 1000.0, 1000.0]
+    assert perf.breakdown_rows(report, "ES1", "year") == [
+        {"year": "2025", "trades": 3, "wins": 2, "losses": 0, "win rate %": 100.0, "profit $": 1000.0}]
+    # 3 trades, +500, +500, 0: sample std > 0, no negative day -> Sortino undefined, shown as a dash.
+    assert perf.card_value(report.all, "sortino", "ratio") == "-"
+    assert perf.card_value(report.all, "wins", "results") == "2 / 0 / 1"

@@ -22,6 +22,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"checkpoint root (default: $SEQUENCER_STATE_DIR or {DEFAULT_STATE_DIR})")
 
 
+def add_rules_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rules", type=Path, default=None, metavar="FILE",
+                        help="trade rules for the performance report (JSON or TOML, SPEC 8.2 keys at "
+                             "top level; default: the config file's `rules` table)")
+
+
 def config_name_of(args: argparse.Namespace) -> str:
     if args.config_name:
         return args.config_name

@@ -4,9 +4,11 @@ rounded here for reading; ``--json`` and performance.csv carry them exact."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..domain import ALL, PerformanceReport
+from ..record_files import write_performance_csv
 
 
 def _money(value: float | None) -> str:
@@ -104,3 +106,12 @@ def rules_line(report: PerformanceReport) -> str:
     if rules.min_slot_sum is not None:
         parts.append(f"skip when every slot sum < {rules.min_slot_sum}")
     return "trade rules: " + "; ".join(parts) if parts else "no trade rules"
+
+
+def write_performance(out_dir: Path, report: PerformanceReport) -> str:
+    """Write ``OUT/performance.csv``; the lines ``replay`` and ``run --embedded``
+    end with: where it went, the rules, and trades, win rate, profit $, max
+    drawdown $ and Sharpe per stream and for all."""
+    path = Path(out_dir) / "performance.csv"
+    write_performance_csv(path, report)
+    return f"performance of these decisions -> {path} ({rules_line(report)})\n{summary_table(report)}"

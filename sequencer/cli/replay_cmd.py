@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 from ..domain.events import parse_iso_date
-from ..file_replay import ReplayWatch, choose_jobs, replay_files
+from ..config_file import load_rules
+from ..domain import report_of_columns
+from ..file_replay import ReplayWatch, ReportColumns, choose_jobs, replay_files
 from ..sources import expand_inputs
-from .common import add_config_arguments, selected_config, selected_store
+from .common import add_config_arguments, add_rules_argument, selected_config, selected_store
+from .performance_view import write_performance
 from .progress import progress_bar
 
 
@@ -23,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR")
     add_config_arguments(parser)
+    add_rules_argument(parser)
     parser.add_argument("--resume", action="store_true",
                         help="start from existing checkpoints; apply only events after each "
                              "stream's last_processed_date")
@@ -37,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = selected_config(args)
+    rules = load_rules(args.config, args.rules)  # refused before any work
     store = selected_store(args, config)
     until = parse_iso_date(args.until, "--until") if args.until else None
     states = {}
@@ -59,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with ReplayBars(sum(p.stat().st_size for p in paths)) as bars:
             summary = replay_files(paths, config, states, args.out, store, until=until, jobs=jobs,
-                                   watch=bars.watch())
+                                   watch=bars.watch(),
+                                   keep=ReportColumns(slot_sums=rules.min_slot_sum is not None))
     finally:
         gc.enable()
     elapsed = time.perf_counter() - started
@@ -70,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         f"{summary.after_until} after --until, {len(summary.rejects)} rejected "
         f"-> {args.out / 'decisions.csv'}, checkpoints in {store.folder}"
     )
+    print(write_performance(args.out, report_of_columns(summary.decisions, rules)))
     return 0
 
 

@@ -2,8 +2,8 @@
 
 Starts the embedded broker and a worker process, publishes the input, waits
 until the worker has consumed all of it, reads the decisions back from the
-decisions topic into OUT/decisions.csv, prints the final states, and stops
-everything.
+decisions topic into OUT/decisions.csv, writes their performance report to
+OUT/performance.csv, prints it with the final states, and stops everything.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .common import DEFAULT_STATE_DIR
+from .common import DEFAULT_STATE_DIR, add_rules_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, metavar="DIR")
     parser.add_argument("--config", type=Path, default=None, metavar="FILE")
     parser.add_argument("--config-name", default=None, metavar="NAME")
+    add_rules_argument(parser)
     parser.add_argument("--fresh", action="store_true",
                         help="clear this configuration's checkpoints first (otherwise the run continues from them)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the worker")
@@ -41,12 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..broker import EmbeddedBroker, free_port
     from ..checkpoints import CheckpointStore, checkpoint_folder
-    from ..config_file import load_config
+    from ..config_file import load_config, load_rules
     from ..settings import Settings
 
     started = time.perf_counter()
     inputs = args.inputs or [Path("data/sample")]
     config = load_config(args.config)
+    args.trade_rules = load_rules(args.config, args.rules)  # refused before any work
     name = args.config_name or (Path(args.config).stem if args.config else "default")
     store = CheckpointStore(checkpoint_folder(args.state_dir, name), config)
     if args.fresh:
@@ -93,6 +95,8 @@ async def _publish_and_collect(settings, config, inputs, args, worker) -> int:
     from streamer.publisher import EventPublisher
 
     from ..decision_log import read_dead_letters, read_decisions, wait_until_consumed
+    from ..domain import performance_report
+    from .performance_view import write_performance
     from ..processor import reason_kind
     from ..record_files import write_decisions_csv, write_rejects_csv
     from ..sources import expand_inputs, read_day_events
@@ -130,6 +134,7 @@ async def _publish_and_collect(settings, config, inputs, args, worker) -> int:
         line += (f"; {len(letters)} dead-lettered to {settings.topic_dead_letters} ("
                  + ", ".join(f"{kind}: {n}" for kind, n in kinds.most_common()) + ")")
     print(line)
+    print(write_performance(args.out, performance_report(decisions, args.trade_rules)))
     return 0
 
 

@@ -10,6 +10,8 @@ from .metrics import (
     METRIC_NAMES,
     Breakdown,
     DecisionColumns,
+    EquityPoint,
+    equity_curves,
     Metrics,
     PerformanceReport,
     compute_metrics,
@@ -39,6 +41,6 @@ __all__ = [
     "apply_day", "event_order", "floor_to_increment", "fold", "SCHEMA_VERSION",
     "StreamState", "initial_state", "load_state_document", "state_from_dict",
     "state_to_dict", "upgrade_legacy", "offsets_in_topic", "partition_key", "split_partition_key",
-    "ALL", "BREAKDOWN_KINDS", "METRIC_NAMES", "Breakdown", "DecisionColumns", "Metrics", "PerformanceReport", "compute_metrics",
+    "ALL", "BREAKDOWN_KINDS", "METRIC_NAMES", "Breakdown", "DecisionColumns", "EquityPoint", "equity_curves", "Metrics", "PerformanceReport", "compute_metrics",
     "performance_report", "report_of_columns", "taken_flags", "NO_RULES", "RULES_KEYS", "WEEKDAYS", "TradeRules",
 ]

@@ -14,6 +14,10 @@ that ``TradeView`` names), standard library only. Public functions:
   ``all`` row, ``points=False``) and their taken flags.
 - ``breakdowns(decisions, taken) -> dict``: trades, wins, losses, win rate
   and dollars by weekday, traded slot and year.
+- ``report_of_columns(columns, rules)``: the same report of ``DecisionColumns``
+  (a file reader's fast path; ``DecisionColumns.of(decisions)`` builds them).
+- ``equity_curves(columns, rules) -> {stream or "all": [EquityPoint]}``: the
+  equity curve and drawdown in dollars at each traded date.
 - ``weekday_of(date) -> str``: ``Mon``..``Sun`` of an ISO date.
 
 Choices where SPEC 8.3 is silent (docs/performance.md): metrics are exact
@@ -40,7 +44,7 @@ from collections import Counter
 import operator
 from bisect import bisect_left, bisect_right
 from itertools import accumulate, compress, repeat
-from typing import Any, Iterable, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence
 
 from .trade_rules import NO_RULES, WEEKDAYS, TradeRules
 
@@ -173,9 +177,17 @@ class DecisionColumns(NamedTuple):
     slot_sums: Sequence[Mapping[str, int]] | None = None
 
     @classmethod
-    def of(cls, decisions: Iterable[TradeView]) -> "DecisionColumns":
+    def of(cls, decisions: Iterable[TradeView], *, slot_sums: bool = True) -> "DecisionColumns":
+        """The columns of decisions (``slot_sums`` as plain dicts, or left out)."""
         rows = list(decisions)
-        return cls(*([getattr(d, name) for d in rows] for name in cls._fields))
+        columns = [[getattr(d, name) for d in rows] for name in cls._fields[:-1]]
+        return cls(*columns, [dict(d.slot_sums) for d in rows] if slot_sums else None)
+
+    @classmethod
+    def concat(cls, parts: Sequence["DecisionColumns"]) -> "DecisionColumns":
+        """One table of several; ``slot_sums`` only when every part has them."""
+        sums = None if any(p.slot_sums is None for p in parts) else [s for p in parts for s in p.slot_sums]
+        return cls(*([value for p in parts for value in getattr(p, name)] for name in cls._fields[:-1]), sums)
 
 
 def taken_flags(decisions: Sequence[TradeView], rules: TradeRules = NO_RULES) -> list[bool]:
@@ -253,9 +265,14 @@ def _sortino(day_totals: Sequence[float]) -> float | None:
 
 
 def _day_totals(dates: Sequence[str], values: Sequence[float]) -> list[float]:
-    """V_d: the values of each date summed, in date order (``dates`` sorted)."""
-    if _increasing(dates):  # one stream: a value per date
-        return list(values)
+    """V_d: the values of each date summed, in date order."""
+    return _day_series(dates, values)[1]
+
+
+def _day_series(dates: Sequence[str], values: Sequence[float]) -> tuple[list[str], list[float]]:
+    """The traded dates in order and V_d of each (the values of a date summed)."""
+    if _increasing(dates):  # one stream in date order: a value per date
+        return list(dates), list(values)
     by_date: dict[str, list[float]] = {}
     for date, value in zip(dates, values):
         same_day = by_date.get(date)
@@ -263,7 +280,8 @@ def _day_totals(dates: Sequence[str], values: Sequence[float]) -> list[float]:
             by_date[date] = [value]
         else:
             same_day.append(value)
-    return [v[0] if len(v) == 1 else math.fsum(v) for _, v in sorted(by_date.items())]
+    ordered = sorted(by_date.items())
+    return [d for d, _ in ordered], [v[0] if len(v) == 1 else math.fsum(v) for _, v in ordered]
 
 
 def _increasing(values: Sequence[str]) -> bool:
@@ -456,13 +474,9 @@ def _rows_by_stream(streams: Sequence[str]) -> dict[str, list[int]]:
     return rows
 
 
-def report_of_columns(columns: DecisionColumns, rules: TradeRules = NO_RULES) -> PerformanceReport:
-    """``performance_report`` of decisions given as columns (a file reader's fast path)."""
+def _streams_of(columns: DecisionColumns) -> Iterator[tuple[str, DecisionColumns]]:
+    """Each stream's columns, by stream name, in date order, the first of a date given twice."""
     present = [field for field in DecisionColumns._fields if getattr(columns, field) is not None]
-    date_keys = _DateKeys(columns.date)
-    streams: dict[str, Metrics] = {}
-    by: dict[str, dict[str, dict[str, Breakdown]]] = {}
-    every = _Tally()
     for name, rows in sorted(_rows_by_stream(columns.stream).items()):
         if rows[-1] - rows[0] + 1 == len(rows):  # the stream's rows are one run: slices, no gathering
             stream = DecisionColumns(**{field: getattr(columns, field)[rows[0]:rows[-1] + 1]
@@ -474,6 +488,16 @@ def report_of_columns(columns: DecisionColumns, rules: TradeRules = NO_RULES) ->
             first = dict(zip(reversed(stream.date), range(len(stream.date) - 1, -1, -1)))
             order = [first[date] for date in sorted(first)]
             stream = DecisionColumns(**{field: _gather(getattr(stream, field), order) for field in present})
+        yield name, stream
+
+
+def report_of_columns(columns: DecisionColumns, rules: TradeRules = NO_RULES) -> PerformanceReport:
+    """``performance_report`` of decisions given as columns (a file reader's fast path)."""
+    date_keys = _DateKeys(columns.date)
+    streams: dict[str, Metrics] = {}
+    by: dict[str, dict[str, dict[str, Breakdown]]] = {}
+    every = _Tally()
+    for name, stream in _streams_of(columns):
         tally = _sorted_tally(stream, rules, date_keys)
         streams[name] = tally.metrics(points=True)
         by[name] = tally.breakdowns()
@@ -484,3 +508,32 @@ def report_of_columns(columns: DecisionColumns, rules: TradeRules = NO_RULES) ->
         all=every.metrics(points=False),
         by={ALL: every.breakdowns(), **by},
     )
+
+
+class EquityPoint(NamedTuple):
+    """The equity curve at one traded date: E_k (dollars) and its fall from the running peak."""
+
+    date: str
+    equity_usd: float
+    drawdown_usd: float
+
+
+def equity_curves(columns: DecisionColumns, rules: TradeRules = NO_RULES) -> dict[str, list[EquityPoint]]:
+    """SPEC 8.3's equity curve and drawdown over time, per stream and for ``all``:
+    one point per date with a trade (after the rules); ``max_drawdown_usd`` is
+    the largest ``drawdown_usd`` of the same curve."""
+    date_keys = _DateKeys(columns.date)
+    curves: dict[str, list[EquityPoint]] = {}
+    every = _Tally()
+    for name, stream in _streams_of(columns):
+        tally = _sorted_tally(stream, rules, date_keys)
+        curves[name] = _curve(tally)
+        every.merge(tally)
+    return {ALL: _curve(every), **curves}
+
+
+def _curve(tally: _Tally) -> list[EquityPoint]:
+    dates, totals = _day_series(tally.dates, tally.usd)
+    equity = list(accumulate(totals))
+    peaks = list(accumulate(equity, max, initial=0.0))[1:]
+    return [EquityPoint(d, e, p - e) for d, e, p in zip(dates, equity, peaks)]

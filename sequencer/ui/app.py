@@ -12,6 +12,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from sequencer.ui.performance_section import render as render_performance
 from sequencer.ui.data import (
     Dashboard,
     decisions_history,
@@ -127,6 +128,8 @@ else:
         st.line_chart(series, height=180)
     else:
         st.caption("The lag chart fills as the page refreshes.")
+
+render_performance(st, alt, pd, options, dashboard.settings)
 
 # --- one stream ----------------------------------------------------------------------------------
 if streams:
