@@ -50,14 +50,14 @@ def test_heatmap_is_the_best_over_the_other_keys(sweep_folder):
 def test_a_row_replays_to_its_own_metrics(sweep_folder):
     table = sweep_data.load_sweep(sweep_folder)
     index = int(table.rows.index[table.rows["rules.skip_weekdays"] == "Mon+Fri"][0])
-    point, decisions, report = sweep_data.row_report(table, index)
+    point, columns, report = sweep_data.row_report(table, index)
     row = table.rows.iloc[index]
     config = SequencerConfig(depth=int(row["depth"]), median_position=int(row["median_position"]))
     assert point.config == config and point.rules == TradeRules(skip_weekdays=("Mon", "Fri"))
     expected = []
     replay_events(read_day_events(INPUTS, config).events, config, on_decision=expected.append)
-    assert decisions == expected
-    assert report.all == performance_report(expected, point.rules).all
+    assert list(columns.profit_usd) == [d.profit_usd for d in expected]
+    assert report == performance_report(expected, point.rules)
     assert report.all.total_profit_usd == row["total_profit_usd"]
 
 
@@ -82,6 +82,8 @@ def test_the_page_shows_table_heatmap_and_the_chosen_rows_performance(sweep_fold
     shown = {m.label: m.value for m in at.metric}
     assert shown["Profit $"] == f"{table.rows.iloc[last]['total_profit_usd']:,.2f}"
     assert shown["Trades"] == f"{int(table.rows.iloc[last]['trades']):,}"
+    assert {"**By weekday**", "**Equity $** over time"} <= {m.value for m in at.markdown}
+    assert at.get("download_button")
 
 
 def test_the_page_without_a_sweep_explains(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..config_file import load_config, load_rules
 from ..domain import Decision, SequencerError
-from ..domain.metrics import PerformanceReport, performance_report
+from ..domain.metrics import DecisionColumns, PerformanceReport, report_of_columns
 from ..replay import replay_events
 from ..sources import read_day_events
 from ..sweep.grid import SweepPoint, point_of_row
@@ -106,7 +106,8 @@ def row_decisions(table: SweepTable, point: SweepPoint) -> list[Decision]:
     return decisions
 
 
-def row_report(table: SweepTable, index: int) -> tuple[SweepPoint, list[Decision], PerformanceReport]:
+def row_report(table: SweepTable, index: int) -> tuple[SweepPoint, DecisionColumns, PerformanceReport]:
+    """Row ``index``'s configuration, its decisions as the report's columns, and its report."""
     point = row_point(table, index)
-    decisions = row_decisions(table, point)
-    return point, decisions, performance_report(decisions, point.rules)
+    columns = DecisionColumns.of(row_decisions(table, point))
+    return point, columns, report_of_columns(columns, point.rules)

@@ -1,50 +1,49 @@
-"""A configuration's Performance section on the Sweep page."""
+"""A sweep row's Performance section: the dashboard's section, over that row's decisions.
+
+The figures come from ``sequencer.ui.performance`` (the helpers of the
+dashboard's Performance section: cards, equity and drawdown curves,
+breakdowns, performance.csv); only the source differs: the row's
+configuration replayed in memory instead of a decisions file or the topic,
+and the row's own rules instead of the sidebar's.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
-import streamlit as st
+from typing import Any
 
-from ..domain import Decision
-from ..domain.metrics import PerformanceReport
-
-#: The metric cards, as the desk's tool showed them.
-CARDS = (("trades", "Trades", "{:,}"), ("win_rate", "Win rate", "{:.1f}%"),
-         ("total_profit_usd", "Profit $", "{:,.2f}"), ("max_drawdown_usd", "Max drawdown $", "{:,.2f}"),
-         ("sharpe", "Sharpe", "{:.2f}"), ("sortino", "Sortino", "{:.2f}"), ("calmar", "Calmar", "{:.2f}"),
-         ("profit_factor", "Profit factor", "{:.2f}"))
+from ..domain import ALL, BREAKDOWN_KINDS, DecisionColumns, PerformanceReport
+from . import performance as perf
 
 
-def show_performance(report: PerformanceReport, decisions: list[Decision]) -> None:
-    st.markdown("**Performance** (all streams)")
-    everything = report.all.to_dict()
-    columns = st.columns(len(CARDS))
-    for column, (name, label, shape) in zip(columns, CARDS):
-        value = everything[name]
-        column.metric(label, "-" if value is None else shape.format(value))
-    per_stream = pd.DataFrame({name: m.to_dict() for name, m in report.streams.items()}).T
-    st.dataframe(per_stream, key="sweep_streams_metrics")
-    equity = _equity(report, decisions)
-    if not equity.empty:
-        st.markdown("**Equity ($)**")
-        st.line_chart(equity, height=260)
-
-
-def _equity(report: PerformanceReport, decisions: list[Decision]) -> pd.DataFrame:
-    from ..domain.metrics import taken_flags
-
-    by_stream: dict[str, list[Decision]] = {}
-    for decision in decisions:
-        by_stream.setdefault(decision.stream, []).append(decision)
-    rows = []
-    for name, ordered in by_stream.items():
-        for decision, taken in zip(ordered, taken_flags(ordered, report.rules)):
-            if taken:
-                rows.append((decision.date, name, decision.profit_usd))
-    if not rows:
-        return pd.DataFrame()
-    frame = pd.DataFrame(rows, columns=["date", "stream", "usd"])
-    frame["date"] = pd.to_datetime(frame["date"])
-    daily = frame.pivot_table(index="date", columns="stream", values="usd", aggfunc="sum").fillna(0.0)
-    daily["all"] = daily.sum(axis=1)
-    return daily.cumsum()
+def show_performance(st: Any, alt: Any, pd: Any, report: PerformanceReport, columns: DecisionColumns) -> None:
+    st.markdown("**Performance** of this configuration")
+    scope = st.selectbox("Performance of", perf.scopes(report), key="sweep_perf_scope",
+                         format_func=lambda name: "all streams" if name == ALL else name)
+    metrics = perf.metrics_of(report, scope)
+    for start in range(0, len(perf.METRIC_CARDS), 8):
+        cards = perf.METRIC_CARDS[start:start + 8]
+        for column, (label, metric, kind) in zip(st.columns(len(cards)), cards):
+            column.metric(label, perf.card_value(metrics, metric, kind))
+    st.caption(f"rules: {report.rules.to_dict()}. Profit is the recorded outcome at the recorded "
+               f"target; other targets are not re-simulated.")
+    names = [ALL, *report.streams] if scope == ALL else [scope]
+    curve = pd.DataFrame(perf.curve_rows(columns, report.rules, names))
+    if curve.empty:
+        st.caption("No trades under these rules.")
+    else:
+        curve["date"] = pd.to_datetime(curve["date"])
+        for target, field, title in zip(st.columns(2), ("equity $", "drawdown $"), ("Equity $", "Drawdown $")):
+            with target:
+                st.markdown(f"**{title}** over time")
+                chart = alt.Chart(curve).mark_line(strokeWidth=1.5).encode(
+                    x=alt.X("date:T", title=None), y=alt.Y(f"{field}:Q", title=title),
+                    color=alt.Color("series:N", legend=alt.Legend(orient="bottom")))
+                st.altair_chart(chart, width="stretch")
+    for column, kind in zip(st.columns(len(BREAKDOWN_KINDS)), BREAKDOWN_KINDS):
+        with column:
+            st.markdown(f"**By {kind}**")
+            rows = pd.DataFrame(perf.breakdown_rows(report, scope, kind))
+            if not rows.empty:
+                st.dataframe(rows, hide_index=True, key=f"sweep_perf_by_{kind}")
+    st.download_button("Download performance.csv", perf.performance_csv_bytes(report),
+                       file_name="performance.csv", mime="text/csv", key="sweep_perf_download")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from sequencer.domain import SequencerError
@@ -68,10 +69,10 @@ elif table.grid_keys:
 choice = st.selectbox("Configuration", list(range(len(table.rows))), key="sweep_row",
                       format_func=lambda i: row_label(table, i))
 try:
-    point, decisions, report = row_report(table, choice)
+    point, columns, report = row_report(table, choice)
 except (SequencerError, OSError) as error:
     st.error(f"Cannot replay this configuration: {error}")
     st.stop()
-st.caption(f"Replayed in memory: {len(decisions)} decisions under config {point.config.config_id}; "
+st.caption(f"Replayed in memory: {len(columns.date)} decisions under config {point.config.config_id}; "
            f"the same as `sequencer replay` + `sequencer report` of this configuration.")
-show_performance(report, decisions)
+show_performance(st, alt, pd, report, columns)
