@@ -17,7 +17,7 @@ import streamlit as st
 
 from sequencer.domain import SequencerError
 from sequencer.ui.sweep_data import DEFAULT_SWEEP, heatmap_frame, load_sweep, row_label, row_report
-from sequencer.ui.sweep_performance import show_performance
+from sequencer.ui.performance_section import render_report
 
 st.set_page_config(page_title="Sequencer sweep", layout="wide")
 
@@ -73,6 +73,6 @@ try:
 except (SequencerError, OSError) as error:
     st.error(f"Cannot replay this configuration: {error}")
     st.stop()
-st.caption(f"Replayed in memory: {len(columns.date)} decisions under config {point.config.config_id}; "
-           f"the same as `sequencer replay` + `sequencer report` of this configuration.")
-show_performance(st, alt, pd, report, columns)
+st.markdown("**Performance** of this configuration")
+render_report(st, alt, pd, report, columns,
+              f"config {point.config.config_id} replayed in memory (as `sequencer replay` writes it)")
