@@ -81,7 +81,7 @@ async def screenshot(chromium: str, url: str, out: Path, work: Path) -> None:
     port = free_port()
     browser = subprocess.Popen(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--hide-scrollbars", "--window-size=1400,2300", f"--remote-debugging-port={port}",
+         "--hide-scrollbars", "--window-size=1400,3600", f"--remote-debugging-port={port}",
          f"--user-data-dir={work / 'chromium'}", url],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -108,7 +108,7 @@ async def screenshot(chromium: str, url: str, out: Path, work: Path) -> None:
                             return data.get("result", {})
                     raise SystemExit("chromium closed the connection")
 
-                ready = "document.querySelectorAll('[data-testid=\"stMetric\"]').length >= 8"
+                ready = "document.querySelectorAll('[data-testid=\"stMetric\"]').length >= 24"
                 while time.monotonic() < deadline:
                     found = await call("Runtime.evaluate", expression=ready, returnByValue=True)
                     if found.get("result", {}).get("value"):

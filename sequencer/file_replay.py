@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .checkpoints import CheckpointStore
-from .domain import DecisionColumns, SequencerConfig, SequencerError, StreamState
+from .domain import DecisionColumns, ReportPart, SequencerConfig, SequencerError, StreamState, TradeRules, report_part
 from .record_files import DecisionCsvWriter, write_rejects_csv
 from .replay import replay_events
 from .sources import Reject, StreamPartition, read_day_events
@@ -47,25 +47,25 @@ class ReplaySummary:
     already_applied: int = 0
     after_until: int = 0
     rejects: list[Reject] = field(default_factory=list)
-    #: What the performance report reads of the decisions (``ReportColumns`` asked for them).
-    decisions: DecisionColumns | None = None
+    #: The performance report of the decisions, in parts of disjoint streams
+    #: (one per process; ``PerformanceOf`` asked for it).
+    performance: list[ReportPart] = field(default_factory=list)
 
     def add(self, other: "ReplaySummary") -> None:
         for name in ("events", "rows", "streams", "applied", "already_applied", "after_until"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rejects.extend(other.rejects)
-        if other.decisions is not None:
-            parts = [self.decisions, other.decisions] if self.decisions is not None else [other.decisions]
-            self.decisions = DecisionColumns.concat(parts)
+        self.performance.extend(other.performance)
 
 
 @dataclass(frozen=True)
-class ReportColumns:
-    """Ask a replay to keep the decisions' report columns (``ReplaySummary.decisions``),
-    with ``slot_sums`` when a rule needs them: the report of a replay then costs
-    no second reading of decisions.csv."""
+class PerformanceOf:
+    """Ask a replay for the performance report of its decisions under ``rules``
+    (``ReplaySummary.performance``): each process reports its own streams from
+    the decisions in memory, so the report costs no second reading of
+    decisions.csv and runs on every core."""
 
-    slot_sums: bool = False
+    rules: TradeRules
 
 
 @dataclass
@@ -155,7 +155,7 @@ def _can_fork() -> bool:
 
 def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                  out_dir: Path, store: CheckpointStore, *, until: str | None = None, jobs: int = 1,
-                 watch: ReplayWatch | None = None, keep: ReportColumns | None = None) -> ReplaySummary:
+                 watch: ReplayWatch | None = None, keep: PerformanceOf | None = None) -> ReplaySummary:
     """Fold ``paths`` on top of ``states``; write decisions, rejects and checkpoints."""
     watch = watch or ReplayWatch()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -172,7 +172,7 @@ def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, S
 def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                       decisions_path: Path, store: CheckpointStore, until: str | None,
                       partition: StreamPartition | None,
-                      report: "_WatchReport | _SharedReport", keep: ReportColumns | None = None) -> ReplaySummary:
+                      report: "_WatchReport | _SharedReport", keep: PerformanceOf | None = None) -> ReplaySummary:
     batch = read_day_events(paths, config, partition, report.read)
     if partition is not None:
         states = {s: state for s, state in states.items() if partition.owns(s)}
@@ -188,14 +188,17 @@ def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[s
         result = replay_events(batch.events, config, states, until=until,
                                on_decision=on_decision, on_progress=report.folded)
     store.save_all(result.states[s] for s in sorted(result.states))
-    columns = DecisionColumns.of(kept, slot_sums=keep.slot_sums) if keep is not None else None
+    performance = []
+    if keep is not None:
+        columns = DecisionColumns.of(kept, slot_sums=keep.rules.min_slot_sum is not None)
+        performance.append(report_part(columns, keep.rules))
     return ReplaySummary(len(batch.events), batch.rows, len(result.states), result.applied,
-                         result.already_applied, result.after_until, batch.rejects, columns)
+                         result.already_applied, result.after_until, batch.rejects, performance)
 
 
 def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                          out_dir: Path, store: CheckpointStore, until: str | None, jobs: int,
-                         watch: ReplayWatch, keep: ReportColumns | None) -> ReplaySummary:
+                         watch: ReplayWatch, keep: PerformanceOf | None) -> ReplaySummary:
     context = multiprocessing.get_context("fork")
     shared = _SharedReport(jobs, context)
     parts = [out_dir / f".decisions.part{i}.csv" for i in range(jobs)]
@@ -236,7 +239,7 @@ _ABORTED = "another partition failed before writing"
 def _partition_main(sender: Any, paths: list[Path], config: SequencerConfig,
                     states: dict[str, StreamState], decisions_path: Path, store: CheckpointStore,
                     until: str | None, partition: StreamPartition, shared: _SharedReport,
-                    keep: ReportColumns | None = None) -> None:
+                    keep: PerformanceOf | None = None) -> None:
     try:
         summary = _replay_partition(paths, config, states, decisions_path, store, until,
                                     partition, shared.of_partition(partition.index), keep)

@@ -338,3 +338,19 @@ def test_equity_curves_agree_with_the_metrics(log, rules):
         assert len(curve) == len({p.date for p in curve})
         if curve:
             assert curve[-1].equity_usd == pytest.approx(metrics.total_profit_usd)
+
+
+@settings(max_examples=100, deadline=None)
+@given(decision_logs(), RULES, st.data())
+def test_report_parts_of_disjoint_streams_merge_into_the_whole(log, rules, data):
+    """As the processes of a split replay do: each reports its streams, the parent merges (through pickle)."""
+    import pickle
+
+    from sequencer.domain import DecisionColumns, merge_report_parts, report_part
+
+    streams = sorted({d.stream for d in log})
+    mine = set(data.draw(st.lists(st.sampled_from(streams), unique=True))) if streams else set()
+    parts = [report_part(DecisionColumns.of([d for d in log if (d.stream in mine) == side]), rules)
+             for side in (True, False)]
+    merged = merge_report_parts([pickle.loads(pickle.dumps(p)) for p in parts], rules)
+    assert merged == performance_report(log, rules)

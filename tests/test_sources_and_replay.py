@@ -32,6 +32,7 @@ DECISION_COLUMNS = [
     "stream", "instrument", "date", "traded_slot", "result", "peak", "slot_sums", "time_change",
     "next_slot", "rolling_median", "rolling_median_target", "median_ladder_target", "ladder_step",
     "days_at_level", "next_target", "no_trade_next", "time_reason", "target_reason",
+    "traded", "profit", "profit_usd",  # SPEC 8.1, after the columns of SPEC 5
 ]
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -294,6 +295,8 @@ def test_replay_writes_decisions_rejects_and_checkpoints(tmp_path: Path, capsys)
     assert (r["traded_slot"], r["result"], float(r["peak"]), r["next_slot"]) == ("07:30", "Win", 12.5, "07:30")
     assert json.loads(r["slot_sums"]) == {"07:30": 1, "08:00": -2, "09:00": 0}
     assert r["rolling_median"] == "" and float(r["next_target"]) == 10 and r["days_at_level"] == "1"
+    # its trade: 07:30's recorded profit 10.0 points x ES's 50 $/point
+    assert (r["traded"], float(r["profit"]), float(r["profit_usd"])) == ("True", 10.0, 500.0)
     # ES1 2025-01-03: traded 07:30 Loss; sums 07:30 [1,-2] -1, 08:00 [-2,1] -1, 09:00 [0] 0
     # -> 09:00 (0 > -1)
     r = by_key["ES1", "2025-01-03"]
@@ -301,9 +304,12 @@ def test_replay_writes_decisions_rejects_and_checkpoints(tmp_path: Path, capsys)
     assert r["time_change"].lower() == "true"
     # NQ2 2025-01-02: traded 09:30 Loss; sums 09:30 -2, 10:00 0, 10:30 1, 11:00 0 -> 10:30
     assert by_key["NQ2", "2025-01-02"]["next_slot"] == "10:30"
+    # traded 09:30 Loss, -50.5 points x NQ's 10 $/point
+    assert float(by_key["NQ2", "2025-01-02"]["profit_usd"]) == -505.0
     # NQ2 2025-01-03: 10:30 has no row -> result and peak empty, stay at 10:30
     r = by_key["NQ2", "2025-01-03"]
     assert (r["traded_slot"], r["result"], r["peak"], r["next_slot"]) == ("10:30", "", "", "10:30")
+    assert (r["traded"], float(r["profit"]), float(r["profit_usd"])) == ("False", 0.0, 0.0)   # no outcome
     assert r["time_change"].lower() == "false"
     # ES1 2025-01-06: traded 09:00, no row for it
     assert (by_key["ES1", "2025-01-06"]["traded_slot"], by_key["ES1", "2025-01-06"]["result"]) == ("09:00", "")
@@ -572,7 +578,7 @@ def test_decisions_csv_writes_slot_sums_as_compact_json(tmp_path: Path):
 
     def decision(sums: dict) -> Decision:
         return Decision("ES1", "ES", "2025-01-02", "07:30", "Win", 1.0, MappingProxyType(sums), False,
-                        "07:30", None, 10.0, 10.0, 0, 1, 10.0, False, "why", "why, again")
+                        "07:30", None, 10.0, 10.0, 0, 1, 10.0, False, "why", "why, again", True, 1.0, 50.0)
 
     layouts = [{"07:30": 1, "08:00": -2, "09:00": 0}, {"07:30": -26, "08:00": 13, "09:00": -1},
                {"09:30": 0, "10:00": 0, "10:30": 5, "11:00": -4}, {}, {'a"b': 3}]

@@ -177,8 +177,9 @@ def test_performance_section_shows_the_report_of_the_decisions_file(app, checkpo
     shown = _metrics(app)
     assert shown["Trades"] == f"{expected.all.trades:,}"
     assert shown["Win rate"] == f"{expected.all.win_rate:.1f}%"
-    assert shown["Profit $"] == f"{expected.all.total_profit_usd:,.2f}"
-    assert shown["Max drawdown $"] == f"{expected.all.max_drawdown_usd:,.2f}"
+    assert shown["Profit $"] == card_value(expected.all, "total_profit_usd", "money")
+    assert shown["Max drawdown $"] == card_value(expected.all, "max_drawdown_usd", "money")
+    assert round(float(shown["Profit $"].replace(",", ""))) == round(expected.all.total_profit_usd)
     assert shown["Sharpe"] == card_value(expected.all, "sharpe", "ratio")
     assert shown["Profit (points)"] == "-"     # points of two instruments do not add (SPEC 8.3)
     weekday = next(d.value for d in app.dataframe if "weekday" in d.value.columns)
@@ -216,6 +217,9 @@ def test_performance_helpers(tmp_path):
     assert [r["equity $"] for r in rows] == [500.0, 1000.0, 1000.0]
     assert perf.breakdown_rows(report, "ES1", "year") == [
         {"year": "2025", "trades": 3, "wins": 2, "losses": 0, "win rate %": 100.0, "profit $": 1000.0}]
+    assert perf.card_value(performance_report(WEEK * 1).all._replace(total_profit_usd=-12345.678),
+                           "total_profit_usd", "money") == "-12,346"
     # 3 trades, +500, +500, 0: sample std > 0, no negative day -> Sortino undefined, shown as a dash.
     assert perf.card_value(report.all, "sortino", "ratio") == "-"
-    assert perf.card_value(report.all, "wins", "results") == "2 / 0 / 1"
+    assert perf.card_value(report.all, "wins", "results") == "2/0/1"
+    assert perf.card_value(report.all, "total_profit_usd", "money") == "1,000.00"

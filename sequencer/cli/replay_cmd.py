@@ -10,8 +10,8 @@ from pathlib import Path
 
 from ..domain.events import parse_iso_date
 from ..config_file import load_rules
-from ..domain import report_of_columns
-from ..file_replay import ReplayWatch, ReportColumns, choose_jobs, replay_files
+from ..domain import merge_report_parts
+from ..file_replay import PerformanceOf, ReplayWatch, choose_jobs, replay_files
 from ..sources import expand_inputs
 from .common import add_config_arguments, add_rules_argument, selected_config, selected_store
 from .performance_view import write_performance
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         with ReplayBars(sum(p.stat().st_size for p in paths)) as bars:
             summary = replay_files(paths, config, states, args.out, store, until=until, jobs=jobs,
                                    watch=bars.watch(),
-                                   keep=ReportColumns(slot_sums=rules.min_slot_sum is not None))
+                                   keep=PerformanceOf(rules))
     finally:
         gc.enable()
     elapsed = time.perf_counter() - started
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         f"{summary.after_until} after --until, {len(summary.rejects)} rejected "
         f"-> {args.out / 'decisions.csv'}, checkpoints in {store.folder}"
     )
-    print(write_performance(args.out, report_of_columns(summary.decisions, rules)))
+    print(write_performance(args.out, merge_report_parts(summary.performance, rules)))
     return 0
 
 

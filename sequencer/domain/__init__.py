@@ -16,7 +16,10 @@ from .metrics import (
     PerformanceReport,
     compute_metrics,
     performance_report,
+    ReportPart,
+    merge_report_parts,
     report_of_columns,
+    report_part,
     taken_flags,
 )
 from .trade_rules import NO_RULES, RULES_KEYS, WEEKDAYS, TradeRules
@@ -42,5 +45,5 @@ __all__ = [
     "StreamState", "initial_state", "load_state_document", "state_from_dict",
     "state_to_dict", "upgrade_legacy", "offsets_in_topic", "partition_key", "split_partition_key",
     "ALL", "BREAKDOWN_KINDS", "METRIC_NAMES", "Breakdown", "DecisionColumns", "EquityPoint", "equity_curves", "Metrics", "PerformanceReport", "compute_metrics",
-    "performance_report", "report_of_columns", "taken_flags", "NO_RULES", "RULES_KEYS", "WEEKDAYS", "TradeRules",
+    "performance_report", "ReportPart", "merge_report_parts", "report_of_columns", "report_part", "taken_flags", "NO_RULES", "RULES_KEYS", "WEEKDAYS", "TradeRules",
 ]

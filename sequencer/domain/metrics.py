@@ -16,6 +16,9 @@ that ``TradeView`` names), standard library only. Public functions:
   and dollars by weekday, traded slot and year.
 - ``report_of_columns(columns, rules)``: the same report of ``DecisionColumns``
   (a file reader's fast path; ``DecisionColumns.of(decisions)`` builds them).
+- ``report_part(columns, rules) -> ReportPart`` and ``merge_report_parts(parts)``:
+  the report computed in pieces over disjoint streams (processes of a split
+  replay), merged into the same report, digit for digit.
 - ``equity_curves(columns, rules) -> {stream or "all": [EquityPoint]}``: the
   equity curve and drawdown in dollars at each traded date.
 - ``weekday_of(date) -> str``: ``Mon``..``Sun`` of an ISO date.
@@ -355,6 +358,13 @@ class _Tally:
                 groups[key] = [len(values), sum(compress(is_win, mask)), sum(compress(is_loss, mask)), values]
         return tally
 
+    def __getstate__(self):
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, values) -> None:
+        for name, value in zip(self.__slots__, values):
+            setattr(self, name, value)
+
     def merge(self, other: "_Tally") -> None:
         """Add another stream's tally (the ``all`` row); trades stay a multiset, not in date order."""
         self.days += other.days
@@ -493,20 +503,64 @@ def _streams_of(columns: DecisionColumns) -> Iterator[tuple[str, DecisionColumns
 
 def report_of_columns(columns: DecisionColumns, rules: TradeRules = NO_RULES) -> PerformanceReport:
     """``performance_report`` of decisions given as columns (a file reader's fast path)."""
+    return merge_report_parts([report_part(columns, rules)])
+
+
+class ReportPart:
+    """The report of some streams, before the ``all`` row: what a process that
+    folded those streams hands on (it pickles). Parts of disjoint streams merge
+    (``merge_report_parts``) into the report of them all, digit for digit."""
+
+    __slots__ = ("rules", "streams", "by", "every")
+
+    def __init__(self, rules: TradeRules) -> None:
+        self.rules = rules
+        self.streams: dict[str, Metrics] = {}
+        self.by: dict[str, dict[str, dict[str, Breakdown]]] = {}
+        self.every = _Tally()
+
+    def __getstate__(self):
+        return self.rules, self.streams, self.by, self.every.__getstate__()
+
+    def __setstate__(self, values) -> None:
+        self.rules, self.streams, self.by, every = values
+        self.every = _Tally()
+        self.every.__setstate__(every)
+
+
+def report_part(columns: DecisionColumns, rules: TradeRules = NO_RULES) -> ReportPart:
+    """Per-stream metrics and breakdowns of ``columns``, and their tally for ``all``."""
     date_keys = _DateKeys(columns.date)
-    streams: dict[str, Metrics] = {}
-    by: dict[str, dict[str, dict[str, Breakdown]]] = {}
-    every = _Tally()
+    part = ReportPart(rules)
     for name, stream in _streams_of(columns):
         tally = _sorted_tally(stream, rules, date_keys)
-        streams[name] = tally.metrics(points=True)
-        by[name] = tally.breakdowns()
-        every.merge(tally)
+        part.streams[name] = tally.metrics(points=True)
+        part.by[name] = tally.breakdowns()
+        part.every.merge(tally)
+    return part
+
+
+def merge_report_parts(parts: Sequence[ReportPart], rules: TradeRules | None = None) -> PerformanceReport:
+    """The report of parts of disjoint streams under the same rules."""
+    rules = rules if rules is not None else (parts[0].rules if parts else NO_RULES)
+    if any(part.rules != rules for part in parts):
+        raise ValueError("report parts computed under different rules")
+    names = [name for part in parts for name in part.streams]
+    if len(names) != len(set(names)):
+        raise ValueError("report parts share streams: merge needs disjoint streams")
+    every = _Tally()
+    streams: dict[str, Metrics] = {}
+    by: dict[str, dict[str, dict[str, Breakdown]]] = {}
+    for part in parts:
+        every.merge(part.every)
+        streams.update(part.streams)
+        by.update(part.by)
+    order = sorted(streams)
     return PerformanceReport(
         rules=rules,
-        streams=streams,
+        streams={name: streams[name] for name in order},
         all=every.metrics(points=False),
-        by={ALL: every.breakdowns(), **by},
+        by={ALL: every.breakdowns(), **{name: by[name] for name in order}},
     )
 
 

@@ -50,7 +50,7 @@ METRIC_CARDS: tuple[tuple[str, str, str], ...] = (
 def card_value(metrics: Any, metric: str, kind: str) -> str:
     """A card's text; SPEC 8.3's undefined figures (None) show as a dash."""
     if kind == "results":
-        return f"{metrics.wins} / {metrics.losses} / {metrics.breakevens}"
+        return f"{metrics.wins:,}/{metrics.losses:,}/{metrics.breakevens:,}"
     value = getattr(metrics, metric)
     if value is None:
         return "-"
@@ -58,8 +58,8 @@ def card_value(metrics: Any, metric: str, kind: str) -> str:
         return f"{value:,}"
     if kind == "pct":
         return f"{value:.1f}%"
-    if kind == "money":
-        return f"{value:,.2f}"
+    if kind == "money":  # cents only where they matter: a card is narrow
+        return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:,.2f}"
     return f"{value:,.2f}"
 
 
@@ -118,7 +118,7 @@ def breakdown_rows(report: PerformanceReport, scope: str, kind: str) -> list[dic
     if kind not in BREAKDOWN_KINDS:
         raise ValueError(f"no breakdown {kind!r}")
     return [{kind: group, "trades": row.trades, "wins": row.wins, "losses": row.losses,
-             "win rate %": row.win_rate, "profit $": row.total_profit_usd}
+             "win rate %": round(row.win_rate, 1), "profit $": round(row.total_profit_usd, 2)}
             for group, row in report.by.get(scope, {}).get(kind, {}).items()]
 
 

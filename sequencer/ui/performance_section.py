@@ -7,6 +7,9 @@ from typing import Any
 from ..domain import ALL, BREAKDOWN_KINDS, WEEKDAYS, SequencerError
 from . import performance as perf
 
+#: Metric cards per row: wider cards keep six-figure dollar amounts whole.
+CARDS_PER_ROW = 6
+
 
 def sidebar_rules(st: Any, defaults) -> Any:
     """Rules editable in the sidebar, starting from the config file's table."""
@@ -80,8 +83,8 @@ def render_report(st: Any, alt: Any, pd: Any, report: Any, columns: Any, source:
     scope = st.selectbox("Performance of", perf.scopes(report), key="perf_scope",
                          format_func=lambda name: "all streams" if name == ALL else name)
     metrics = perf.metrics_of(report, scope)
-    for start in range(0, len(perf.METRIC_CARDS), 8):
-        cards = perf.METRIC_CARDS[start:start + 8]
+    for start in range(0, len(perf.METRIC_CARDS), CARDS_PER_ROW):
+        cards = perf.METRIC_CARDS[start:start + CARDS_PER_ROW]
         for column, (label, metric, kind) in zip(st.columns(len(cards)), cards):
             column.metric(label, perf.card_value(metrics, metric, kind))
     st.caption(f"{metrics.days:,} decisions from {source}; rules: {report.rules.to_dict()}. Profit is the "

@@ -1,0 +1,115 @@
+"""Figures of the performance report (issue 14), measured in one run:
+
+    python bench/bench_report.py [--days 10000] [--rounds 5] [--baseline REF]
+
+1. `sequencer report DECISIONS.csv --json` over the decisions of the
+   120,000-event synthetic workload (bench/synthetic.py, 12 streams x 10,000
+   days), whole process (interpreter start to exit); target under 1 s.
+2. `sequencer replay` of the same workload with this code (decisions with
+   the trade columns, performance.csv, the closing summary) against the
+   baseline commit (default: where this branch left main), exported with
+   `git archive` into a temporary folder and run by the same interpreter;
+   rounds alternate so that load on the machine hits both alike. Target:
+   within 5% of the baseline.
+
+Wall-clock medians; the machine is shared, read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def timed(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return elapsed
+
+
+def export_baseline(ref: str, into: Path) -> str:
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", ref], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return commit
+
+
+def main() -> int:
+    from synthetic import write_synthetic
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--baseline", default=None, help="git ref of the baseline (default: merge-base with main)")
+    parser.add_argument("--jobs", default=None, help="replay --jobs (default: replay's own choice)")
+    args = parser.parse_args()
+
+    ref = args.baseline or subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"],
+                                          capture_output=True, text=True, check=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="bench-report-") as folder:
+        work = Path(folder)
+        baseline_src = work / "baseline"
+        baseline_src.mkdir()
+        commit = export_baseline(ref, baseline_src)
+        data = work / "synthetic.csv"
+        rows = write_synthetic(data, args.days, ["ES", "NQ", "YM", "CL", "GC", "NG"])
+        python = sys.executable
+        jobs = ["--jobs", args.jobs] if args.jobs else []
+        env_new = dict(os.environ, PYTHONPATH=str(ROOT))
+        env_old = dict(os.environ, PYTHONPATH=str(baseline_src))
+
+        def replay(env: dict[str, str], name: str, i: int) -> float:
+            return timed([python, "-m", "sequencer.cli.main", "replay", str(data), "--out", str(work / f"{name}{i}"),
+                          "--state-dir", str(work / f"{name}-state{i}"), *jobs], env=env, cwd=work)
+
+        old, new = [], []
+        for i in range(args.rounds):  # alternate, so both see the same load
+            old.append(replay(env_old, "old", i))
+            new.append(replay(env_new, "new", i))
+        decisions = work / "new0" / "decisions.csv"
+        report = [timed([python, "-m", "sequencer.cli.main", "report", str(decisions), "--json"], env=env_new,
+                        cwd=work) for _ in range(args.rounds)]
+        report_rules = [timed([python, "-m", "sequencer.cli.main", "report", str(decisions), "--json",
+                               "--rules", str(_rules_file(work))], env=env_new, cwd=work)
+                        for _ in range(args.rounds)]
+        size_mb = decisions.stat().st_size / 1e6
+        decision_count = sum(1 for _ in decisions.open()) - 1
+
+    load = os.getloadavg()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    print(f"input: {rows} CSV rows, {decision_count} decisions ({size_mb:.1f} MB decisions.csv); "
+          f"{args.rounds} rounds; baseline {commit[:7]}")
+    print(f"report --json, whole process: median {statistics.median(report):.2f} s "
+          f"(min {min(report):.2f}, max {max(report):.2f})")
+    print(f"report --json with all four rules: median {statistics.median(report_rules):.2f} s "
+          f"(min {min(report_rules):.2f}, max {max(report_rules):.2f})")
+    ratio = statistics.median(new) / statistics.median(old)
+    print(f"replay baseline: median {statistics.median(old):.2f} s {sorted(round(t, 2) for t in old)}")
+    print(f"replay this code: median {statistics.median(new):.2f} s {sorted(round(t, 2) for t in new)}")
+    print(f"replay ratio (this / baseline, medians): {ratio:.3f}")
+    return 0
+
+
+def _rules_file(work: Path) -> Path:
+    path = work / "rules.toml"
+    path.write_text('skip_weekdays = ["Mon"]\nskip_days_of_month = [1]\nskip_after_loss = true\nmin_slot_sum = -4\n')
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())
