@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -15,6 +16,7 @@ from sequencer.domain.trade_rules import TradeRules
 from sequencer.replay import replay_events
 from sequencer.sources import read_day_events
 from sequencer.ui import sweep_data
+from sequencer.ui.performance import card_value
 
 from .test_sources_and_replay import SAMPLE, sequencer_command
 
@@ -66,6 +68,11 @@ def test_a_folder_without_a_sweep_says_so(tmp_path):
         sweep_data.load_sweep(tmp_path)
 
 
+def money(value: float) -> str:
+    """A dollar card as the Performance section writes it, from the sweep table's value."""
+    return card_value(SimpleNamespace(total_profit_usd=value), "total_profit_usd", "money")
+
+
 def test_the_page_shows_table_heatmap_and_the_chosen_rows_performance(sweep_folder, monkeypatch):
     monkeypatch.setattr(sys, "argv", [str(PAGE), "--sweep", str(sweep_folder)])
     at = AppTest.from_file(str(PAGE), default_timeout=120)
@@ -73,14 +80,14 @@ def test_the_page_shows_table_heatmap_and_the_chosen_rows_performance(sweep_fold
     assert not at.exception
     table = sweep_data.load_sweep(sweep_folder)
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Profit $"] == f"{table.rows.iloc[0]['total_profit_usd']:,.2f}"
+    assert shown["Profit $"] == money(table.rows.iloc[0]["total_profit_usd"])
     charts = [chart.proto.spec for chart in at.get("vega_lite_chart")]
     assert any('"rect"' in spec and "median_position" in spec for spec in charts)  # the heatmap
     last = len(table.rows) - 1
     at.selectbox(key="sweep_row").set_value(last).run()
     assert not at.exception
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Profit $"] == f"{table.rows.iloc[last]['total_profit_usd']:,.2f}"
+    assert shown["Profit $"] == money(table.rows.iloc[last]["total_profit_usd"])
     assert shown["Trades"] == f"{int(table.rows.iloc[last]['trades']):,}"
     assert {"**By weekday**", "**Equity $** over time"} <= {m.value for m in at.markdown}
     assert at.get("download_button")
