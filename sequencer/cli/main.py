@@ -13,7 +13,7 @@ from ..domain import SequencerError
 
 #: Subcommand modules, each with ``register(subparsers)``; imported lazily so
 #: ``sequencer replay`` never pays for Faust or aiokafka.
-SUBCOMMANDS = ("replay_cmd", "state_cmd", "worker_cmd", "broker_cmd", "run_cmd", "lag_cmd", "ui_cmd", "rebuild_cmd", "verify_cmd", "report_cmd")
+SUBCOMMANDS = ("replay_cmd", "state_cmd", "worker_cmd", "broker_cmd", "run_cmd", "lag_cmd", "ui_cmd", "rebuild_cmd", "verify_cmd", "report_cmd", "sweep_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

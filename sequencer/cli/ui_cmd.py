@@ -25,13 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="decisions.csv (of `sequencer run` or `replay`) for the targets-over-time chart")
     parser.add_argument("--bootstrap", default=None,
                         help="read the lag from this broker when no worker answers")
+    parser.add_argument("--sweep", type=Path, default=None, metavar="DIR",
+                        help="the --out folder of `sequencer sweep` for the Sweep page (default out/sweep)")
     parser.set_defaults(func=run)
 
 
 def app_arguments(args: argparse.Namespace) -> list[str]:
     """The arguments after ``--`` that sequencer/ui/app.py parses."""
     out: list[str] = []
-    for name in ("api", "state_dir", "config", "config_name", "decisions", "bootstrap"):
+    for name in ("api", "state_dir", "config", "config_name", "decisions", "bootstrap", "sweep"):
         value = getattr(args, name)
         if value is not None:
             out += [f"--{name.replace('_', '-')}", str(value)]

@@ -74,6 +74,12 @@ def render(st: Any, alt: Any, pd: Any, options: Any, settings: Any) -> None:
     if not report.streams:
         st.info(f"No decisions in {source}.")
         return
+    render_report(st, alt, pd, report, columns, source)
+
+
+def render_report(st: Any, alt: Any, pd: Any, report: Any, columns: Any, source: str) -> None:
+    """The section's body over one report: cards, curves, breakdowns, the download
+    (also the Sweep page's, over a configuration's replayed decisions)."""
     scope = st.selectbox("Performance of", perf.scopes(report), key="perf_scope",
                          format_func=lambda name: "all streams" if name == ALL else name)
     metrics = perf.metrics_of(report, scope)
@@ -85,7 +91,7 @@ def render(st: Any, alt: Any, pd: Any, options: Any, settings: Any) -> None:
                f"recorded outcome at the recorded target; other targets are not re-simulated.")
 
     names = [ALL, *report.streams] if scope == ALL else [scope]
-    curve = pd.DataFrame(perf.curve_rows(columns, rules, names))
+    curve = pd.DataFrame(perf.curve_rows(columns, report.rules, names))
     left, right = st.columns(2)
     if curve.empty:
         st.caption("No trades under these rules.")
