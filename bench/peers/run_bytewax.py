@@ -1,10 +1,15 @@
 """Peer runner: bytewax (0.21) with the project's fold, snapshots on.
 
 Dataflow: Kafka input (``tail=False``: the flow ends at the end of every
-input partition) -> key by stream -> ``stateful_map`` holding the stream's
+input partition) -> key by stream -> ``stateful`` holding the stream's
 ``StreamState`` in the worker -> Kafka output of the decisions. Recovery is
-on: bytewax snapshots every changed state (pickled) into its SQLite recovery
-partition at the end of each epoch (``EPOCH``) and at the end of the flow.
+on: at the end of each epoch (``EPOCH``) and of the flow bytewax snapshots
+the state of every stream that changed into its SQLite recovery partition.
+
+Not ``stateful_map``: it snapshots by ``copy.deepcopy`` of the state and
+pickles it, and ``StreamState`` holds read-only mappings (``MappingProxyType``)
+that neither can copy. The logic below snapshots the SPEC 4 document
+(``state_to_dict``) instead, the form the project persists, and resumes from it.
 Kafka I/O is librdkafka's, outside the Python thread. After the run the
 final states are read back from the recovery partition.
 """
@@ -16,7 +21,9 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-from peer_common import Stopwatch, fold_step, parse_args, write_result
+from peer_common import CONFIG, Stopwatch, fold_step, parse_args, write_result
+
+from sequencer.domain import state_from_dict, state_to_dict
 
 #: Epoch length: states are snapshotted (and the input position saved) once
 #: per epoch. One second, near the worker's batch-by-batch commits.
@@ -25,17 +32,35 @@ EPOCH = timedelta(seconds=1)
 FOLD_STEP = "fold"
 
 
-def snapshot_states(recovery_dir: Path, flow_id: str) -> list:
-    """The newest snapshot of every stream's state in the recovery partitions."""
+def snapshot_states(recovery_dir: Path, flow_id: str) -> list[dict]:
+    """The newest snapshot of every stream's state document in the recovery partitions."""
     states = {}
     for db in sorted(recovery_dir.glob("*.sqlite3")):
         with sqlite3.connect(db) as conn:
             rows = conn.execute(
-                "SELECT state_key, ser_change FROM snaps WHERE step_id = ? ORDER BY snap_epoch",
-                (f"{flow_id}.{FOLD_STEP}",)).fetchall()
+                "SELECT state_key, ser_change FROM snaps WHERE step_id LIKE ? ORDER BY snap_epoch",
+                (f"{flow_id}.{FOLD_STEP}.%",)).fetchall()
         for key, blob in rows:   # later epochs overwrite earlier ones
             states[key] = None if blob is None else pickle.loads(blob)
     return [state for state in states.values() if state is not None]
+
+
+def fold_logic():
+    """The ``StatefulLogic`` class of one stream (built lazily: bytewax lives only in its virtualenv)."""
+    from bytewax.operators import StatefulLogic
+
+    class FoldLogic(StatefulLogic):
+        def __init__(self, resume: dict | None) -> None:
+            self.state = None if resume is None else state_from_dict(resume, CONFIG)
+
+        def on_item(self, value: bytes):
+            self.state, decision = fold_step(self.state, value)
+            return ((decision,) if decision is not None else ()), StatefulLogic.RETAIN
+
+        def snapshot(self) -> dict:
+            return state_to_dict(self.state)
+
+    return FoldLogic
 
 
 def main() -> None:
@@ -58,7 +83,7 @@ def main() -> None:
         watch.tick()
         return message.key.decode(), message.value
 
-    folded = op.stateful_map(FOLD_STEP, op.map("key", source.oks, keyed), fold_step)
+    folded = op.stateful(FOLD_STEP, op.map("key", source.oks, keyed), fold_logic())
     out = op.filter_map("encode", folded, lambda item: None if item[1] is None
                         else KafkaSinkMessage(key=item[0].encode(), value=item[1]))
     kop.output("out", out, brokers=[args.bootstrap], topic=args.decisions_topic)
