@@ -266,13 +266,40 @@ def run_peer(system: System, bootstrap: str, expected: int, work: Path) -> tuple
     return answer["events"] / answer["seconds"], answer["seconds"], states
 
 
-async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    from sequencer.lag import committed_offsets
+async def time_commits(bootstrap: str, group: str, expected: int, worker: subprocess.Popen,
+                       log: Path) -> tuple[float, int, float]:
+    """Poll the group's committed offsets on one admin connection: (first commit at, events it covered, last at).
 
+    One connection for the whole run, polled every 0.1 s: a client per poll
+    would take a share of the 2 cores from the worker it times.
+    """
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from sequencer.lag import _committed_in
+
+    partitions = [TopicPartition(EVENTS_TOPIC, p) for p in range(PARTITIONS)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
     try:
-        return await committed_offsets(bootstrap, group, topic)
-    except Exception:  # noqa: BLE001 - the group does not exist yet
-        return {}
+        first_at = first_done = None
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while True:
+            try:
+                done = sum(_committed_in(await admin.list_consumer_group_offsets(group, partitions=partitions),
+                                         EVENTS_TOPIC).values())
+            except Exception:  # noqa: BLE001 - the group does not exist yet
+                done = 0
+            now = time.perf_counter()
+            if done and first_at is None:
+                first_at, first_done = now, done
+            if done >= expected:
+                return first_at, first_done, now
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker exited or hung; see {log}")
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
 
 
 def run_worker(bootstrap: str, expected: int, work: Path) -> tuple[float, float, list[dict]]:
@@ -286,32 +313,23 @@ def run_worker(bootstrap: str, expected: int, work: Path) -> tuple[float, float,
                SEQUENCER_TOPIC_DECISIONS=DECISIONS_TOPIC, SEQUENCER_TOPIC_DEAD_LETTERS=DEAD_LETTERS_TOPIC,
                SEQUENCER_CONFIG_NAME=config_name)
     state_dir = work / "state"
-    with (work / "worker.log").open("w") as log:
+    log_path = work / "worker.log"
+    with log_path.open("w") as log:
         worker = subprocess.Popen([sys.executable, "-m", "sequencer.cli.main", "worker", "--state-dir",
                                    str(state_dir), "--web-port", str(free_port())],
                                   env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
-            first_at = first_done = None
-            deadline = time.monotonic() + RUN_TIMEOUT_S
-            while True:
-                done = sum(asyncio.run(committed(bootstrap, f"sequencer-{config_name}", EVENTS_TOPIC)).values())
-                now = time.perf_counter()
-                if done and first_at is None:
-                    first_at, first_done = now, done
-                if done >= expected:
-                    break
-                if worker.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"worker exited or hung; see {work / 'worker.log'}")
-                time.sleep(0.1)
+            first_at, first_done, last_at = asyncio.run(
+                time_commits(bootstrap, f"sequencer-{config_name}", expected, worker, log_path))
         finally:
             worker.terminate()   # the worker writes its final checkpoints at stop
             worker.wait(120)
-    if now <= first_at:
+    if last_at <= first_at:
         raise RuntimeError("the worker folded everything in its first batch: too few events to time")
     loaded, errors = CheckpointStore(checkpoint_folder(state_dir, config_name), SequencerConfig()).load_all()
     if errors:
         raise RuntimeError(f"worker checkpoints refused: {errors}")
-    seconds = now - first_at
+    seconds = last_at - first_at
     return (expected - first_done) / seconds, seconds, [state_to_dict(c.state) for c in loaded.values()]
 
 
