@@ -18,7 +18,8 @@ bytes / values* (checked here), to size trims before anyone changes
 ``sequencer/``: building the decision map with ``zip`` over the fields, a
 reused ``msgpack.Packer``, and the share of ``apply_day`` spent formatting the
 two reason strings. ``--profile`` adds a cProfile of ``apply_day`` +
-``encode_decision`` (top functions by own time).
+``encode_decision`` and one of ``state_from_dict`` (top functions by own
+time).
 
 The code under ``sequencer/`` is only called, never changed.
 """
@@ -151,15 +152,25 @@ def main() -> None:
     print(f"fold alone: {1e6 / fold_us:,.0f} events/s on one core (best pass)")
 
     if args.profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        _, decisions = fold_all()
-        for d in decisions:
-            encode_decision(d)
-        profiler.disable()
-        text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
-        print(text.getvalue())
+        def fold_and_encode():
+            for d in fold_all()[1]:
+                encode_decision(d)
+
+        print("cProfile: apply_day + encode_decision over every event")
+        print(profile(fold_and_encode))
+        print("cProfile: state_from_dict over as many state documents")
+        print(profile(lambda: [state_from_dict(d, config) for d in state_docs]))
+
+
+def profile(run, top: int = 14) -> str:
+    """The ``top`` functions of ``run()`` by own time, as cProfile prints them."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run()
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    return text.getvalue()
 
 
 if __name__ == "__main__":

@@ -45,6 +45,11 @@ def snapshot_states(recovery_dir: Path, flow_id: str) -> list[dict]:
     return [state for state in states.values() if state is not None]
 
 
+def fail_on_error(step_id: str, error) -> None:
+    """A consumer error ends the run: a lost record would make its rate meaningless."""
+    raise RuntimeError(f"{step_id}: {error}")
+
+
 def fold_logic():
     """The ``StatefulLogic`` class of one stream (built lazily: bytewax lives only in its virtualenv)."""
     from bytewax.operators import StatefulLogic
@@ -77,7 +82,7 @@ def main() -> None:
     flow = Dataflow(flow_id)
     source = kop.input("in", flow, brokers=[args.bootstrap], topics=[args.events_topic], tail=False,
                        add_config={"group.id": args.group})
-    op.inspect("errors", source.errs, lambda step, error: (_ for _ in ()).throw(RuntimeError(str(error))))
+    op.inspect("errors", source.errs, fail_on_error)
 
     def keyed(message) -> tuple[str, bytes]:
         watch.tick()
