@@ -355,24 +355,36 @@ def run_once(system: System, events, reference: Reference, round_no: int, work: 
 
 # --- report --------------------------------------------------------------------
 
+def round_ratios(results: list[RunResult], system: str) -> list[float]:
+    """The system's rate over the plain loop's in the same round, for every round where both were correct.
+
+    Load on a shared machine moves for minutes at a time; runs of one round
+    are minutes apart, so this ratio is steadier than a ratio of medians.
+    """
+    base = {r.round: r.rate for r in results if r.system == BASELINE and r.correct}
+    return [r.rate / base[r.round] for r in results if r.system == system and r.correct and r.round in base]
+
+
 def report(results: list[RunResult], systems: list[System], events: int, rounds: int) -> str:
     good = {s.name: [r.rate for r in results if r.system == s.name and r.correct] for s in systems}
-    base = statistics.median(good[BASELINE]) if good.get(BASELINE) else None
+    with_base = bool(good.get(BASELINE))
     lines = [f"{events:,} events, {rounds} alternating rounds; events/s, start-up excluded; "
              "only correct runs count", "",
              "| system, same fold (`sequencer.domain`) | events/s, median | spread (min-max) | correct runs |"
-             + (" vs plain loop |" if base else ""),
-             "|---|---|---|---|" + ("---|" if base else "")]
+             + (" vs plain loop, same round: median (min-max) |" if with_base else ""),
+             "|---|---|---|---|" + ("---|" if with_base else "")]
     for system in systems:
         rates = good[system.name]
         runs = sum(1 for r in results if r.system == system.name)
         if rates:
-            median = statistics.median(rates)
-            row = (f"| {system.label} | {median:,.0f} | {min(rates):,.0f}-{max(rates):,.0f} "
+            row = (f"| {system.label} | {statistics.median(rates):,.0f} | {min(rates):,.0f}-{max(rates):,.0f} "
                    f"| {len(rates)}/{runs} |")
-            row += f" {median / base:.1%} |" if base else ""
+            ratios = round_ratios(results, system.name) if with_base else []
+            if with_base:
+                row += (f" {statistics.median(ratios):.1%} ({min(ratios):.0%}-{max(ratios):.0%}) |" if ratios
+                        else " - |")
         else:
-            row = f"| {system.label} | - | - | 0/{runs} |" + (" - |" if base else "")
+            row = f"| {system.label} | - | - | 0/{runs} |" + (" - |" if with_base else "")
         lines.append(row)
     return "\n".join(lines)
 
@@ -382,9 +394,15 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=10_000, help="synthetic trading days (x12 streams = events)")
     parser.add_argument("--runs", type=int, default=5, help="alternating rounds (one run per system each)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}")
-    parser.add_argument("--json", type=Path, help="also write every run's result here")
+    parser.add_argument("--json", type=Path, help="also write every run's result here (updated after each run)")
+    parser.add_argument("--report", type=Path, help="only print the table of a --json file written earlier")
     args = parser.parse_args()
     systems = [SYSTEMS[name] for name in args.systems.split(",")]
+    if args.report:
+        results = [RunResult(**r) for r in json.loads(args.report.read_text())]
+        present = [s for s in systems if any(r.system == s.name for r in results)]
+        print(report(results, present, args.days * 12, len({r.round for r in results})))
+        return
 
     from synthetic import write_synthetic
 
@@ -410,10 +428,10 @@ def main() -> None:
             results.append(result)
             rate = "-" if result.rate is None else f"{result.rate:,.0f} events/s in {result.seconds:.2f}s"
             print(f"round {round_no + 1}/{args.runs} {system.name}: {rate}; {result.detail}", flush=True)
+            if args.json:   # after every run: a long session stopped early keeps what it measured
+                args.json.write_text(json.dumps([r.__dict__ for r in results], indent=1))
     print()
     print(report(results, systems, len(events), args.runs))
-    if args.json:
-        args.json.write_text(json.dumps([r.__dict__ for r in results], indent=1))
 
 
 if __name__ == "__main__":
