@@ -253,7 +253,8 @@ def run_peer(system: System, bootstrap: str, expected: int, work: Path) -> tuple
     """Start the peer's runner; returns (rate, seconds, persisted states)."""
     result = work / "result.json"
     command = [interpreter(system), str(PEERS / system.runner), "--bootstrap", bootstrap,
-               "--events-topic", EVENTS_TOPIC, "--decisions-topic", DECISIONS_TOPIC, "--expected", str(expected),
+               "--events-topic", EVENTS_TOPIC, "--decisions-topic", DECISIONS_TOPIC, "--states-topic", STATES_TOPIC,
+               "--expected", str(expected),
                "--work", str(work), "--result", str(result), "--variant", system.variant]
     with (work / "runner.log").open("w") as log:
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, timeout=RUN_TIMEOUT_S)

@@ -44,6 +44,7 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--events-topic", required=True)
     parser.add_argument("--decisions-topic", required=True)
+    parser.add_argument("--states-topic", default="", help="a changelog topic for runners that write their own")
     parser.add_argument("--expected", type=int, required=True, help="input records to consume, then stop")
     parser.add_argument("--work", type=Path, required=True, help="a fresh folder for the system's state")
     parser.add_argument("--result", type=Path, required=True, help="where the result JSON goes")

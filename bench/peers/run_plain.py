@@ -25,7 +25,7 @@ BATCH = 5000
 async def run(args) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-    changelog = args.decisions_topic.replace("decisions", "states")
+    changelog = args.states_topic
     states: dict = {}
     processor = EventProcessor(CONFIG, states.get)
     consumer = AIOKafkaConsumer(args.events_topic, bootstrap_servers=args.bootstrap, group_id=args.group,
