@@ -1,6 +1,6 @@
 """Streaming figures (issue 3), ratios against baselines measured in the same run.
 
-    python bench/bench_streaming.py [--days 10000]
+    python bench/bench_streaming.py [--days 10000] [--worker-only]
 
 On one embedded broker (Tansu), with 120,000 synthetic day events (12 streams):
 1. plain aiokafka publish of all events (the streamer's publisher);
@@ -95,6 +95,8 @@ async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=10_000)
+    parser.add_argument("--worker-only", action="store_true",
+                        help="stop after the worker's rate (no `run --embedded`): for A/B runs of two trees")
     args = parser.parse_args()
 
     from synthetic import write_synthetic
@@ -154,6 +156,8 @@ def main() -> None:
     print(f"sequencer worker end to end: {worker_rate:,.0f} events/s = "
           f"{worker_rate / per_message_rate:.1%} of the plain `async for` consumer, "
           f"{worker_rate / plain_rate:.1%} of the plain getmany consumer (target >= 40%)")
+    if args.worker_only:
+        return
 
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "sequencer.cli.main", "run", "--embedded", str(csv_path),

@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 from .domain import InvalidState, SequencerConfig, SequencerError, StreamState, state_to_dict
 from .domain.events import STREAM_NAME
 from .domain.state import load_state_document
+from .file_writes import check_folder, naming
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def utc_now_iso() -> str:
 
 def checkpoint_folder(state_dir: Path, config_name: str) -> Path:
     """The default configuration writes to ``state_dir``; a named one to a subfolder."""
-    if not CONFIG_NAME.match(config_name):
+    if not CONFIG_NAME.fullmatch(config_name):
         raise SequencerError(f"config name {config_name!r} must match {CONFIG_NAME.pattern}")
     return Path(state_dir) if config_name == DEFAULT_CONFIG_NAME else Path(state_dir) / config_name
 
@@ -65,40 +66,69 @@ class CheckpointStore:
     def __init__(self, folder: Path, config: SequencerConfig,
                  clock: Callable[[], str] = utc_now_iso) -> None:
         self.folder = Path(folder)
+        check_folder(self.folder, "state folder")
         self.config = config
         self._clock = clock
 
+    def beside(self, folder: Path) -> "CheckpointStore":
+        """A store of the same configuration and clock in another folder (a staging area)."""
+        return CheckpointStore(folder, self.config, self._clock)
+
     def path_for(self, stream: str, instrument: str) -> Path:
-        if not STREAM_NAME.match(stream) or not instrument.isalnum():
+        if not STREAM_NAME.fullmatch(stream) or not instrument.isalnum():
             # Stream names become file names: never let one leave the folder.
             raise SequencerError(f"refusing a checkpoint path for stream {stream!r}")
         return self.folder / f"state_{instrument}_{stream}.json"
 
     def save(self, state: StreamState) -> Path:
         """Write atomically; returns the path."""
-        path = self.path_for(state.stream, state.instrument)
+        path = self._writable_path(state)
         self.folder.mkdir(parents=True, exist_ok=True)
         data = json.dumps(state_to_dict(state, saved_at=self._clock()), indent=2, allow_nan=False)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with naming(path):  # a full disk fails the write or fsync with no file name
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.folder)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(data)
+                    handle.write("\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         _fsync_folder(self.folder)
         return path
 
     def save_all(self, states: "Iterator[StreamState] | list[StreamState]") -> int:
-        count = 0
+        """Save every state; a folder where one file should be is refused before any is written."""
+        states = list(states)
+        for state in states:
+            self._writable_path(state)
         for state in states:
             self.save(state)
-            count += 1
-        return count
+        return len(states)
+
+    def _writable_path(self, state: StreamState) -> Path:
+        path = self.path_for(state.stream, state.instrument)
+        if path.is_dir():
+            raise CheckpointError(path, "is a folder where the checkpoint file should be; "
+                                        "move it away and run again")
+        return path
+
+    def check_writable(self) -> None:
+        """Create the folder and a scratch file in it, or raise naming the folder and why.
+
+        The worker calls it at start: a read-only folder is found before any
+        event is folded, not at the first checkpoint.
+        """
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(prefix=".write-check.", dir=self.folder):
+                pass
+        except OSError as error:
+            raise SequencerError(f"state folder {self.folder} is not writable "
+                                 f"({error.strerror or error}): checkpoints could not be saved") from error
 
     def load_file(self, path: Path) -> Checkpoint:
         """Load and validate one file; raises ``CheckpointError`` naming it."""
@@ -121,7 +151,7 @@ class CheckpointStore:
             state, warnings = load_state_document(doc, self.config)
         except InvalidState as error:
             raise CheckpointError(path, str(error)) from None
-        match = _FILE_NAME.match(path.name)
+        match = _FILE_NAME.fullmatch(path.name)
         if match and (match.group(1), match.group(2)) != (state.instrument, state.stream):
             raise CheckpointError(
                 path, f"holds stream {state.stream} ({state.instrument}), not the stream its name says"
@@ -138,10 +168,23 @@ class CheckpointStore:
         path = self.path_for(stream, instrument)
         return self.load_file(path) if path.exists() else None
 
+    def refuse_folders_in_the_way(self) -> None:
+        """Raise naming a folder that sits where a checkpoint file would be written.
+
+        Called before any work, so a replay does not fold everything and then
+        fail half-way through writing its checkpoints.
+        """
+        if not self.folder.is_dir():
+            return
+        for path in sorted(self.folder.iterdir()):
+            if path.is_dir() and _FILE_NAME.fullmatch(path.name):
+                raise CheckpointError(path, "is a folder where a checkpoint file should be; "
+                                            "move it away and run again")
+
     def files(self) -> list[Path]:
         if not self.folder.is_dir():
             return []
-        return sorted(p for p in self.folder.iterdir() if p.is_file() and _FILE_NAME.match(p.name))
+        return sorted(p for p in self.folder.iterdir() if p.is_file() and _FILE_NAME.fullmatch(p.name))
 
     def load_all(self) -> tuple[dict[str, Checkpoint], list[CheckpointError]]:
         """Every valid checkpoint by stream, and the refusals (the caller reports them)."""
@@ -158,11 +201,11 @@ class CheckpointStore:
 
     def clear(self, stream: str) -> list[Path]:
         """Delete the stream's checkpoint(s); returns what was removed."""
-        if not STREAM_NAME.match(stream):
+        if not STREAM_NAME.fullmatch(stream):
             raise SequencerError(f"invalid stream name {stream!r}")
         removed = []
         for path in self.files():
-            match = _FILE_NAME.match(path.name)
+            match = _FILE_NAME.fullmatch(path.name)
             if match and match.group(2) == stream:
                 path.unlink()
                 removed.append(path)

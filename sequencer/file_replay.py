@@ -9,26 +9,37 @@ rejects in (file, line) order, so every output is the same, byte for byte, as
 a single-process run (tests/test_file_replay.py checks it).
 
 Nothing is written unless every process has read its input: a file that
-cannot be read fails the whole run before any checkpoint changes.
+cannot be read fails the whole run before any checkpoint changes. The
+checkpoints are saved into a staging folder and moved into place only once
+decisions.csv and rejects.csv are complete (``state_folder.StagedCheckpoints``),
+so a replay killed or interrupted before that leaves every checkpoint as it
+was. A partition process ends when its parent dies.
 """
 
 from __future__ import annotations
 
+import ctypes
 import heapq
+import json
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .checkpoints import CheckpointStore
-from .domain import SequencerConfig, SequencerError, StreamState
+from .domain import DayEvent, SequencerConfig, SequencerError, StreamState
+from .file_writes import naming
 from .record_files import DecisionCsvWriter, write_rejects_csv
 from .replay import replay_events
 from .sources import Reject, StreamPartition, read_day_events
+from .state_folder import StagedCheckpoints
 
 #: Below this much input a second process costs more than it saves (fork,
 #: a second pass over the files, the merge).
@@ -47,9 +58,11 @@ class ReplaySummary:
     already_applied: int = 0
     after_until: int = 0
     rejects: list[Reject] = field(default_factory=list)
+    refused: int = 0  # of the rejects, events step 0 refused (out of order, corrected days)
+    interrupted: bool = False  # a SIGINT came while the checkpoints were moved into place
 
     def add(self, other: "ReplaySummary") -> None:
-        for name in ("events", "rows", "streams", "applied", "already_applied", "after_until"):
+        for name in ("events", "rows", "streams", "applied", "already_applied", "after_until", "refused"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rejects.extend(other.rejects)
 
@@ -63,6 +76,9 @@ class ReplayWatch:
     on_read: Callable[[int], None] | None = None
     on_total: Callable[[int], None] | None = None
     on_progress: Callable[[int], None] | None = None
+    #: Called once every output is in place, checkpoints included: from then
+    #: on, an interrupted replay has nonetheless done all its work.
+    on_committed: Callable[[], None] | None = None
 
 
 class _WatchReport:
@@ -142,42 +158,87 @@ def _can_fork() -> bool:
 def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                  out_dir: Path, store: CheckpointStore, *, until: str | None = None, jobs: int = 1,
                  watch: ReplayWatch | None = None) -> ReplaySummary:
-    """Fold ``paths`` on top of ``states``; write decisions, rejects and checkpoints."""
+    """Fold ``paths`` on top of ``states``; write decisions, rejects, then checkpoints.
+
+    The checkpoints change only after decisions.csv and rejects.csv are
+    complete: an exception or KeyboardInterrupt before that leaves them as
+    they were. A SIGINT while they are being moved into place (milliseconds)
+    waits until they are all in place; ``ReplaySummary.interrupted`` says so.
+    """
     watch = watch or ReplayWatch()
     out_dir.mkdir(parents=True, exist_ok=True)
-    if jobs == 1:
-        summary = _replay_partition(paths, config, states, out_dir / "decisions.csv", store, until,
-                                    None, _WatchReport(watch))
-    else:
-        summary = _replay_in_processes(paths, config, states, out_dir, store, until, jobs, watch)
-    summary.rejects.sort(key=_reject_order(paths))
-    write_rejects_csv(out_dir / "rejects.csv", summary.rejects)
-    return summary
+    staged = StagedCheckpoints(store)
+    staged.prepare()
+    decisions = out_dir / "decisions.csv"
+    unfinished = out_dir / ".decisions.csv.partial"
+    try:
+        if jobs == 1:
+            summary = _replay_partition(paths, config, states, unfinished, staged.store, until,
+                                        None, _WatchReport(watch))
+        else:
+            summary = _replay_in_processes(paths, config, states, out_dir, unfinished, staged.store,
+                                           until, jobs, watch)
+        summary.rejects.sort(key=_reject_order(paths))
+        write_rejects_csv(out_dir / "rejects.csv", summary.rejects)
+        with _sigint_deferred() as interrupted:
+            os.replace(unfinished, decisions)
+            staged.commit()
+            if watch.on_committed is not None:
+                watch.on_committed()
+        summary.interrupted = bool(interrupted)
+        return summary
+    finally:
+        unfinished.unlink(missing_ok=True)
+        staged.discard()
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[list]:
+    """Hold off SIGINT for the block (only the main thread can); the list is non-empty if one came."""
+    heard: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield heard
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: heard.append(signum))
+    try:
+        yield heard
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
                       decisions_path: Path, store: CheckpointStore, until: str | None,
                       partition: StreamPartition | None,
                       report: "_WatchReport | _SharedReport") -> ReplaySummary:
+    """Fold one partition's streams; ``store`` is the staging store of ``StagedCheckpoints``."""
     batch = read_day_events(paths, config, partition, report.read)
     if partition is not None:
         states = {s: state for s, state in states.items() if partition.owns(s)}
     report.found(len(batch.events))
-    with decisions_path.open("w", newline="", encoding="utf-8") as handle:
+    with naming(decisions_path), decisions_path.open("w", newline="", encoding="utf-8") as handle:
         writer = DecisionCsvWriter(handle)
         result = replay_events(batch.events, config, states, until=until,
                                on_decision=writer.write, on_progress=report.folded)
     store.save_all(result.states[s] for s in sorted(result.states))
+    rejects = batch.rejects + [_refused(event, reason) for event, reason in result.refused]
     return ReplaySummary(len(batch.events), batch.rows, len(result.states), result.applied,
-                         result.already_applied, result.after_until, batch.rejects)
+                         result.already_applied, result.after_until, rejects, len(result.refused))
+
+
+def _refused(event: DayEvent, reason: str) -> Reject:
+    # A day event is grouped from rows, maybe of several files: no one file and
+    # line to name; the stream and date say which rows, the raw cell what was read.
+    return Reject("", None, reason, json.dumps(event.to_dict(), separators=(",", ":")),
+                  event.stream, event.date)
 
 
 def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
-                         out_dir: Path, store: CheckpointStore, until: str | None, jobs: int,
-                         watch: ReplayWatch) -> ReplaySummary:
+                         out_dir: Path, decisions: Path, store: CheckpointStore, until: str | None,
+                         jobs: int, watch: ReplayWatch) -> ReplaySummary:
     context = multiprocessing.get_context("fork")
     shared = _SharedReport(jobs, context)
     parts = [out_dir / f".decisions.part{i}.csv" for i in range(jobs)]
+    parent = os.getpid()
     pipes, processes = [], []
     try:
         for index in range(jobs):
@@ -185,7 +246,7 @@ def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dic
             process = context.Process(
                 target=_partition_main, name=f"replay-{index}", daemon=True,
                 args=(sender, paths, config, states, parts[index], store, until,
-                      StreamPartition(index, jobs), shared))
+                      StreamPartition(index, jobs), shared, parent))
             process.start()
             sender.close()
             pipes.append(receiver)
@@ -198,7 +259,7 @@ def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dic
         summary = ReplaySummary()
         for reply in replies:
             summary.add(reply["summary"])
-        _merge_decisions(parts, out_dir / "decisions.csv")
+        _merge_decisions(parts, decisions)
         return summary
     finally:
         for process in processes:
@@ -214,7 +275,9 @@ _ABORTED = "another partition failed before writing"
 
 def _partition_main(sender: Any, paths: list[Path], config: SequencerConfig,
                     states: dict[str, StreamState], decisions_path: Path, store: CheckpointStore,
-                    until: str | None, partition: StreamPartition, shared: _SharedReport) -> None:
+                    until: str | None, partition: StreamPartition, shared: _SharedReport,
+                    parent: int) -> None:
+    _end_with_parent(parent)
     try:
         summary = _replay_partition(paths, config, states, decisions_path, store, until,
                                     partition, shared.of_partition(partition.index))
@@ -229,6 +292,36 @@ def _partition_main(sender: Any, paths: list[Path], config: SequencerConfig,
         sender.send({"error": f"replay partition {partition.index} failed:\n{traceback.format_exc()}"})
     finally:
         sender.close()
+
+
+def _end_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when the parent dies (Linux), else watch for it.
+
+    A partition whose parent is gone has nobody to merge its decisions, and
+    would only spend the machine on work that is thrown away.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            _watch_parent(parent)
+    else:
+        _watch_parent(parent)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _watch_parent(parent: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def _collect(pipes: list, shared: _SharedReport, watch: ReplayWatch) -> list[dict]:
@@ -272,7 +365,7 @@ def _merge_decisions(parts: list[Path], target: Path) -> None:
     handles = [part.open(newline="", encoding="utf-8") for part in parts]
     try:
         headers = [handle.readline() for handle in handles]
-        with target.open("w", newline="", encoding="utf-8") as out:
+        with naming(target), target.open("w", newline="", encoding="utf-8") as out:
             out.write(headers[0])
             out.writelines(line for _, _, line in heapq.merge(*(_keyed(h) for h in handles)))
     finally:
@@ -286,8 +379,11 @@ def _keyed(lines: Any) -> Any:
         yield date, stream, line
 
 
-def _reject_order(paths: list[Path]) -> Callable[[Reject], tuple[int, int]]:
+def _reject_order(paths: list[Path]) -> Callable[[Reject], tuple[int, int, str, str]]:
     position: dict[str, int] = {}
     for i, path in enumerate(paths):
         position.setdefault(str(path), i)
-    return lambda reject: (position.get(reject.source, len(paths)), reject.line or 0)
+    # Rejects of step 0 name no file: after the files' rejects, by date and stream,
+    # so a split replay lists them in the order one process does.
+    return lambda reject: (position.get(reject.source, len(paths)), reject.line or 0,
+                           reject.date or "", reject.stream or "")

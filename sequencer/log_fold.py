@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from .codecs import decode_payload
-from .domain import DayEvent, InvalidEvent, SequencerConfig, StreamState, offsets_in_topic, parse_day_event
+from .domain import DayEvent, InvalidEvent, SequencerConfig, StreamState, offsets_in_topic
 from .processor import EventProcessor, SourceRecord, reason_kind
 
 #: Records handed to the processor at a time.
@@ -70,7 +69,7 @@ class LogFold:
 
     def _after_as_of(self, record: SourceRecord) -> bool:
         try:
-            event = parse_day_event(decode_payload(record.value, self.max_event_bytes), self.config)
+            event = self.processor.decode(record, None)
         except InvalidEvent:
             return False  # the processor dead-letters it
         return event.date > self.as_of

@@ -19,7 +19,7 @@ POLL_MS = 100
 
 
 class TopicReadError(SequencerError):
-    """A partition did not reach its end in time."""
+    """The topic could not be read: the broker is unreachable or a partition did not reach its end in time."""
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -50,11 +50,17 @@ async def read_topic(bootstrap: str, topic: str, on_records: Callable[[list], No
     (from ListOffsets, a lower bound on Tansu) once it is known.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import KafkaError
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
                                 fetch_max_bytes=16 * 1024 * 1024, **dict(security or {}))
-    await consumer.start()
+    try:
+        await consumer.start()
+    except (KafkaError, OSError) as error:
+        await consumer.stop()
+        detail = str(error) if str(error).startswith(type(error).__name__) else f"{type(error).__name__}: {error}"
+        raise TopicReadError(f"broker {bootstrap} unreachable ({detail}); cannot read {topic}") from error
     result = TopicRead()
     try:
         partitions = consumer.partitions_for_topic(topic)

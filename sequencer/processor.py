@@ -23,20 +23,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from .clock import latest_event_date_now
 from .codecs import DEFAULT_MAX_EVENT_BYTES, decode_payload
 from .domain import (
     DayEvent,
     Decision,
     InvalidEvent,
-    Order,
     SequencerConfig,
     StreamState,
     apply_day,
-    event_order,
     initial_state,
     parse_day_event,
     partition_key,
 )
+from .domain.events import shown
+from .domain.step_zero import step_zero
 
 logger = logging.getLogger(__name__)
 
@@ -99,24 +100,46 @@ def reason_kind(reason: str) -> str:
     for kind in ("malformed msgpack", "malformed JSON", "out of order", "duplicate", "unknown instrument",
                  "unknown session", "unknown slot", "bad result", "exceeds the limit", "stream name",
                  "missing or malformed stream", "missing or malformed date", "malformed date",
-                 "disagree"):
+                 "in the future", "beyond the limit", "disagree", "unexpected error"):
         if kind in reason:
             return kind
     return head[:40]
 
 
 class EventProcessor:
-    """Applies batches of records on top of states it looks up through ``lookup``."""
+    """Applies batches of records on top of states it looks up through ``lookup``.
+
+    ``latest_date`` gives, once per batch, the latest date an event may carry
+    (SPEC 3's future-date rule); the default reads the UTC clock, a test
+    passes its own.
+    """
 
     def __init__(self, config: SequencerConfig,
                  lookup_state: Callable[[str], StreamState | None],
                  lookup_last_event: Callable[[str], DayEvent | None] = lambda stream: None,
-                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+                 latest_date: Callable[[], str | None] = latest_event_date_now) -> None:
         self.config = config
         self._lookup_state = lookup_state
         self._lookup_last_event = lookup_last_event
         self.max_event_bytes = max_event_bytes
+        self._latest_date = latest_date
         self.counters = ProcessingCounters()
+
+    def decode(self, record: SourceRecord, latest_date: str | None) -> DayEvent:
+        """The record's day event, or ``InvalidEvent`` with the reason to dead-letter it.
+
+        Whatever the bytes: an error the validation did not foresee is still
+        this record's error (logged with its traceback), never the batch's.
+        """
+        try:
+            return parse_day_event(decode_payload(record.value, self.max_event_bytes), self.config,
+                                   latest_date)
+        except InvalidEvent:
+            raise
+        except Exception as error:  # noqa: BLE001 - one record must not stop the worker
+            logger.exception("unexpected error decoding %s offset %d", record.partition_key, record.offset)
+            raise InvalidEvent(f"unexpected error decoding the event: {type(error).__name__}") from None
 
     def process(self, records: Iterable[SourceRecord]) -> BatchOutcome:
         out = BatchOutcome()
@@ -124,16 +147,17 @@ class EventProcessor:
         offsets: dict[str, dict[str, int]] = {}
         config = self.config
         counters = self.counters
+        latest_date = self._latest_date()
         for record in records:
             counters.records += 1
             try:
-                event = parse_day_event(decode_payload(record.value, self.max_event_bytes), config)
+                event = self.decode(record, latest_date)
             except InvalidEvent as error:
                 self._dead_letter(out, record, error.reason, None)
                 continue
             stream = event.stream
             if record.key is not None and record.key not in (stream.encode(), b""):
-                self._dead_letter(out, record, f"record key {record.key[:40]!r} is not the stream name {stream}", stream)
+                self._dead_letter(out, record, f"record key {shown(record.key)} is not the stream name {stream}", stream)
                 continue
             state = states.get(stream)
             if state is None:
@@ -152,18 +176,15 @@ class EventProcessor:
                 # (topic recreated, an in-memory broker started afresh).
                 # Forget it and fold the event.
                 state = self._forget_offset(stream, state, tp, offsets, record.offset)
-            order = event_order(state, event.date)
-            if order is not Order.NEW:
-                if order is Order.OUT_OF_ORDER:
-                    self._dead_letter(out, record, f"out of order: {stream} {event.date} is before the last "
-                                                   f"processed date {state.last_processed_date}", stream)
+            # Only an event for the last processed date is compared with the applied one.
+            applied = (out.last_events.get(stream) or self._lookup_last_event(stream)
+                       if event.date == state.last_processed_date else None)
+            skip = step_zero(state, event, applied)
+            if skip is not None:
+                if skip.reason is None:
+                    counters.duplicates += 1
                 else:
-                    applied = out.last_events.get(stream) or self._lookup_last_event(stream)
-                    if applied is not None and applied != event:
-                        self._dead_letter(out, record, f"duplicate: {stream} {event.date} was already applied "
-                                                       "with a different payload", stream)
-                    else:
-                        counters.duplicates += 1
+                    self._dead_letter(out, record, skip.reason, stream)
                 self._remember_offset(offsets, stream, state, tp, record.offset)
                 continue
             new_state, decision = apply_day(state, event, config)

@@ -197,7 +197,7 @@ async def rebuild(settings: Any, config: SequencerConfig, store: CheckpointStore
 def _valid_name(stream: str) -> bool:
     from .domain.events import STREAM_NAME
 
-    return bool(STREAM_NAME.match(stream))
+    return bool(STREAM_NAME.fullmatch(stream))
 
 
 async def write_changelogs(settings: Any, chosen: list[str], states: Mapping[str, StreamState],

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 from .domain import DECISION_FIELDS, Decision
+from .file_writes import naming
 from .sources import Reject
 
 REJECT_FIELDS = ("source", "line", "stream", "date", "reason", "raw")
@@ -46,11 +47,11 @@ class DecisionCsvWriter:
 
 
 def write_decisions_csv(path: Path, decisions: Iterable[Decision]) -> int:
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+    with naming(path), Path(path).open("w", newline="", encoding="utf-8") as handle:
         writer = DecisionCsvWriter(handle)
         for decision in decisions:
             writer.write(decision)
-        return writer.count
+    return writer.count
 
 
 def read_decisions_csv(path: Path) -> list[dict[str, str]]:
@@ -58,13 +59,24 @@ def read_decisions_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def _as_utf8(raw: str | None) -> str | None:
+    """A rejected row may hold bytes that were not UTF-8 (read as lone surrogates,
+    or a JSON escape of one): they are written as ``\\xNN`` escapes, so rejects.csv stays UTF-8."""
+    if raw is None or raw.isascii():
+        return raw
+    try:
+        return raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte made
+        return raw.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def write_rejects_csv(path: Path, rejects: Iterable[Reject]) -> int:
     count = 0
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+    with naming(path), Path(path).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(REJECT_FIELDS)
         for reject in rejects:
             writer.writerow([_cell(reject.source), _cell(reject.line), _cell(reject.stream),
-                             _cell(reject.date), reject.reason, _cell(reject.raw)])
+                             _cell(reject.date), reject.reason, _cell(_as_utf8(reject.raw))])
             count += 1
     return count

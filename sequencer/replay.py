@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .domain import DayEvent, Decision, Order, SequencerConfig, StreamState, apply_day, event_order, initial_state
+from .domain import DayEvent, Decision, SequencerConfig, StreamState, apply_day, initial_state
+from .domain.step_zero import step_zero
 
 
 @dataclass
@@ -19,9 +20,11 @@ class ReplayResult:
 
     states: dict[str, StreamState]
     applied: int = 0
-    already_applied: int = 0  # at or before a resumed stream's last_processed_date
+    already_applied: int = 0  # duplicates of a stream's last processed day (step 0), skipped
     after_until: int = 0
-    skipped_by_stream: dict[str, int] = field(default_factory=dict)
+    #: Events step 0 refused, with the reason the worker's dead letter gives
+    #: (out of order; a different payload for the last applied day).
+    refused: list[tuple[DayEvent, str]] = field(default_factory=list)
 
 
 def replay_events(
@@ -37,10 +40,14 @@ def replay_events(
     """Apply ``events`` (already in date order per stream) on top of ``states``.
 
     Events after ``until`` (ISO date) are not applied. An event at or before a
-    stream's ``last_processed_date`` is counted as already applied (resume).
+    stream's ``last_processed_date`` (a resumed state) goes through the worker's
+    step-0 policy (``domain.step_zero``): a duplicate of the last applied day is
+    counted as already applied; an earlier day, or another payload for a day
+    applied in this run, is refused with the worker's dead-letter reason.
     """
     states = dict(states or {})
     result = ReplayResult(states)
+    applied_events: dict[str, DayEvent] = {}  # the last event applied per stream, this run
     seen = 0
     for event in events:
         seen += 1
@@ -49,28 +56,25 @@ def replay_events(
         if until is not None and event.date > until:
             result.after_until += 1
             continue
-        state = states.get(event.stream)
+        stream = event.stream
+        state = states.get(stream)
         if state is None:
-            state = initial_state(event.stream, config)
+            state = initial_state(stream, config)
+        last = state.last_processed_date
+        if last is not None and event.date <= last:
+            skip = step_zero(state, event, applied_events.get(stream) if event.date == last else None)
+            if skip is not None:
+                if skip.reason is None:
+                    result.already_applied += 1
+                else:
+                    result.refused.append((event, skip.reason))
+                continue
         new_state, decision = apply_day(state, event, config)
-        if decision is None:
-            result.already_applied += 1
-            result.skipped_by_stream[event.stream] = result.skipped_by_stream.get(event.stream, 0) + 1
-            continue
-        states[event.stream] = new_state
+        states[stream] = new_state
+        applied_events[stream] = event
         result.applied += 1
         if on_decision is not None:
             on_decision(decision)
     if on_progress is not None and seen % progress_every:
         on_progress(seen % progress_every)
     return result
-
-
-def skip_reason(state: StreamState, event: DayEvent) -> str | None:
-    """Why step 0 would skip ``event``, or None when it applies."""
-    order = event_order(state, event.date)
-    if order is Order.NEW:
-        return None
-    if order is Order.DUPLICATE:
-        return f"duplicate: {event.stream} {event.date} is the last processed date"
-    return f"out of order: {event.stream} {event.date} is before the last processed date {state.last_processed_date}"

@@ -223,6 +223,11 @@ class Settings:
     max_event_bytes: int = field(
         default=65536, metadata=_env("SEQUENCER_MAX_EVENT_BYTES", _parse_int)
     )
+    #: A dead letter carries at most this many bytes of the original value
+    #: (with its full length and sha256), so it always fits the broker's limit.
+    dead_letter_value_bytes: int = field(
+        default=16384, metadata=_env("SEQUENCER_DEAD_LETTER_VALUE_BYTES", _parse_int)
+    )
     #: Send each changelog record in a batch of its own (flush after each).
     #: A broker that reports the high watermark as "base offset of the last
     #: batch + 1" (Tansu does) would otherwise end Faust's recovery early and
@@ -452,7 +457,7 @@ class Settings:
             return value
 
         for name in ("partitions", "replication", "checkpoint_every_events",
-                     "web_port", "max_event_bytes"):
+                     "web_port", "max_event_bytes", "dead_letter_value_bytes"):
             if need(name, int, "an integer") < 1:
                 self._fail(name, f"must be >= 1, got {getattr(self, name)}")
         if self.web_port > 65535:
@@ -484,7 +489,7 @@ class Settings:
             )
         except ValueError as exc:
             self._fail("bootstrap_servers", str(exc))
-        if not _CONFIG_NAME_RE.match(self.config_name):
+        if not _CONFIG_NAME_RE.fullmatch(self.config_name):
             self._fail(
                 "config_name",
                 f"must match {_CONFIG_NAME_RE.pattern} (it becomes a folder and"
@@ -492,7 +497,7 @@ class Settings:
             )
         topics = ("topic_events", "topic_decisions", "topic_dead_letters")
         for name in topics:
-            if not _TOPIC_RE.match(getattr(self, name)):
+            if not _TOPIC_RE.fullmatch(getattr(self, name)):
                 self._fail(
                     name,
                     f"not a Kafka topic name (letters, digits, '.', '_', '-';"

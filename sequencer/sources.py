@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator
 
+from .clock import latest_event_date_now
+from .codecs import DEFAULT_MAX_EVENT_BYTES, loads_json
 from .domain import DayEvent, InvalidEvent, SequencerConfig, SlotOutcome, parse_day_event
 from .domain.events import (
+    DIRECTION_MAX_CHARS,
+    NUMBER_LIMIT,
     canonical_result,
+    check_not_future,
+    check_number,
     normalize_slot,
     parse_iso_date,
+    shown,
     split_stream_name,
+    validate_direction,
     validate_stream_name,
 )
 
@@ -34,6 +42,11 @@ COLUMNS = ("date", "time", "session", "stream", "instrument", "target", "peak",
            "direction", "result", "range", "profit")
 REQUIRED_COLUMNS = ("date", "time", "stream", "result")
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
+
+#: Text files are decoded with ``surrogateescape``: a byte that is not UTF-8
+#: becomes a lone surrogate (which strict UTF-8 never yields), so it costs
+#: its row a reject instead of stopping the whole file.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 class SourceError(InvalidEvent):
@@ -92,13 +105,16 @@ ByteCounter = Callable[[int], None]
 
 def read_day_events(paths: Iterable[str | Path], config: SequencerConfig,
                     partition: StreamPartition | None = None,
-                    on_bytes: ByteCounter | None = None) -> SourceBatch:
+                    on_bytes: ByteCounter | None = None,
+                    latest_date: str | None = None) -> SourceBatch:
     """Read and group all files; events sorted by (date, stream).
 
     With ``partition``, only the rows (and rejects) of the streams it owns.
     ``on_bytes`` gets increments of the bytes read, for a progress bar.
+    Rows dated after ``latest_date`` (default: today in UTC plus a day of
+    grace) are rejected as in the future.
     """
-    grouper = _DayGrouper(config, partition)
+    grouper = _DayGrouper(config, partition, latest_date or latest_event_date_now())
     for path in paths:
         path = Path(path)
         if path.suffix.lower() == ".csv":
@@ -154,9 +170,9 @@ class _CountingReader(io.RawIOBase):
 
 def _open_text(path: Path, on_bytes: ByteCounter | None, encoding: str, newline: str | None) -> io.TextIOBase:
     if on_bytes is None:
-        return path.open(newline=newline, encoding=encoding)
+        return path.open(newline=newline, encoding=encoding, errors="surrogateescape")
     binary = io.BufferedReader(_CountingReader(path, on_bytes), 1 << 16)
-    return io.TextIOWrapper(binary, encoding=encoding, newline=newline)
+    return io.TextIOWrapper(binary, encoding=encoding, newline=newline, errors="surrogateescape")
 
 
 def _rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
@@ -216,7 +232,8 @@ def _read_csv_fast(path: Path, grouper: "_DayGrouper", on_bytes: ByteCounter | N
         whole = grouper.whole
         foreign = grouper.foreign_streams
         results = _RESULT_FAST
-        inf = math.inf
+        limit = NUMBER_LIMIT  # the chained comparisons are also False for NaN and infinities
+        direction_chars = DIRECTION_MAX_CHARS
         rows = 0
         for values in reader:
             if len(values) != width:
@@ -243,10 +260,11 @@ def _read_csv_fast(path: Path, grouper: "_DayGrouper", on_bytes: ByteCounter | N
             except (KeyError, ValueError):
                 peak = rng = -1.0  # sends the row down the generic path below
             if (
-                (peak is not None and not 0 <= peak < inf)
-                or (rng is not None and not 0 <= rng < inf)
-                or (target is not None and not -inf < target < inf)
-                or (profit is not None and not -inf < profit < inf)
+                (peak is not None and not 0 <= peak <= limit)
+                or (rng is not None and not 0 <= rng <= limit)
+                or (target is not None and not -limit <= target <= limit)
+                or (profit is not None and not -limit <= profit <= limit)
+                or (len(values[i_direction]) > direction_chars or not values[i_direction].isprintable())
             ):
                 del values[-1]
                 grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
@@ -283,7 +301,11 @@ def _short_row(found: int, expected: int) -> Callable[[str], Any]:
 def _parquet_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
     import pandas as pd  # only Parquet needs pandas; CSV replay stays light
 
-    frame = pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ...
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise SourceError(f"{path}: not a readable Parquet file ({type(error).__name__}: {first_line})") from error
     if on_bytes is not None:
         on_bytes(path.stat().st_size)  # read whole, at once
     index = _column_index(path, [str(c) for c in frame.columns])
@@ -307,9 +329,13 @@ def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row
             if not text:
                 continue
             try:
-                obj = json.loads(text)
-            except ValueError as error:
-                yield line_no, _bad_row(f"malformed JSON: {error}"), text
+                if len(text) > DEFAULT_MAX_EVENT_BYTES:
+                    raise InvalidEvent(f"line of {len(text)} characters exceeds the limit of "
+                                       f"{DEFAULT_MAX_EVENT_BYTES}")
+                _check_decodable(text)
+                obj = loads_json(text)
+            except InvalidEvent as error:
+                yield line_no, _bad_row(error.reason), text[:DEFAULT_MAX_EVENT_BYTES]
                 continue
             if not isinstance(obj, dict):
                 yield line_no, _bad_row(f"expected a JSON object, got {type(obj).__name__}"), text
@@ -319,6 +345,13 @@ def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row
                 continue
             lowered = {str(k).strip().lower(): v for k, v in obj.items()}
             yield line_no, lowered.get, text
+
+
+def _check_decodable(text: str) -> None:
+    bad = _UNDECODABLE.search(text)
+    if bad is not None:
+        byte = ord(bad.group()) - 0xDC00
+        raise InvalidEvent(f"not UTF-8: byte 0x{byte:02x} at character {bad.start() + 1}")
 
 
 def _bad_row(reason: str) -> Callable[[str], Any]:
@@ -347,9 +380,11 @@ def _whole_event(obj: dict) -> _WholeEvent:
 class _DayGrouper:
     """Validates rows into slot outcomes and collects them per (stream, date)."""
 
-    def __init__(self, config: SequencerConfig, partition: StreamPartition | None = None) -> None:
+    def __init__(self, config: SequencerConfig, partition: StreamPartition | None = None,
+                 latest_date: str | None = None) -> None:
         self.config = config
         self.partition = partition
+        self.latest_date = latest_date
         #: Stream cells seen to belong to another partition: the CSV fast path skips their rows.
         self.foreign_streams: set[str] = set()
         self._owned: dict[Any, bool] = {}
@@ -369,8 +404,10 @@ class _DayGrouper:
         self.rows += 1
         stream = date = None
         try:
+            if raw is not None:
+                _check_decodable(raw)
             if isinstance(get, _WholeEvent):
-                event = parse_day_event(get.obj, self.config)
+                event = parse_day_event(get.obj, self.config, self.latest_date)
                 stream, date = event.stream, event.date  # a duplicate's reject names its day
                 key = (stream, date)
                 if key in self.days or key in self.whole:
@@ -416,7 +453,10 @@ class _DayGrouper:
 
     def _stream(self, stream: Any, instrument: Any, session: Any) -> tuple[str, str, str]:
         key = (stream, instrument, session)
-        cached = self._streams.get(key)
+        try:
+            cached = self._streams.get(key)
+        except TypeError:  # unhashable (a JSON list or map): validated below, never cached
+            key, cached = None, None
         if cached is not None:
             return cached
         name = validate_stream_name(stream)
@@ -424,12 +464,13 @@ class _DayGrouper:
         instrument = name_instrument if instrument is None else instrument
         session = name_session if session is None else session
         if instrument not in self.config.instruments:
-            raise InvalidEvent(f"unknown instrument {str(instrument)[:40]!r}")
+            raise InvalidEvent(f"unknown instrument {shown(instrument)}")
         if session not in self.config.sessions:
-            raise InvalidEvent(f"unknown session {str(session)[:40]!r}")
+            raise InvalidEvent(f"unknown session {shown(session)}")
         if (instrument, session) != (name_instrument, name_session):
             raise InvalidEvent(f"instrument/session {instrument}/{session} disagree with stream name {name}")
-        self._streams[key] = (name, instrument, session)
+        if key is not None:
+            self._streams[key] = (name, instrument, session)
         self._names[name] = (name, instrument, session)
         return name, instrument, session
 
@@ -437,7 +478,7 @@ class _DayGrouper:
         try:
             return self._dates[value]
         except (KeyError, TypeError):
-            date = parse_iso_date(value)
+            date = check_not_future(parse_iso_date(value), self.latest_date)
             try:
                 self._dates[value] = date
             except TypeError:
@@ -474,14 +515,8 @@ def _number(value: Any, what: str, non_negative: bool = False) -> float | None:
         try:
             value = float(value)
         except ValueError:
-            raise InvalidEvent(f"{what} {value!r} is not a number") from None
-    elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidEvent(f"{what} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise InvalidEvent(f"{what} must be finite, got {value!r}")
-    if non_negative and value < 0:
-        raise InvalidEvent(f"{what} must be >= 0, got {value!r}")
-    return float(value)
+            raise InvalidEvent(f"{what} {shown(value)} is not a number") from None
+    return float(check_number(value, what, non_negative))
 
 
 def _outcome(slot: str, get: Callable[[str], Any]) -> SlotOutcome:
@@ -493,7 +528,7 @@ def _outcome(slot: str, get: Callable[[str], Any]) -> SlotOutcome:
         canonical_result(result),
         _number(get("peak"), f"slot {slot}: peak", True),
         _number(get("target"), f"slot {slot}: target"),
-        None if direction is None else str(direction),
+        validate_direction(None if direction is None else str(direction), slot),
         _number(get("range"), f"slot {slot}: range", True),
         _number(get("profit"), f"slot {slot}: profit"),
     )

@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-import msgpack
 from faust.types import TP
 
 from .checkpoints import CheckpointStore, checkpoint_folder
-from .codecs import encode_decision
+from .codecs import dead_letter_key, encode_dead_letter, encode_decision
 from .domain import SequencerConfig, StreamState, partition_key, split_partition_key
 from .live_state import (
     LAST_EVENTS_TABLE,
@@ -37,11 +36,13 @@ from .live_state import (
     encode_last_event,
     encode_state,
 )
-from .processor import DeadLetter, EventProcessor, SourceRecord
+from .processor import EventProcessor, SourceRecord
 from .settings import Settings
 from .faust_consumer import install as install_fast_drain
+from .fetch_wait import install as install_short_fetch_wait
 from .gap_repair import InputOffsets, read_range
 from .lag import committed_offsets
+from .latency import DecisionLatency
 from .web_views import register_views
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class WorkerRuntime:
     last_events_table: Any = None
     batches: int = 0  # batches handed to the agent
     input_offsets: Any = None  # gap_repair.InputOffsets: holes, stalls, commits
+    latency: DecisionLatency = field(default_factory=DecisionLatency)  # record time -> decision acked
 
     def processing_rate(self, horizon_s: float = 30.0) -> float:
         """Events per second over the last ``horizon_s`` seconds."""
@@ -95,19 +97,6 @@ class WorkerRuntime:
                     found[stream] = state
         found.update(self.live.cached())
         return found
-
-
-def dead_letter_value(letter: DeadLetter) -> bytes:
-    record = letter.record
-    return msgpack.packb({
-        "reason": letter.reason,
-        "stream": letter.stream,
-        "source_topic": record.topic,
-        "source_partition": record.partition,
-        "source_offset": record.offset,
-        "key": record.key,
-        "value": record.value,
-    }, use_bin_type=True)
 
 
 class FaustConsumerPort:
@@ -250,12 +239,14 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             pending.append(await producer.send(decisions_name, decision.stream.encode(),
                                                encode_decision(decision), None, None, None))
         for letter in outcome.dead_letters:
-            pending.append(await producer.send(dead_letters_name, letter.record.key,
-                                               dead_letter_value(letter), None, None, None))
+            pending.append(await producer.send(dead_letters_name, dead_letter_key(letter),
+                                               encode_dead_letter(letter, settings.dead_letter_value_bytes),
+                                               None, None, None))
         await producer.flush()
         # A failed send raises here, before any table write: the batch is
         # not acknowledged and will be folded again after the restart.
         await asyncio.gather(*pending)
+        runtime.latency.observe_sent(outcome.decisions, events)  # the decisions are on the broker now
         # The table sends each changelog record to the partition of the
         # current event: make it an event of the stream's own partition. The
         # stream's current_event is also what take_events acks next, so put
@@ -342,6 +333,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
 
     if settings.fast_drain:
         install_fast_drain(app)
+    install_short_fetch_wait(app)  # after fast drain: it subclasses the installed consumer
     register_views(app, runtime)
     return app
 

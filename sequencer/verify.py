@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .checkpoints import CheckpointStore
@@ -31,12 +31,28 @@ class Drift:
 
 
 @dataclass
+class Behind:
+    """A checkpoint consistent with the log, but at an earlier position than the log's end."""
+
+    stream: str
+    where: str      # the checkpoint file
+    events: int     # events on the log after the checkpoint's position
+    partition: int
+    offset: int
+
+    def line(self) -> str:
+        return (f"{self.stream} {self.where}: {self.events} events behind the log (consistent with the log "
+                f"at offset {self.offset} of partition {self.partition})")
+
+
+@dataclass
 class VerifyResult:
     streams: list[str]
     drift: list[Drift]
     notes: list[str]
     records_read: int
     seconds: float
+    behind: list[Behind] = field(default_factory=list)
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -69,8 +85,9 @@ async def verify(settings: Any, config: SequencerConfig, store: CheckpointStore,
 
     The table must equal the state at the end of the log. A checkpoint must
     equal the log's state at its own position (its ``source_offsets``): one
-    written earlier than the last event is consistent, and is reported as a
-    note, not as drift.
+    written earlier than the last event is consistent, not drift, but it is
+    behind (``VerifyResult.behind``): a restart from it would fold that tail
+    again, and after a clean stop of every worker it means a write was lost.
     """
     started = time.perf_counter()
     security = settings.aiokafka_security_kwargs()
@@ -78,6 +95,7 @@ async def verify(settings: Any, config: SequencerConfig, store: CheckpointStore,
     wanted = set(streams) if streams else None
     notes: list[str] = []
     drift: list[Drift] = []
+    behind: list[Behind] = []
 
     loaded, refused = store.load_all()
     for error in refused:
@@ -107,6 +125,10 @@ async def verify(settings: Any, config: SequencerConfig, store: CheckpointStore,
     if not table.exists:
         notes.append(f"changelog {table.topic} does not exist: the table is empty (no worker ran?)")
 
+    if fold.dead_letter_reasons:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(fold.dead_letter_reasons.items()))
+        notes.append(f"{sum(fold.dead_letter_reasons.values())} records of the log are dead letters, "
+                     f"not applied (as the worker does): {kinds}")
     chosen = chosen_streams(streams, fold.states, table.streams(), loaded)
     for stream in chosen:
         expected = fold.states.get(stream)
@@ -138,12 +160,11 @@ async def verify(settings: Any, config: SequencerConfig, store: CheckpointStore,
             at = fold.snapshots[stream]
             drift.extend(diff_states(stream, where, at, cp.state))
             if at is not None and expected is not None and at.events_applied != expected.events_applied:
-                notes.append(f"{stream}: checkpoint is {expected.events_applied - at.events_applied} events "
-                             f"behind the log (consistent with the log at offset {position[1]} of partition "
-                             f"{position[0]})")
+                behind.append(Behind(stream, where, expected.events_applied - at.events_applied,
+                                     position[0], position[1]))
         elif position is not None:
             drift.append(Drift(stream, where, "source_offsets", "a position the log reached",
                                dict(cp.state.source_offsets)))
         else:
             drift.extend(diff_states(stream, where, expected, cp.state))
-    return VerifyResult(chosen, drift, notes, read.records, time.perf_counter() - started)
+    return VerifyResult(chosen, drift, notes, read.records, time.perf_counter() - started, behind)

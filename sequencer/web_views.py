@@ -4,6 +4,9 @@
 
 =========================================  ====================================================
 ``GET  /lag``                              lag document (`sequencer.monitoring`), as ``sequencer lag --json``
+``GET  /health/live``                      200 while the process answers
+``GET  /health/ready``                     200 when partitions are assigned, tables recovered and the
+                                           group is not rebalancing; 503 ``{"ready": false, "reason"}`` otherwise
 ``GET  /streams``                          one row per stream (`sequencer.monitoring.stream_row`)
 ``GET  /streams/{stream}``                 the stream's state, SPEC 4 JSON; 404 if unknown
 ``GET  /metrics``                          Prometheus text format
@@ -37,8 +40,16 @@ from faust.web import Request, Response, View
 
 from .domain import StreamState, offsets_in_topic, state_to_dict
 from .domain.events import STREAM_NAME
-from .lag import LagReport, consumer_lag
-from .monitoring import PROMETHEUS_CONTENT_TYPE, lag_document, prometheus_text, stream_row
+from .group_monitor import SAMPLE_EVERY_S, GroupMonitor
+from .lag import GroupReading, TailDates
+from .monitoring import (
+    PROMETHEUS_CONTENT_TYPE,
+    freshness_rows,
+    lag_document,
+    prometheus_text,
+    readiness,
+    stream_row,
+)
 
 if TYPE_CHECKING:
     import faust
@@ -47,11 +58,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: A lag reading is reused for this many seconds: a dashboard refreshing every
-#: second and a Prometheus scrape do not each open new broker connections.
-LAG_CACHE_S = 2.0
-#: Seconds a lag reading may take before the endpoint answers without offsets.
-LAG_TIMEOUT_S = 10.0
 #: Seconds a reset waits for its changelog tombstones to be acknowledged.
 TOMBSTONE_TIMEOUT_S = 15.0
 
@@ -67,7 +73,7 @@ def checkpoint_files(folder: Path) -> dict[str, Path]:
         return found
     for path in folder.glob("state_*_*.json"):
         instrument, _, stream = path.name[len("state_"):-len(".json")].partition("_")
-        if instrument.isalnum() and STREAM_NAME.match(stream):
+        if instrument.isalnum() and STREAM_NAME.fullmatch(stream):
             found[stream] = path
     return found
 
@@ -92,32 +98,38 @@ def changelog_partition(state: StreamState | None, stream: str, topic: str, part
 
 
 class _Api:
-    """The views' shared access to the runtime, with a short lag cache."""
+    """The views' shared access to the runtime and the group monitor."""
 
     def __init__(self, app: "faust.App", runtime: "WorkerRuntime") -> None:
         self.app = app
         self.runtime = runtime
-        self._lag: tuple[float, LagReport | None, str | None] | None = None
-        self._lag_lock = asyncio.Lock()
+        self.group = GroupMonitor(runtime.settings, lambda: runtime.batches)
 
-    async def lag(self) -> tuple[LagReport | None, str | None]:
-        async with self._lag_lock:
-            now = time.monotonic()
-            if self._lag is not None and now - self._lag[0] < LAG_CACHE_S:
-                return self._lag[1], self._lag[2]
-            settings = self.runtime.settings
-            report: LagReport | None = None
-            error: str | None = None
-            try:
-                report = await asyncio.wait_for(
-                    consumer_lag(settings.bootstrap_servers, settings.app_id, settings.topic_events,
-                                 settings.aiokafka_security_kwargs()),
-                    LAG_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001 - reported in the document, not raised
-                error = f"{type(exc).__name__}: {exc}"
-                logger.warning("lag not available: %s", error)
-            self._lag = (time.monotonic(), report, error)
-            return report, error
+    def assigned_partitions(self) -> set[int]:
+        topic = self.runtime.settings.topic_events
+        try:
+            return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
+        except Exception:  # noqa: BLE001 - the consumer is not started (yet): nothing assigned
+            return set()
+
+    def not_ready(self) -> str | None:
+        try:
+            recovering = bool(self.app.in_recovery) or not self.app.tables.recovery.completed.is_set()
+            rebalancing = bool(self.app.rebalancing)
+        except Exception as exc:  # noqa: BLE001 - parts of the app are not built yet
+            return f"the worker is starting ({type(exc).__name__}: {exc})"
+        return readiness(assigned=len(self.assigned_partitions()), rebalancing=rebalancing, recovering=recovering)
+
+    async def lag_stream_rows(self) -> list[dict[str, Any]]:
+        """This worker's streams: name, last processed date, age (the lag document's start)."""
+        return [{k: row[k] for k in ("stream", "last_processed_date", "age_days")}
+                for row in await self.stream_rows()]
+
+    def own_tail(self, reading: GroupReading | None) -> TailDates | None:
+        """The unconsumed dates of the partitions this worker holds (the others' streams are theirs)."""
+        if reading is None or reading.tail is None:
+            return None
+        return reading.tail.only(self.assigned_partitions())
 
     async def checkpoint_info(self) -> dict[str, tuple[str | None, float]]:
         """stream -> (saved_at, file mtime) of this configuration's checkpoint files."""
@@ -142,7 +154,7 @@ class _Api:
         return [stream_row(states[s], today, info.get(s, (None, 0.0))[0]) for s in sorted(states)]
 
     def state(self, stream: str) -> StreamState | None:
-        if not STREAM_NAME.match(stream):
+        if not STREAM_NAME.fullmatch(stream):
             return None
         return self.runtime.live.get(stream)
 
@@ -190,17 +202,35 @@ def register_views(app: "faust.App", runtime: "WorkerRuntime") -> None:
     def error(view: View, status: int, message: str, **extra: Any) -> Response:
         return view.json({"error": message, **extra}, status=status)
 
+    @app.timer(interval=SAMPLE_EVERY_S, on_leader=False)
+    async def sample_group_lag() -> None:
+        await api.group.read()
+
     @app.page("/lag", name="sequencer-lag")
     class LagView(View):
         async def get(self, request: Request) -> Response:
-            report, problem = await api.lag()
+            reading, problem = await api.group.read(with_tail=True)
             settings = runtime.settings
             return self.json(lag_document(
-                report, topic=settings.topic_events, group=settings.app_id,
-                rate=runtime.processing_rate(), rate_source="worker",
-                streams=[{k: row[k] for k in ("stream", "last_processed_date", "age_days")}
-                         for row in await api.stream_rows()],
-                streams_source="worker", measured_at=_utc_now_iso(), error=problem))
+                None if reading is None else reading.report, topic=settings.topic_events,
+                group=settings.app_id, rate=runtime.processing_rate(), rate_source="worker",
+                streams=await api.lag_stream_rows(), streams_source="worker",
+                measured_at=_utc_now_iso(), error=problem, statuses=api.group.statuses(),
+                status_window_s=api.group.window.window_s, latency=runtime.latency.summary(),
+                tail=api.own_tail(reading)))
+
+    @app.page("/health/live", name="sequencer-health-live")
+    class LiveView(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"live": True})
+
+    @app.page("/health/ready", name="sequencer-health-ready")
+    class ReadyView(View):
+        async def get(self, request: Request) -> Response:
+            reason = api.not_ready()
+            if reason is not None:
+                return self.json({"ready": False, "reason": reason}, status=503)
+            return self.json({"ready": True, "partitions": sorted(api.assigned_partitions())})
 
     @app.page("/streams", name="sequencer-streams")
     class StreamsView(View):
@@ -218,15 +248,18 @@ def register_views(app: "faust.App", runtime: "WorkerRuntime") -> None:
     @app.page("/metrics", name="sequencer-metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
-            report, _ = await api.lag()
+            reading, _ = await api.group.read(with_tail=True)
             info = await api.checkpoint_info()
             now = time.time()
             last = runtime.schedule.last_written_at
             text = prometheus_text(
-                lag=report, counters=runtime.processor.counters.as_dict(), rate=runtime.processing_rate(),
+                lag=None if reading is None else reading.report, counters=runtime.processor.counters.as_dict(),
+                rate=runtime.processing_rate(),
                 checkpoint_ages={s: max(now - mtime, 0.0) for s, (_, mtime) in info.items()},
                 last_checkpoint_age=None if last is None else max(now - last, 0.0),
-                streams=await api.stream_rows())
+                streams=await api.stream_rows(), statuses=api.group.statuses(),
+                freshness=freshness_rows(await api.lag_stream_rows(), api.own_tail(reading)),
+                latency_text=runtime.latency.exposition())
             return self.bytes(text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 
     @app.page("/streams/{stream}/checkpoint", name="sequencer-stream-checkpoint")
@@ -249,7 +282,7 @@ def register_views(app: "faust.App", runtime: "WorkerRuntime") -> None:
             refused = api.authorized(request)
             if refused:
                 return error(self, 403, refused)
-            if not STREAM_NAME.match(stream):
+            if not STREAM_NAME.fullmatch(stream):
                 return error(self, 404, f"unknown stream {stream!r}", stream=stream)
             state = api.state(stream)
             has_files = stream in checkpoint_files(runtime.store.folder)

@@ -9,11 +9,13 @@ test reading its own dead letter, found by its source offset.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import msgpack
 import pytest
 
+from sequencer.codecs import DEFAULT_DEAD_LETTER_VALUE_BYTES
 from sequencer.domain import SequencerConfig, state_to_dict
 from sequencer.sources import read_day_events
 
@@ -65,6 +67,16 @@ BAD = [
      _pack(_event(slots={"07:30": {"result": "Loss", "peak": 1.0}})), ["duplicate", "different payload"]),
     ("too-large", b"ES1", _pack(_event(date="2025-01-04", padding="x" * (2 * MAX_EVENT_BYTES))),
      ["exceeds the limit", str(MAX_EVENT_BYTES)]),
+    # Issue 13: each of these stopped the agent, or passed, before.
+    ("deep-json", b"ES1", b'{"stream":"ES1","date":"2025-01-04","slots":{"07:30":' + b"[" * 1900 + b"]" * 1900 + b"}}",
+     ["malformed JSON", "nested deeper"]),
+    ("over-a-megabyte", b"ES1", _pack(_event(date="2025-01-04", padding="x" * 1_200_000)),
+     ["exceeds the limit"]),
+    ("huge-number", b"ES1",
+     b'{"stream":"ES1","date":"2025-01-04","slots":{"07:30":{"result":"Win","peak":' + b"9" * 30 + b"}}}",
+     ["peak", "beyond the limit"]),
+    ("future-date", b"ES1", _pack(_event(date="2205-01-09")), ["in the future", "2205-01-09"]),
+    ("stream-with-newline", b"ES1\n", _pack(_event(stream="ES1\n", date="2025-01-04")), ["stream name"]),
 ]
 DUPLICATE_SAME = _pack(GOOD_FIRST)                     # same payload again: skipped, no dead letter
 GOOD_AFTER = _event(date="2025-01-06", slots={"07:30": {"result": "Loss", "peak": 20.0}})
@@ -99,7 +111,12 @@ def test_bad_record_is_dead_lettered_with_reason(bad_run, case, key, value, word
     letter = found[0]
     for word in words:
         assert word in letter["reason"], f"{case}: reason {letter['reason']!r} lacks {word!r}"
-    assert letter["value"] == value            # the original bytes, untouched
+    # the original bytes, cut to the configured size, with the length and sha256 of the whole
+    cut = DEFAULT_DEAD_LETTER_VALUE_BYTES
+    assert letter["value"] == value[:cut]
+    assert letter["value_length"] == len(value)
+    assert letter["value_truncated"] is (len(value) > cut)
+    assert letter["value_sha256"] == hashlib.sha256(value).hexdigest()
     assert letter["key"] == key
     assert letter["source_topic"] == bad_run["setup"].topic_events
     assert letter["source_partition"] == 0

@@ -25,6 +25,8 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +190,7 @@ def test_worker_scales(config: dict[str, Any]) -> None:
     assert worker["command"] == ["worker"]
     assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     test = " ".join(worker["healthcheck"]["test"])
-    assert "python" in test and "urllib" in test and "/lag" in test
+    assert "python" in test and "urllib" in test and "/health/ready" in test
     assert "SEQUENCER_WEB_PORT" in test  # follows the configured port
 
 
@@ -383,3 +385,27 @@ def test_dockerfile() -> None:
             for src in ln.split()[1:-1]:
                 assert (ROOT / src).exists(), src
                 assert src not in ignored, src
+
+
+@pytest.mark.broker
+def test_worker_healthcheck_passes_on_a_ready_worker_and_fails_without_one(config, kafka_bootstrap, tmp_path):
+    """The healthcheck's own script, run as Compose runs it, against a real worker."""
+
+    from sequencer.broker import free_port
+    from tests.monitoring_worker import Worker, create_topics, unique_names
+
+    script = config["services"]["worker"]["healthcheck"]["test"][3]
+
+    def check(port: int) -> int:
+        env = dict(os.environ, SEQUENCER_WEB_PORT=str(port))
+        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=30).returncode
+
+    assert check(free_port()) != 0  # nothing answers
+    names = unique_names("health")
+    create_topics(kafka_bootstrap, names)
+    with Worker(kafka_bootstrap, names, tmp_path / "state", tmp_path / "worker.log") as worker:
+        worker.wait_ready()
+        deadline = time.monotonic() + 60
+        while check(worker.port) != 0:  # 503 until the partitions are assigned and recovered
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.5)

@@ -7,16 +7,19 @@ random interleaving of streams, and random configs.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+from types import MappingProxyType
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sequencer.checkpoints import CheckpointStore
 from sequencer.domain import (
     SequencerConfig,
+    SlotOutcome,
     apply_day,
     initial_state,
     parse_day_event,
@@ -218,7 +221,52 @@ def test_batch_replay_equals_a_plain_apply_day_loop(case, data):
     resumed = replay_events(events, config, through_json(head.states, config), on_decision=emitted.append)
     assert resumed.states == states
     assert emitted == decisions[head.applied:]
-    assert resumed.already_applied == split
+    # Step 0 sees the head again, as the worker would: each stream's last day is a
+    # duplicate (counted), every earlier day is out of order (refused, with a reason).
+    last = {e.stream: e.date for e in events[:split]}
+    assert resumed.already_applied == len(last)
+    assert resumed.refused == [
+        (e, f"out of order: {e.stream} {e.date} is before the last processed date {last[e.stream]}")
+        for e in events[:split] if e.date != last[e.stream]]
+    # ... with the worker's reasons, word for word (one policy: domain.step_zero)
+    worker = worker_dead_letters(events, config, through_json(head.states, config))
+    assert worker == [(e.stream, reason) for e, reason in resumed.refused]
+
+
+def worker_dead_letters(events, config, states):
+    """(stream, reason) of each dead letter the worker's processor gives ``events`` on ``states``."""
+    from sequencer.codecs import encode_event
+    from sequencer.processor import EventProcessor, SourceRecord
+
+    processor = EventProcessor(config, states.get)
+    outcome = processor.process(SourceRecord("ev", 0, i, e.stream.encode(), encode_event(e))
+                                for i, e in enumerate(events))
+    return [(letter.stream, letter.reason) for letter in outcome.dead_letters]
+
+
+@settings(max_examples=100, deadline=None)
+@given(sequences(), st.data())
+def test_a_corrected_day_is_refused_by_replay_as_by_the_worker(case, data):
+    # The same (stream, date) again with another payload: a correction of a day
+    # already applied. Neither path may apply it or skip it without a word.
+    config, events = case
+    assume(events)
+    # a stream's last event: right after it, its day is the stream's last processed date
+    original = data.draw(st.sampled_from([e for i, e in enumerate(events)
+                                          if all(later.stream != e.stream for later in events[i + 1:])]),
+                         label="original")
+    changed = {slot: outcome._replace(result="Loss" if outcome.result != "Loss" else "Win")
+               for slot, outcome in original.slots.items()} or {
+        config.sessions[original.session][0]: SlotOutcome("Win")}
+    corrected = dataclasses.replace(original, slots=MappingProxyType(changed))
+    assume(corrected != original)
+    at = events.index(original) + 1
+    sent = events[:at] + [corrected] + events[at:]
+    result = replay_events(sent, config)
+    reason = f"duplicate: {original.stream} {original.date} was already applied with a different payload"
+    assert result.refused == [(corrected, reason)]
+    assert result.states == plain_fold(events, config)[0]
+    assert worker_dead_letters(sent, config, {}) == [(original.stream, reason)]
 
 
 def process_log(events, config, states, *, start=0, partition=0):

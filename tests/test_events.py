@@ -7,6 +7,8 @@ import math
 
 import msgpack
 import pytest
+
+from sequencer.domain.events import NUMBER_LIMIT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -259,8 +261,9 @@ def test_oversize_events_are_refused_before_decoding():
 # --- hypothesis round trips ------------------------------------------------------------------
 
 STREAMS = {"ES1": "S1", "NQ2": "S2", "CL1": "S1", "YM2": "S2", "GC1": "S1", "NG2": "S2"}
-finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
-non_negative = st.floats(min_value=0, allow_nan=False, allow_infinity=False)
+# Valid numbers: finite and within NUMBER_LIMIT (beyond it an event is refused).
+finite = st.floats(min_value=-NUMBER_LIMIT, max_value=NUMBER_LIMIT, width=64)
+non_negative = st.floats(min_value=0, max_value=NUMBER_LIMIT)
 
 
 @st.composite

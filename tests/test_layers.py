@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sequencer"
 KAFKA = ("faust", "aiokafka", "mode", "confluent_kafka")
 #: Modules with no Kafka client at import time: files, checkpoints, the fold's callers.
 KAFKA_FREE = ("processor", "sources", "checkpoints", "codecs", "replay", "file_replay", "record_files",
-              "gap_repair", "live_state", "config_file")
+              "gap_repair", "live_state", "config_file", "state_folder")
 
 
 def imported_modules(path: Path, top_level_only: bool) -> set[str]:

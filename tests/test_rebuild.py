@@ -122,3 +122,16 @@ def test_verify_rebuild_and_restart(kafka_bootstrap, tmp_path):
     assert {s: {k: v for k, v in d.items() if k != "source_offsets"} for s, d in final.items()} == \
         {s: comparable(st) for s, st in expected_all.items()}
     assert setup.cli("verify").returncode == 0
+
+    # A checkpoint put back to the head's end (as a stale writer would): consistent
+    # with the log at its offsets, so no drift, but behind it; verify must not exit 0.
+    stale = next(name for name in sorted(before) if "_ES2." in name)
+    (setup.store().folder / stale).write_bytes(before[stale])
+    es2_tail = sum(1 for e in tail if e.stream == "ES2")
+    assert es2_tail > 0
+    behind = setup.cli("verify")
+    assert behind.returncode == 3, behind.stdout + behind.stderr
+    assert not any(line.startswith("DRIFT") for line in behind.stdout.splitlines()), behind.stdout
+    assert any(line.startswith("BEHIND ES2 checkpoint") and f": {es2_tail} events behind the log" in line
+               for line in behind.stdout.splitlines()), behind.stdout
+    assert "1 of 8 checkpoints are behind the log (ES2;" in behind.stdout, behind.stdout

@@ -430,11 +430,16 @@ def test_state_list_show_clear(tmp_path: Path, capsys):
     assert main(["state", "show", "YM1", "--state-dir", str(state)]) == 1
     capsys.readouterr()
 
-    # a refused file is reported, not hidden
+    # a refused file is reported, not hidden, and the exit status says so (2), as state show's does
     (state / "state_NQ_NQ2.json").write_text("{")
-    assert main(["state", "list", "--state-dir", str(state), "--json"]) == 0
-    listing = json.loads(capsys.readouterr().out)
+    assert main(["state", "list", "--state-dir", str(state), "--json"]) == 2
+    captured = capsys.readouterr()
+    listing = json.loads(captured.out)
     assert "error" in listing[1] and listing[1]["file"].endswith("state_NQ_NQ2.json")
+    assert "1 of 2 checkpoint files" in captured.err and "refused" in captured.err
+    assert main(["state", "list", "--state-dir", str(state)]) == 2
+    captured = capsys.readouterr()
+    assert "REFUSED" in captured.out and "state_NQ_NQ2.json" in captured.out and "refused" in captured.err
     assert main(["state", "show", "NQ2", "--state-dir", str(state)]) == 2
     assert "state_NQ_NQ2.json" in capsys.readouterr().err
 

@@ -155,3 +155,49 @@ def test_data_helpers():
     assert data.partition_lag(state, None) is None
     options = data.parse_options(["--state-dir", "x", "--api", "http://h:1", "--unknown", "y"])
     assert options.api == "http://h:1" and options.state_dir == Path("x")
+
+
+def test_lag_helpers():
+    lag = {"partitions": [{"partition": 0, "committed": 3, "end": 9, "lag": 6, "status": "WARN", "note": ""}],
+           "streams": [{"stream": "ES1", "days_behind": 2}],
+           "decision_latency": {"p50": 0.012, "p99": 0.0456, "decisions": 300}}
+    assert data.lag_partition_rows(lag) == [{"partition": 0, "committed": 3, "end": 9, "lag": 6, "status": "WARN"}]
+    assert data.freshness_by_stream(lag)["ES1"]["days_behind"] == 2
+    assert "p50 12 ms" in data.latency_line(lag) and "p99 46 ms" in data.latency_line(lag)
+    assert "unknown" in data.latency_line({"decision_latency": None})
+
+
+@pytest.mark.broker
+def test_lag_section_shows_state_and_trading_days_behind_from_the_broker(tmp_path, checkpoints, monkeypatch,
+                                                                       kafka_bootstrap):
+    """No worker: the page reads the broker (--bootstrap), and shows ERR (lag, nobody in
+    the group) and how many trading days each checkpointed stream is behind the topic."""
+    import uuid
+
+    from sequencer.codecs import encode_event
+    from tests.monitoring_worker import Names, create_topics, produce_in_batches
+
+    _, _, csv = checkpoints
+    tag = f"ui{uuid.uuid4().hex[:8]}"
+    names = Names(tag, f"{tag}.events", f"{tag}.decisions", f"{tag}.dead")
+    create_topics(kafka_bootstrap, names)
+    events = [e for e in read_day_events([ROOT / "data/sample/trades_ES.csv"], SequencerConfig()).events
+              if "2025-04-01" <= e.date <= "2025-04-10"]
+    produce_in_batches(kafka_bootstrap, names.events, [(e.stream.encode(), encode_event(e)) for e in events])
+    days = len({e.date for e in events if e.stream == "ES1"})
+
+    monkeypatch.setenv("SEQUENCER_TOPIC_EVENTS", names.events)
+    monkeypatch.setattr(sys, "argv", [str(APP), "--state-dir", str(tmp_path / "state"), "--bootstrap",
+                                      kafka_bootstrap, "--api", f"http://127.0.0.1:{free_port()}",
+                                      "--decisions", str(csv)])
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    at.checkbox(key="load_previous").check().run()
+    assert not at.exception
+    shown = _metrics(at)
+    assert shown["Total lag (events)"] == str(len(events))
+    assert shown["Lag state"] == "ERR"
+    table = at.dataframe[0].value.set_index("stream")
+    assert table.loc["ES1", "days_behind"] == days and table.loc["ES1", "last_published_date"] == events[-1].date
+    assert table.loc["NQ1", "days_behind"] == 0  # nothing of NQ1 on the topic: nothing behind
+    assert any("Decision latency: unknown" in c.value for c in at.caption)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
+import traceback
 
 from ..domain import SequencerError
 
@@ -27,13 +29,40 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # aiokafka logs every failed connection attempt at error level; the
+        # commands say in one line when a broker is unreachable (-v shows them).
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return args.func(args) or 0
     except SequencerError as error:
-        print(f"sequencer: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(str(error), 2, args.verbose)
+    except OSError as error:  # a file or folder the run needs: one line naming it, no traceback
+        return _fail(describe_os_error(error), 1, args.verbose)
     except KeyboardInterrupt:
         return 130
+
+
+def _fail(message: str, code: int, verbose: int) -> int:
+    """One line on stderr (and the traceback with ``-v``); the exit code."""
+    if verbose:
+        traceback.print_exc()
+    print(f"sequencer: error: {message}" + ("" if verbose else " (-v for the traceback)"), file=sys.stderr)
+    return code
+
+
+def describe_os_error(error: OSError) -> str:
+    """``PATH: what is wrong`` for the file errors a run meets (ENOSPC, a folder for a file, ...)."""
+    what = error.strerror or str(error) or type(error).__name__
+    hint = {
+        errno.ENOSPC: "the disk is full",
+        errno.EISDIR: "a folder is where a file should be",
+        errno.ENOTDIR: "a file is where a folder should be",
+        errno.EEXIST: "a file is where a folder should be",
+    }.get(error.errno)
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    text = what if hint is None else f"{what} ({hint})"
+    return f"{' -> '.join(paths)}: {text}" if paths else text
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=Path, default=None, metavar="FILE")
     parser.add_argument("--config-name", default=None, metavar="NAME")
     parser.add_argument("--fresh", action="store_true",
-                        help="clear this configuration's checkpoints first (otherwise the run continues from them)")
+                        help="start over: move this configuration's checkpoints to a timestamped backup folder "
+                             "first (otherwise the run continues from them)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the worker")
     parser.set_defaults(func=run)
 
@@ -43,15 +44,17 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoints import CheckpointStore, checkpoint_folder
     from ..config_file import load_config
     from ..settings import Settings
+    from ..state_folder import back_up_checkpoints
 
     started = time.perf_counter()
     inputs = args.inputs or [Path("data/sample")]
     config = load_config(args.config)
     name = args.config_name or (Path(args.config).stem if args.config else "default")
     store = CheckpointStore(checkpoint_folder(args.state_dir, name), config)
-    if args.fresh:
-        removed = store.clear_all()
-        print(f"--fresh: removed {len(removed)} checkpoints from {store.folder}")
+    if args.fresh:  # as replay --fresh does: nothing is deleted
+        backup, moved = back_up_checkpoints(store)
+        print(f"--fresh: moved {len(moved)} checkpoints from {store.folder} to {backup}" if moved
+              else f"--fresh: no checkpoints in {store.folder}")
     args.out.mkdir(parents=True, exist_ok=True)
 
     broker = EmbeddedBroker(log_path=args.out / "broker.log") if args.embedded else None

@@ -54,7 +54,7 @@ def run_list(args: argparse.Namespace) -> int:
                      "saved_at": cp.saved_at, "file": str(path)})
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
+        return _refusals(rows, store.folder)
     if not rows:
         print(f"no checkpoints in {store.folder}")
         return 0
@@ -65,7 +65,16 @@ def run_list(args: argparse.Namespace) -> int:
             continue
         print(f"{row['stream']:8} {row['last_processed_date'] or '-':10} {row['age_days']:>6} "
               f"{row['events_applied']:>7} {row['current_time']:5} {row['current_target']:>8g}  {row['saved_at'] or '-'}")
-    return 0
+    return _refusals(rows, store.folder)
+
+
+def _refusals(rows: list[dict], folder: object) -> int:
+    """Exit status 2 when a file was refused: a stream the worker and --resume will not load."""
+    refused = sum(1 for row in rows if "error" in row)
+    if not refused:
+        return 0
+    print(f"sequencer: {refused} of {len(rows)} checkpoint files in {folder} were refused", file=sys.stderr)
+    return 2
 
 
 def run_show(args: argparse.Namespace) -> int:

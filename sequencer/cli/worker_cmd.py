@@ -58,11 +58,14 @@ def ensure_topics(settings, announce=print) -> None:
 def run(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
+    from ..checkpoints import CheckpointStore, checkpoint_folder
     from ..config_file import load_config
     from ..stream_app import create_app
 
     settings = settings_from_args(args)
     config = load_config(settings.config_file)
+    # A read-only state folder is found now, not at the first checkpoint.
+    CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name), config).check_writable()
     ensure_topics(settings, announce=lambda line: print(line, file=sys.stderr, flush=True))
     # aiokafka logs every send at debug level; at that level it costs 5% of the worker.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

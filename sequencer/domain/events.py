@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
+import reprlib
 from dataclasses import dataclass
 from types import MappingProxyType
 from collections.abc import Mapping
@@ -18,9 +19,55 @@ from typing import Any, NamedTuple
 from .config import SequencerConfig
 from .errors import InvalidEvent
 
-STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_STREAM_PARTS = re.compile(r"^([A-Za-z]+)([0-9]+)$")
-_SLOT_TIME = re.compile(r"^([0-9]{1,2}):([0-9]{2})(?::00)?$")
+#: Every name check is a whole-string match (``fullmatch``): with ``match``,
+#: ``$`` also matches before a final newline and "ES1\n" would pass.
+STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_STREAM_PARTS = re.compile(r"([A-Za-z]+)([0-9]+)")
+_SLOT_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::00)?")
+
+#: Numbers of a slot outcome beyond this magnitude are rejected. No price,
+#: range or profit comes near it, and it keeps the fold's arithmetic finite
+#: (a peak of 1e308 divided by an increment of 0.025 is inf, and flooring inf
+#: raises; an integer of 30 digits does not fit msgpack's 64 bits).
+NUMBER_LIMIT = 1e12
+
+#: A direction is a short word ("Long", "Short"); longer text is not one.
+DIRECTION_MAX_CHARS = 32
+
+#: A day event may be dated at most this many days after today (UTC): one
+#: day of grace for a desk whose trading day starts before midnight UTC.
+FUTURE_GRACE_DAYS = 1
+
+# Values quoted in error messages are cut short and shallow: an error about a
+# 60 KB string or a list nested 1,000 deep must stay one readable line (and a
+# plain repr of the latter raises RecursionError).
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel = 2
+_SHORT_REPR.maxstring = 40
+_SHORT_REPR.maxother = 40
+_SHORT_REPR.maxlist = _SHORT_REPR.maxdict = _SHORT_REPR.maxtuple = 4
+
+
+SHOWN_MAX_CHARS = 80
+
+
+def shown(value: Any) -> str:
+    """A short repr of an untrusted value (at most ``SHOWN_MAX_CHARS``), for error messages."""
+    text = _SHORT_REPR.repr(value)
+    return text if len(text) <= SHOWN_MAX_CHARS else text[:SHOWN_MAX_CHARS - 3] + "..."
+
+
+def latest_event_date(today: _dt.date) -> str:
+    """The latest date a day event may carry when ``today`` is the UTC date (SPEC 3)."""
+    return (today + _dt.timedelta(days=FUTURE_GRACE_DAYS)).isoformat()
+
+
+def check_not_future(date: str, latest_date: str | None) -> str:
+    """``date`` (ISO) unless it is after ``latest_date``; ``None`` checks nothing."""
+    if latest_date is not None and date > latest_date:
+        raise InvalidEvent(f"date {date} is in the future: the latest accepted is {latest_date} "
+                           "(today in UTC plus one day of grace)")
+    return date
 
 SCORES: Mapping[str, int] = MappingProxyType(
     {"Win": 1, "Loss": -2, "BE": 0, "NoTrade": 0, "TIME": 0}
@@ -100,7 +147,7 @@ def canonical_result(value: Any) -> str:
         name = _RESULT_SPELLINGS.get(value.strip().upper())
         if name is not None:
             return name
-    raise InvalidEvent(f"bad result {value!r}: expected Win, Loss, BE, NoTrade or TIME")
+    raise InvalidEvent(f"bad result {shown(value)}: expected Win, Loss, BE, NoTrade or TIME")
 
 
 def parse_iso_date(value: Any, what: str = "date") -> str:
@@ -110,14 +157,14 @@ def parse_iso_date(value: Any, what: str = "date") -> str:
     if isinstance(value, _dt.date):
         return value.isoformat()
     if not isinstance(value, str) or not value:
-        raise InvalidEvent(f"missing or malformed {what}: {value!r}")
+        raise InvalidEvent(f"missing or malformed {what}: {shown(value)}")
     text = value.strip()
     try:
         if len(text) == 10:
             return _dt.date.fromisoformat(text).isoformat()
         return _dt.datetime.fromisoformat(text).date().isoformat()
     except ValueError:
-        raise InvalidEvent(f"malformed {what} {value!r}: expected an ISO date YYYY-MM-DD") from None
+        raise InvalidEvent(f"malformed {what} {shown(value)}: expected an ISO date YYYY-MM-DD") from None
 
 
 _SLOT_NAMES: dict[str, str] = {}  # raw spelling -> slot; a few dozen entries at most
@@ -130,48 +177,73 @@ def normalize_slot(value: Any) -> str:
         if slot is not None:
             return slot
     if isinstance(value, str):
-        match = _SLOT_TIME.match(value.strip())
+        match = _SLOT_TIME.fullmatch(value.strip())
         if match and int(match.group(1)) < 24 and int(match.group(2)) < 60:
             slot = f"{int(match.group(1)):02d}:{match.group(2)}"
             if len(_SLOT_NAMES) < 1024:
                 _SLOT_NAMES[value] = slot
             return slot
-    raise InvalidEvent(f"malformed slot time {value!r}: expected HH:MM")
+    raise InvalidEvent(f"malformed slot time {shown(value)}: expected HH:MM")
 
 
 def split_stream_name(stream: str) -> tuple[str, str]:
     """``ES1`` -> (``ES``, ``S1``): instrument letters, then the session digit(s)."""
-    match = _STREAM_PARTS.match(stream)
+    match = _STREAM_PARTS.fullmatch(stream)
     if not match:
         raise InvalidEvent(
-            f"stream {stream!r} is not instrument + session digit (e.g. ES1)"
+            f"stream {shown(stream)} is not instrument + session digit (e.g. ES1)"
         )
     return match.group(1), "S" + match.group(2)
 
 
+def is_stream_name(value: Any) -> bool:
+    """True when ``value`` is a valid stream name as a whole (it becomes a file name)."""
+    return isinstance(value, str) and STREAM_NAME.fullmatch(value) is not None
+
+
 def validate_stream_name(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidEvent(f"missing or malformed stream: {value!r}")
-    if not STREAM_NAME.match(value):
+        raise InvalidEvent(f"missing or malformed stream: {shown(value)}")
+    if not is_stream_name(value):
         raise InvalidEvent(
-            f"stream name {value[:40]!r} must match ^[A-Za-z0-9_-]{{1,32}}$"
+            f"stream name {shown(value)} must match {STREAM_NAME.pattern} as a whole "
+            "(no trailing newline)"
         )
+    return value
+
+
+def validate_direction(value: Any, slot: str) -> str | None:
+    """A direction is absent or a short printable word (it is written to CSV and msgpack)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"slot {slot}: direction must be a string, got {shown(value)}")
+    if len(value) > DIRECTION_MAX_CHARS or not value.isprintable():
+        raise InvalidEvent(f"slot {slot}: direction {shown(value)} is not a word of at most "
+                           f"{DIRECTION_MAX_CHARS} printable characters")
     return value
 
 
 def _number(value: Any, what: str, *, non_negative: bool = False) -> float | None:
     kind = type(value)
     if kind is float or kind is int:  # the common case; the chain is False for NaN and inf
-        if (0 <= value < math.inf) if non_negative else (-math.inf < value < math.inf):
+        if (0 <= value <= NUMBER_LIMIT) if non_negative else (-NUMBER_LIMIT <= value <= NUMBER_LIMIT):
             return value
     if value is None:
         return None
+    return check_number(value, what, non_negative)
+
+
+def check_number(value: Any, what: str, non_negative: bool = False) -> float | int:
+    """``value`` if it is a finite number within ``NUMBER_LIMIT`` (and >= 0 if asked)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidEvent(f"{what} must be a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value):
+        raise InvalidEvent(f"{what} must be a number, got {type(value).__name__} {shown(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
         raise InvalidEvent(f"{what} must be finite, got {value!r}")
     if non_negative and value < 0:
-        raise InvalidEvent(f"{what} must be >= 0, got {value!r}")
+        raise InvalidEvent(f"{what} must be >= 0, got {shown(value)}")
+    if not -NUMBER_LIMIT <= value <= NUMBER_LIMIT:
+        raise InvalidEvent(f"{what} {shown(value)} is beyond the limit of +-{NUMBER_LIMIT:g}")
     return value
 
 
@@ -184,9 +256,7 @@ def parse_slot_outcome(slot: str, data: Any) -> SlotOutcome:
         result = canonical_result(data["result"])
     except InvalidEvent as error:
         raise InvalidEvent(f"slot {slot}: {error.reason}") from None
-    direction = data.get("direction")
-    if direction is not None and not isinstance(direction, str):
-        raise InvalidEvent(f"slot {slot}: direction must be a string, got {direction!r}")
+    direction = validate_direction(data.get("direction"), slot)
     return SlotOutcome(
         result=result,
         peak=_number(data.get("peak"), f"slot {slot}: peak", non_negative=True),
@@ -197,11 +267,13 @@ def parse_slot_outcome(slot: str, data: Any) -> SlotOutcome:
     )
 
 
-def parse_day_event(data: Any, config: SequencerConfig) -> DayEvent:
+def parse_day_event(data: Any, config: SequencerConfig, latest_date: str | None = None) -> DayEvent:
     """Validate untrusted event data (a decoded msgpack/JSON map) into a ``DayEvent``.
 
     ``instrument`` and ``session`` may be left out: the stream name implies
-    them. When present they must agree with it.
+    them. When present they must agree with it. ``latest_date`` (ISO, from
+    ``latest_event_date``; the caller reads the clock) rejects later dates as
+    in the future; ``None`` (events already accepted once) checks nothing.
     """
     if type(data) is not dict and not isinstance(data, Mapping):
         raise InvalidEvent(f"event must be a map, got {type(data).__name__}")
@@ -210,18 +282,18 @@ def parse_day_event(data: Any, config: SequencerConfig) -> DayEvent:
     instrument = data.get("instrument", name_instrument)
     session = data.get("session", name_session)
     if not isinstance(instrument, str):
-        raise InvalidEvent(f"instrument must be a string, got {instrument!r}")
+        raise InvalidEvent(f"instrument must be a string, got {shown(instrument)}")
     if not isinstance(session, str):
-        raise InvalidEvent(f"session must be a string, got {session!r}")
+        raise InvalidEvent(f"session must be a string, got {shown(session)}")
     if instrument not in config.instruments:
-        raise InvalidEvent(f"unknown instrument {instrument[:40]!r}")
+        raise InvalidEvent(f"unknown instrument {shown(instrument)}")
     if session not in config.sessions:
-        raise InvalidEvent(f"unknown session {session[:40]!r}")
+        raise InvalidEvent(f"unknown session {shown(session)}")
     if (instrument, session) != (name_instrument, name_session):
         raise InvalidEvent(
             f"instrument/session {instrument}/{session} disagree with stream name {stream}"
         )
-    date = parse_iso_date(data.get("date"))
+    date = check_not_future(parse_iso_date(data.get("date")), latest_date)
     raw_slots = data.get("slots")
     if type(raw_slots) is not dict and not isinstance(raw_slots, Mapping):
         raise InvalidEvent(f"slots must be a map of slot time -> outcome, got {type(raw_slots).__name__}")

@@ -266,7 +266,7 @@ def _is_number(value: Any) -> bool:
 
 def _identity(doc: Mapping[str, Any], config: SequencerConfig) -> tuple[str, str, str]:
     stream = doc.get("stream")
-    if not isinstance(stream, str) or not STREAM_NAME.match(stream):
+    if not isinstance(stream, str) or not STREAM_NAME.fullmatch(stream):
         raise InvalidState(f"stream {stream!r} is not a valid stream name")
     try:
         name_instrument, name_session = split_stream_name(stream)

@@ -16,7 +16,9 @@ from sequencer.ui.data import (
     Dashboard,
     decisions_history,
     ladder_summary,
+    lag_partition_rows,
     lag_point,
+    latency_line,
     parse_options,
     peak_window_rows,
     slot_rows,
@@ -95,9 +97,9 @@ for problem in view.problems:
 # --- streams and lag ---------------------------------------------------------------------------
 st.subheader("Streams")
 if view.rows:
-    table = pd.DataFrame(view.rows)[["stream", "last_processed_date", "age_days", "events_applied",
-                                     "current_time", "current_target", "no_trade_next", "partition_lag",
-                                     "saved_at"]]
+    table = pd.DataFrame(view.rows)[["stream", "last_processed_date", "age_days", "last_published_date",
+                                     "days_behind", "events_applied", "current_time", "current_target",
+                                     "no_trade_next", "partition_lag", "saved_at"]]
     st.dataframe(table, hide_index=True, key="streams_table")
 elif view.mode == "checkpoints" and not state.get("load_previous"):
     count = len(dashboard.store.files())
@@ -114,12 +116,21 @@ st.subheader("Lag")
 if lag is None:
     st.caption("Lag unknown: no worker answers and no --bootstrap was given.")
 else:
-    cols = st.columns(3)
-    cols[0].metric("Total lag (events)", "unknown" if lag["total_lag"] is None else lag["total_lag"])
+    cols = st.columns(4)
+    cols[0].metric("Lag state", lag.get("status") or "unknown")
+    cols[1].metric("Total lag (events)", "unknown" if lag["total_lag"] is None else lag["total_lag"])
     rate = lag.get("processing_rate")
-    cols[1].metric("Processing rate (events/s)", "-" if rate is None else f"{rate:,.1f}")
+    cols[2].metric("Processing rate (events/s)", "-" if rate is None else f"{rate:,.1f}")
     eta = lag.get("catch_up_seconds")
-    cols[2].metric("Time to catch up", "-" if eta is None else f"{eta:,.1f} s")
+    cols[3].metric("Time to catch up", "-" if eta is None else f"{eta:,.1f} s")
+    st.caption(latency_line(lag))
+    partitions = lag_partition_rows(lag)
+    if partitions:
+        st.dataframe(pd.DataFrame(partitions), hide_index=True, key="lag_partitions")
+    behind = [row for row in lag.get("streams", []) if row.get("days_behind")]
+    if behind:
+        st.caption("Streams behind (trading days published and not decided): "
+                   + ", ".join(f"{row['stream']} {row['days_behind']}" for row in behind))
     for note in lag.get("notes", []):
         st.caption(f"note: {note}")
     if len(state.lag_series) > 1:

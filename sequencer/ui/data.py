@@ -115,8 +115,12 @@ class Dashboard:
             except (ApiUnavailable, ApiError) as error:
                 view.problems.append(str(error))
         view.lag = self.lag(worker)
+        freshness = freshness_by_stream(view.lag)
         for row in view.rows:
             row["partition_lag"] = partition_lag(view.states.get(row["stream"]), view.lag)
+            found = freshness.get(row["stream"], {})
+            row["last_published_date"] = found.get("last_published_date")
+            row["days_behind"] = found.get("days_behind")
         return view
 
     def lag(self, worker: bool) -> dict[str, Any] | None:
@@ -127,18 +131,37 @@ class Dashboard:
                 return None
         if not self.options.bootstrap:
             return None
-        from ..lag import consumer_lag
-        from ..monitoring import lag_document
+        import time
+
+        from ..lag import DEFAULT_TAIL_LIMIT, read_group
+        from ..lag_status import LagWindow
+        from ..monitoring import age_days, lag_document
 
         s = self.settings
         try:
-            report = asyncio.run(asyncio.wait_for(
-                consumer_lag(s.bootstrap_servers, s.app_id, s.topic_events, s.aiokafka_security_kwargs()), 10))
+            reading = asyncio.run(asyncio.wait_for(
+                read_group(s.bootstrap_servers, s.app_id, s.topic_events, s.aiokafka_security_kwargs(),
+                           tail_limit=DEFAULT_TAIL_LIMIT), 10))
         except Exception as exc:  # noqa: BLE001 - shown on the page
             return lag_document(None, topic=s.topic_events, group=s.app_id, rate=None, rate_source=None,
                                 measured_at=_now_iso(), error=f"{type(exc).__name__}: {exc}")
-        return lag_document(report, topic=s.topic_events, group=s.app_id, rate=None, rate_source=None,
-                            measured_at=_now_iso())
+        # One sample: the status can say OK or ERR (lag and no members); the
+        # states that need a window of samples come from a running worker.
+        window = LagWindow(1.0)
+        now = time.monotonic()
+        window.add(now, {p.partition: (p.committed, p.lag) for p in reading.report.partitions},
+                   reading.report.members)
+        today = self.today or dt.date.today()
+        streams = [{"stream": name, "last_processed_date": last, "age_days": age_days(last, today)}
+                   for name, last in sorted(self._checkpoint_dates().items())]
+        return lag_document(reading.report, topic=s.topic_events, group=s.app_id, rate=None, rate_source=None,
+                            measured_at=_now_iso(), statuses=window.statuses(now), status_window_s=None,
+                            streams=streams, streams_source="checkpoints", tail=reading.tail)
+
+    def _checkpoint_dates(self) -> dict[str, str | None]:
+        """stream -> last processed date in the checkpoint files (what was decided, as far as they tell)."""
+        loaded, _ = self.store.load_all()
+        return {stream: cp.state.last_processed_date for stream, cp in loaded.items()}
 
     # --- controls -------------------------------------------------------------------------
 
@@ -249,6 +272,26 @@ def decisions_history(path: Path, stream: str, last: int = 250):
     frame = frame.sort_values("date").tail(last)
     frame["date"] = pd.to_datetime(frame["date"])
     return frame.set_index("date")
+
+
+def freshness_by_stream(lag: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """stream -> its row of the lag document's ``"streams"`` (freshness in trading days)."""
+    return {row["stream"]: row for row in (lag or {}).get("streams", [])}
+
+
+def latency_line(lag: dict[str, Any] | None) -> str:
+    """The decision latency as the page shows it."""
+    latency = (lag or {}).get("decision_latency")
+    if not latency or not latency.get("decisions"):
+        return "Decision latency: unknown (measured by a running worker, once it has sent decisions)."
+    return (f"Decision latency, record time to decision on the broker: p50 {latency['p50'] * 1000:,.0f} ms, "
+            f"p99 {latency['p99'] * 1000:,.0f} ms (last {latency['decisions']:,} decisions).")
+
+
+def lag_partition_rows(lag: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per partition: committed, end, lag, lag state."""
+    return [{k: row.get(k) for k in ("partition", "committed", "end", "lag", "status")}
+            for row in (lag or {}).get("partitions", [])]
 
 
 def lag_point(lag: dict[str, Any] | None, at: dt.datetime) -> dict[str, Any] | None:
