@@ -299,7 +299,8 @@ async def read_range(bootstrap: str, topic: str, partition: int, start: int, sto
             batches = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
             for record in batches.get(tp, []):
                 if start <= record.offset < stop:
-                    found.append(SourceRecord(topic, partition, record.offset, record.key, record.value))
+                    found.append(SourceRecord(topic, partition, record.offset, record.key, record.value,
+                                              record.timestamp))
                 position = max(position, record.offset + 1)
             if not batches:
                 position = max(position, await consumer.position(tp))

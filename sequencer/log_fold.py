@@ -12,7 +12,8 @@ FOLD_CHUNK = 5000
 
 
 def _source_record(record: Any) -> SourceRecord:
-    return SourceRecord(record.topic, record.partition, record.offset, record.key, record.value)
+    return SourceRecord(record.topic, record.partition, record.offset, record.key, record.value,
+                        record.timestamp)
 
 
 class LogFold:

@@ -18,6 +18,7 @@ in-memory broker). The stale offset is dropped and the event folded.
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from .domain import (
     parse_day_event,
     partition_key,
 )
-from .domain.events import shown
+from .domain.events import latest_event_date, shown
 from .domain.step_zero import step_zero
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ class SourceRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    #: The record's Kafka timestamp (ms since the epoch; None or <= 0: unknown).
+    #: The future-date rule judges an event against the day it was produced, so
+    #: the worker and a later rebuild of the same log refuse the same records.
+    timestamp_ms: int | None = None
 
     @property
     def partition_key(self) -> str:
@@ -106,12 +111,35 @@ def reason_kind(reason: str) -> str:
     return head[:40]
 
 
+_MS_PER_DAY = 86_400_000
+_EPOCH = _dt.date(1970, 1, 1)
+_LATEST_BY_DAY: dict[int, str] = {}  # days since the epoch -> latest accepted date; a few hundred at most
+
+
+def _latest_for(timestamp_ms: int | None, latest_now: str | None) -> str | None:
+    """The latest date a record may carry: by the day it was produced, never after ``latest_now``."""
+    if latest_now is None or not timestamp_ms or timestamp_ms <= 0:
+        return latest_now
+    day = timestamp_ms // _MS_PER_DAY
+    latest = _LATEST_BY_DAY.get(day)
+    if latest is None:
+        try:
+            latest = latest_event_date(_EPOCH + _dt.timedelta(days=day))
+        except OverflowError:  # a timestamp past year 9999 says nothing
+            return latest_now
+        if len(_LATEST_BY_DAY) < 100_000:
+            _LATEST_BY_DAY[day] = latest
+    return min(latest, latest_now)
+
+
 class EventProcessor:
     """Applies batches of records on top of states it looks up through ``lookup``.
 
     ``latest_date`` gives, once per batch, the latest date an event may carry
     (SPEC 3's future-date rule); the default reads the UTC clock, a test
-    passes its own.
+    passes its own. A record with a timestamp is judged against the day it was
+    produced when that is earlier: the outcome is then a function of the log
+    alone, and a rebuild next month refuses what the worker refused today.
     """
 
     def __init__(self, config: SequencerConfig,
@@ -147,9 +175,10 @@ class EventProcessor:
         offsets: dict[str, dict[str, int]] = {}
         config = self.config
         counters = self.counters
-        latest_date = self._latest_date()
+        latest_now = self._latest_date()
         for record in records:
             counters.records += 1
+            latest_date = _latest_for(record.timestamp_ms, latest_now)
             try:
                 event = self.decode(record, latest_date)
             except InvalidEvent as error:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .checkpoints import CheckpointStore
+from .checkpoints import CheckpointStore, OlderCheckpoint
 from .codecs import encode_event
 from .domain import DayEvent, SequencerConfig, SequencerError, StreamState, offsets_in_topic
 from .live_state import LAST_EVENTS_TABLE, STATES_TABLE, encode_state
@@ -186,12 +186,26 @@ async def rebuild(settings: Any, config: SequencerConfig, store: CheckpointStore
             settings, chosen, final, fold.last_events, fold.partition_of, tables[0], tables[1])
         for stream in chosen:
             if stream in final:
-                store.save(final[stream])
+                _save_rebuilt(store, final[stream], result.notes)
             elif _valid_name(stream):
                 store.clear(stream)
         result.checkpoint_folder = store.folder
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _save_rebuilt(store: CheckpointStore, state: StreamState, notes: list[str]) -> None:
+    """A rebuild makes the log the truth: the table already holds the rebuilt
+    state, so its checkpoint follows it even where the file was further on (a
+    log shortened by retention, a corrected log). Said, never silent."""
+    try:
+        store.save(state)
+    except OlderCheckpoint as refusal:
+        store.clear(state.stream)
+        store.save(state)
+        notes.append(f"checkpoint of {state.stream} moved back from {refusal.kept.last_processed_date} "
+                     f"({refusal.kept.events_applied} events) to {state.last_processed_date} "
+                     f"({state.events_applied} events): the log holds less than the file did")
 
 
 def _valid_name(stream: str) -> bool:

@@ -198,6 +198,12 @@ class FaustConsumerPort:
                                 self.settings.aiokafka_security_kwargs())
 
 
+def _timestamp_ms(message: Any) -> int | None:
+    # Faust keeps the record's timestamp in seconds (a float).
+    seconds = message.timestamp
+    return int(seconds * 1000) if seconds else None
+
+
 def _faust_tp(tp: str) -> TP:
     return TP(*split_partition_key(tp))
 
@@ -283,7 +289,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     async def handle_batch(stream: faust.Stream, events: list) -> float:
         """Fold and commit one batch; returns seconds to wait before the next (0 unless it failed)."""
         records = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
-                                e.message.key, e.message.value) for e in events]
+                                e.message.key, e.message.value, _timestamp_ms(e.message))
+                   for e in events]
         records = await input_offsets.without_holes(records)
         runtime.batches += 1
         if not records:

@@ -83,8 +83,16 @@ def test_verify_rebuild_and_restart(kafka_bootstrap, tmp_path):
     only = setup.cli("verify", "--streams", "ES2", "YM1")
     assert only.returncode == 0 and "no drift: 2 streams" in only.stdout, only.stdout
 
+    # A checkpoint further on than the log (a log shortened by retention, a corrected log):
+    # the rebuild makes the log the truth, and says that the file moved back.
+    ym1 = json.loads(loaded["YM1"].path.read_text())
+    ym1["events_applied"] += 100
+    loaded["YM1"].path.write_text(json.dumps(ym1))
+
     rebuilt = setup.cli("rebuild", "--from", "log", "--force")
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert f"checkpoint of YM1 moved back from {ym1['last_processed_date']} ({ym1['events_applied']} events)" \
+        in rebuilt.stdout + rebuilt.stderr, rebuilt.stdout + rebuilt.stderr
     assert setup.cli("verify").returncode == 0
     expected_head, _ = replay(head)
     after_log = _checkpoint_docs(setup)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api_client import ApiError, ApiUnavailable, WorkerApi
-from ..checkpoints import CheckpointStore, checkpoint_folder
+from ..checkpoints import CheckpointError, CheckpointStore, OlderCheckpoint, checkpoint_folder
 from ..config_file import load_config
 from ..domain import SequencerConfig, StreamState, state_to_dict
 from ..monitoring import stream_row
@@ -181,7 +181,10 @@ class Dashboard:
             if state is None:
                 messages.append(f"{stream}: no state loaded, nothing to save")
                 continue
-            messages.append(f"{stream}: saved to {self.store.save(state)}")
+            try:
+                messages.append(f"{stream}: saved to {self.store.save(state)}")
+            except (OlderCheckpoint, CheckpointError, OSError) as error:
+                messages.append(f"{stream}: not saved ({error})")
         return messages
 
     def clear(self, streams: list[str]) -> list[str]:
