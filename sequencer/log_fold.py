@@ -12,6 +12,10 @@ FOLD_CHUNK = 5000
 
 
 def _source_record(record: Any) -> SourceRecord:
+    """An aiokafka ``ConsumerRecord`` (timestamp in ms) as the processor's record; a
+    ``SourceRecord`` as it is."""
+    if isinstance(record, SourceRecord):
+        return record
     return SourceRecord(record.topic, record.partition, record.offset, record.key, record.value,
                         record.timestamp)
 
