@@ -26,6 +26,12 @@ from .file_writes import check_folder, naming
 logger = logging.getLogger(__name__)
 
 _FILE_NAME = re.compile(r"^state_([A-Za-z0-9]+)_([A-Za-z0-9_-]{1,32})\.json$")
+
+
+def stream_of_file(path: Path | str) -> str | None:
+    """The stream a checkpoint file's name says (``state_{instrument}_{stream}.json``), or None."""
+    match = _FILE_NAME.fullmatch(Path(path).name)
+    return match.group(2) if match else None
 CONFIG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DEFAULT_CONFIG_NAME = "default"
 

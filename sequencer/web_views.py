@@ -46,7 +46,7 @@ from faust.web import Request, Response, View
 
 from .domain import StreamState, state_to_dict
 from .domain.events import STREAM_NAME
-from .checkpoints import CheckpointError, OlderCheckpoint
+from .checkpoints import CheckpointError, OlderCheckpoint, stream_of_file
 from .group_monitor import SAMPLE_EVERY_S, GroupMonitor
 from .lag import GroupReading, TailDates
 from .live_state import changelog_partition
@@ -80,8 +80,8 @@ def checkpoint_files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return found
     for path in folder.glob("state_*_*.json"):
-        instrument, _, stream = path.name[len("state_"):-len(".json")].partition("_")
-        if instrument.isalnum() and STREAM_NAME.fullmatch(stream):
+        stream = stream_of_file(path)
+        if stream is not None:
             found[stream] = path
     return found
 
