@@ -8,6 +8,7 @@ import json
 import sys
 
 from ..checkpoints import CheckpointError, stream_of_file
+from ..clock import utc_today
 from ..domain import state_to_dict
 from .common import add_config_arguments, selected_config, selected_store
 
@@ -35,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _age_days(date: str | None) -> str:
     if not date:
         return "-"
-    return str((dt.date.today() - dt.date.fromisoformat(date)).days)
+    return str((utc_today() - dt.date.fromisoformat(date)).days)
 
 
 def run_list(args: argparse.Namespace) -> int:
