@@ -8,7 +8,6 @@ the problem; files in the seed's older layout are upgraded in memory.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import os
@@ -22,10 +21,17 @@ from .domain import InvalidState, SequencerConfig, SequencerError, StreamState, 
 from .domain.events import STREAM_NAME
 from .domain.state import load_state_document
 from .file_writes import check_folder, naming
+from .clock import utc_now_iso
 
 logger = logging.getLogger(__name__)
 
 _FILE_NAME = re.compile(r"^state_([A-Za-z0-9]+)_([A-Za-z0-9_-]{1,32})\.json$")
+
+
+def stream_of_file(path: Path | str) -> str | None:
+    """The stream a checkpoint file's name says (``state_{instrument}_{stream}.json``), or None."""
+    match = _FILE_NAME.fullmatch(Path(path).name)
+    return match.group(2) if match else None
 CONFIG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DEFAULT_CONFIG_NAME = "default"
 
@@ -69,10 +75,6 @@ class Checkpoint:
     path: Path
     saved_at: str | None
     upgraded_from_legacy: bool = False
-
-
-def utc_now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def checkpoint_folder(state_dir: Path, config_name: str) -> Path:

@@ -16,6 +16,11 @@ def utc_today() -> _dt.date:
     return _dt.datetime.now(_dt.timezone.utc).date()
 
 
+def utc_now_iso() -> str:
+    """Now in UTC, to the second (``2025-01-15T10:00:00+00:00``): checkpoints' saved_at, measurements."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def latest_event_date_now() -> str:
     """The latest date a day event may carry now (ISO)."""
     return latest_event_date(utc_today())

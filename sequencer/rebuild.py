@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .checkpoints import CheckpointStore, OlderCheckpoint
+from .checkpoints import CheckpointStore, OlderCheckpoint, stream_of_file
 from .codecs import encode_event
 from .domain import DayEvent, SequencerConfig, SequencerError, StreamState, offsets_in_topic
 from .live_state import LAST_EVENTS_TABLE, STATES_TABLE, encode_state
@@ -167,7 +167,7 @@ async def rebuild(settings: Any, config: SequencerConfig, store: CheckpointStore
             read_changelog(settings.bootstrap_servers, changelog_topic(settings.app_id, STATES_TABLE), security),
             read_changelog(settings.bootstrap_servers, changelog_topic(settings.app_id, LAST_EVENTS_TABLE),
                            security))
-    checkpointed = {p.name.split("_", 2)[2][:-5] for p in store.files()} if source == "log" else set()
+    checkpointed = {stream_of_file(p) for p in store.files()} if source == "log" else set()
     chosen = chosen_streams(streams, fold.states, tables[0].streams() if tables else (), checkpointed)
     final = {s: fold.states[s] for s in chosen if s in fold.states}
     applied = sum(fold.decisions_by_stream.get(s, 0) for s in chosen)

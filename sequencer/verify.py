@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from .checkpoints import CheckpointStore
+from .checkpoints import CheckpointStore, stream_of_file
 from .domain import InvalidState, SequencerConfig, StreamState, offsets_in_topic, state_to_dict
 from .live_state import STATES_TABLE, decode_state
 from .log_fold import LogFold, chosen_streams
@@ -99,7 +99,7 @@ async def verify(settings: Any, config: SequencerConfig, store: CheckpointStore,
 
     loaded, refused = store.load_all()
     for error in refused:
-        stream = error.path.name.split("_", 2)[2][:-5] if error.path.name.count("_") >= 2 else error.path.name
+        stream = stream_of_file(error.path) or error.path.name
         if wanted is None or stream in wanted:
             drift.append(Drift(stream, str(error.path), "file", "a valid checkpoint", f"refused: {error.problem}"))
     snapshots_at: dict[tuple[int, int], list[str]] = {}

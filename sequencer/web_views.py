@@ -34,7 +34,6 @@ batch; reset a stream whose events are not flowing.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hmac
 import json
 import logging
@@ -46,7 +45,8 @@ from faust.web import Request, Response, View
 
 from .domain import StreamState, state_to_dict
 from .domain.events import STREAM_NAME
-from .checkpoints import CheckpointError, OlderCheckpoint
+from .checkpoints import CheckpointError, OlderCheckpoint, stream_of_file
+from .clock import utc_now_iso, utc_today
 from .group_monitor import SAMPLE_EVERY_S, GroupMonitor
 from .lag import GroupReading, TailDates
 from .live_state import changelog_partition
@@ -70,18 +70,14 @@ logger = logging.getLogger(__name__)
 TOMBSTONE_TIMEOUT_S = 15.0
 
 
-def _utc_now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def checkpoint_files(folder: Path) -> dict[str, Path]:
     """stream -> checkpoint path in ``folder`` (``state_{instrument}_{stream}.json``)."""
     found: dict[str, Path] = {}
     if not folder.is_dir():
         return found
     for path in folder.glob("state_*_*.json"):
-        instrument, _, stream = path.name[len("state_"):-len(".json")].partition("_")
-        if instrument.isalnum() and STREAM_NAME.fullmatch(stream):
+        stream = stream_of_file(path)
+        if stream is not None:
             found[stream] = path
     return found
 
@@ -146,7 +142,7 @@ class _Api:
 
     async def stream_rows(self) -> list[dict[str, Any]]:
         info = await self.checkpoint_info()
-        today = dt.date.today()
+        today = utc_today()
         states = self.runtime.states()
         return [stream_row(states[s], today, info.get(s, (None, 0.0))[0]) for s in sorted(states)]
 
@@ -213,7 +209,7 @@ def register_views(app: "faust.App", runtime: "WorkerRuntime") -> None:
                 None if reading is None else reading.report, topic=settings.topic_events,
                 group=settings.app_id, rate=runtime.processing_rate(), rate_source="worker",
                 streams=await api.lag_stream_rows(), streams_source="worker",
-                measured_at=_utc_now_iso(), error=problem, statuses=api.group.statuses(),
+                measured_at=utc_now_iso(), error=problem, statuses=api.group.statuses(),
                 status_window_s=api.group.window.window_s, latency=runtime.latency.summary(),
                 tail=api.own_tail(reading)))
 

@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Any
 
+from ..clock import utc_now_iso, utc_today
 from .common import add_config_arguments, config_name_of
 
 #: Seconds a lag reading may take (an unreachable broker must not hang the command).
@@ -127,7 +128,7 @@ def sample(args: argparse.Namespace, settings, group: str, sampler: Sampler,
     rate, rate_source = rate_from_samples(sampler.rate_history), "samples"
     if rate is None and worker_doc is not None:
         rate, rate_source = worker_doc.get("processing_rate"), "worker"
-    today = dt.date.today()
+    today = utc_today()
     if worker_doc is not None:
         streams = [{k: row.get(k) for k in ("stream", "last_processed_date", "age_days")}
                    for row in worker_doc.get("streams", [])]
@@ -144,7 +145,7 @@ def sample(args: argparse.Namespace, settings, group: str, sampler: Sampler,
         statuses, window_s = worker_statuses, worker_doc.get("status_window_s")
     doc = lag_document(report, topic=settings.topic_events, group=group, rate=rate, rate_source=rate_source,
                        streams=streams, streams_source=streams_source,
-                       measured_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                       measured_at=utc_now_iso(),
                        error=error, statuses=statuses, status_window_s=window_s,
                        latency=None if worker_doc is None else worker_doc.get("decision_latency"),
                        tail=None if reading is None else reading.tail)

@@ -7,7 +7,8 @@ import datetime as dt
 import json
 import sys
 
-from ..checkpoints import CheckpointError
+from ..checkpoints import CheckpointError, stream_of_file
+from ..clock import utc_today
 from ..domain import state_to_dict
 from .common import add_config_arguments, selected_config, selected_store
 
@@ -35,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _age_days(date: str | None) -> str:
     if not date:
         return "-"
-    return str((dt.date.today() - dt.date.fromisoformat(date)).days)
+    return str((utc_today() - dt.date.fromisoformat(date)).days)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -81,7 +82,7 @@ def run_show(args: argparse.Namespace) -> int:
     store = selected_store(args, selected_config(args))
     paths = store.files()
     if args.stream:
-        paths = [p for p in paths if p.name.endswith(f"_{args.stream}.json")]
+        paths = [p for p in paths if stream_of_file(p) == args.stream]
         if not paths:
             print(f"sequencer: no checkpoint for stream {args.stream} in {store.folder}", file=sys.stderr)
             return 1

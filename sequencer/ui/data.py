@@ -31,6 +31,7 @@ from typing import Any
 
 from ..api_client import ApiError, ApiUnavailable, WorkerApi
 from ..checkpoints import CheckpointError, CheckpointStore, OlderCheckpoint, checkpoint_folder
+from ..clock import utc_now_iso, utc_today
 from ..config_file import load_config
 from ..domain import SequencerConfig, StreamState, state_to_dict
 from ..monitoring import stream_row
@@ -94,7 +95,7 @@ class Dashboard:
         return self.api.reachable()
 
     def load(self, load_previous: bool) -> View:
-        today = self.today or dt.date.today()
+        today = self.today or utc_today()
         worker = self.worker_running()
         mode = "worker" if worker else "checkpoints"
         if load_previous or not worker:
@@ -144,18 +145,18 @@ class Dashboard:
                            tail_limit=DEFAULT_TAIL_LIMIT), 10))
         except Exception as exc:  # noqa: BLE001 - shown on the page
             return lag_document(None, topic=s.topic_events, group=s.app_id, rate=None, rate_source=None,
-                                measured_at=_now_iso(), error=f"{type(exc).__name__}: {exc}")
+                                measured_at=utc_now_iso(), error=f"{type(exc).__name__}: {exc}")
         # One sample: the status can say OK or ERR (lag and no members); the
         # states that need a window of samples come from a running worker.
         window = LagWindow(1.0)
         now = time.monotonic()
         window.add(now, {p.partition: (p.committed, p.lag) for p in reading.report.partitions},
                    reading.report.members)
-        today = self.today or dt.date.today()
+        today = self.today or utc_today()
         streams = [{"stream": name, "last_processed_date": last, "age_days": age_days(last, today)}
                    for name, last in sorted(self._checkpoint_dates().items())]
         return lag_document(reading.report, topic=s.topic_events, group=s.app_id, rate=None, rate_source=None,
-                            measured_at=_now_iso(), statuses=window.statuses(now), status_window_s=None,
+                            measured_at=utc_now_iso(), statuses=window.statuses(now), status_window_s=None,
                             streams=streams, streams_source="checkpoints", tail=reading.tail)
 
     def _checkpoint_dates(self) -> dict[str, str | None]:
@@ -206,8 +207,6 @@ class Dashboard:
         return messages
 
 
-def _now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 # --- pure helpers for the page ---------------------------------------------------------------
