@@ -48,7 +48,9 @@ def floor_to_increment(value: float, increment: float) -> float:
 
 #: ``floor_to_increment`` of the medians the fold meets: a stream's median
 #: is one of its recent peaks, so few (median, increment) pairs recur.
-_floor_median = lru_cache(maxsize=4096)(floor_to_increment)
+#: ``typed``: an increment of 1 gives an int where 1.0 gives a float. 0.0 and
+#: -0.0 may share an entry: both floor to the same 0.0.
+_floor_median = lru_cache(maxsize=4096, typed=True)(floor_to_increment)
 
 
 def _stay_reason(result: str | None, traded: str) -> str:
