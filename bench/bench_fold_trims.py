@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_report import CPU, ROOT, export_baseline, timed  # noqa: E402
+from bench_report import CPU, ROOT, baseline_ref, export_baseline, timed  # noqa: E402
 
 #: Run inside the measured tree (its own bench/bench_core.py and sequencer):
 #: prints {"fold": events/s, "encode_us": µs per decision}.
@@ -71,8 +71,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline", default=None, help="git ref of the baseline (default: merge-base with main)")
     args = parser.parse_args()
-    ref = args.baseline or subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"],
-                                          capture_output=True, text=True, check=True).stdout.strip()
+    ref = baseline_ref(args.baseline)
     with tempfile.TemporaryDirectory(prefix="bench-fold-trims-") as folder:
         work = Path(folder)
         trees = {"baseline": work / "baseline", "this code": ROOT}

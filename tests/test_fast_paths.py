@@ -10,7 +10,10 @@ pack), and the report's sort-based grouping (a single -0.0 stays -0.0).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import importlib
+import json
 import math
 import struct
 
@@ -22,7 +25,7 @@ from hypothesis import strategies as st
 from sequencer.codecs import encode_decision
 from sequencer.domain import DECISION_FIELDS, Decision, StreamState
 
-from .test_equivalences import plain_fold, sequences
+from .test_equivalences import configs, plain_fold, sequences
 
 # The modules, not the functions of the same names that sequencer.domain exports.
 fold_module = importlib.import_module("sequencer.domain.fold")
@@ -127,3 +130,11 @@ def test_rows_by_stream_are_each_streams_rows_in_order(streams):
     grouped = metrics._rows_by_stream(streams)
     assert list(grouped) == sorted(plain)
     assert grouped == plain
+
+
+@settings(max_examples=100, deadline=None)
+@given(configs)
+def test_config_id_computed_once_is_the_hash_of_the_canonical_config(config):
+    blob = json.dumps(config.canonical(), sort_keys=True, separators=(",", ":"))
+    assert config.config_id == hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+    assert dataclasses.replace(config).config_id == config.config_id
