@@ -57,6 +57,12 @@ def export_baseline(ref: str, into: Path) -> str:
     return commit
 
 
+def baseline_ref(ref: str | None) -> str:
+    """``ref``, or by default the commit where this branch left main."""
+    return ref or subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+
+
 def main() -> int:
     from synthetic import write_synthetic
 
@@ -67,8 +73,7 @@ def main() -> int:
     parser.add_argument("--jobs", default=None, help="replay --jobs (default: replay's own choice)")
     args = parser.parse_args()
 
-    ref = args.baseline or subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"],
-                                          capture_output=True, text=True, check=True).stdout.strip()
+    ref = baseline_ref(args.baseline)
     with tempfile.TemporaryDirectory(prefix="bench-report-") as folder:
         work = Path(folder)
         baseline_src = work / "baseline"

@@ -90,6 +90,9 @@ class SequencerConfig:
     start_slot: str | None = None
     instruments: Mapping[str, InstrumentSpec] = field(default_factory=lambda: DEFAULT_INSTRUMENTS)
     sessions: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: DEFAULT_SESSIONS)
+    #: ``config_id``, computed once: every checkpoint read checks it, twice
+    #: (a ``json.dumps`` and a sha256 each time, a quarter of ``state_from_dict``).
+    _config_id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _require_int("depth", self.depth, minimum=1)
@@ -110,6 +113,8 @@ class SequencerConfig:
         for key in ("time_change", "no_trade_on_low_median"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        object.__setattr__(self, "_config_id", hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12])
         if not self.instruments:
             raise ConfigError("at least one instrument is required")
         if not self.sessions or any(not slots for slots in self.sessions.values()):
@@ -140,8 +145,8 @@ class SequencerConfig:
 
     @property
     def config_id(self) -> str:
-        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+        """sha256 of the canonical config as sorted compact JSON, 12 hex digits."""
+        return self._config_id
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "SequencerConfig":

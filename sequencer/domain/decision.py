@@ -36,7 +36,7 @@ class Decision(NamedTuple):
     profit_usd: float
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {name: getattr(self, name) for name in DECISION_FIELDS}
+        doc = dict(zip(DECISION_FIELDS, self))  # a tuple in field order: no getattr per field
         doc["slot_sums"] = dict(self.slot_sums)
         return doc
 

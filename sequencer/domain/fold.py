@@ -46,6 +46,47 @@ def floor_to_increment(value: float, increment: float) -> float:
     return _round(math.floor(round(value / increment, 9)) * increment)
 
 
+#: ``floor_to_increment`` of the medians the fold meets: a stream's median
+#: is one of its recent peaks, so few (median, increment) pairs recur.
+#: ``typed``: an increment of 1 gives an int where 1.0 gives a float. 0.0 and
+#: -0.0 may share an entry: both floor to the same 0.0.
+_floor_median = lru_cache(maxsize=4096, typed=True)(floor_to_increment)
+
+
+def _stay_reason(result: str | None, traded: str) -> str:
+    """Step 3's reason when the slot stays without a time change to weigh."""
+    if result is None:
+        return f"no outcome for {traded}: stay"
+    return f"{result} at {traded}: stay"
+
+
+#: A handful of (result, slot) pairs per session: the text built once each.
+_stay_reason_of = lru_cache(maxsize=1024)(_stay_reason)
+
+#: Builds a NamedTuple from a tuple of all its fields, in order, without the
+#: keyword-handling ``__new__`` that the class generates (a Python-level call
+#: per value; the fold builds two values per event).
+_new_tuple = tuple.__new__
+
+_FLOAT_TEXTS: dict[float, str] = {}
+_FLOAT_TEXTS_MAX = 1 << 16
+
+
+def _text(value: float) -> str:
+    """``f"{value}"``, remembered for non-zero floats: the reason's float
+    texts are most of its cost, and the same medians and targets recur.
+    Only non-zero floats share the table: 10 and 10.0, 0.0 and -0.0 compare
+    equal but print differently."""
+    if type(value) is not float or not value:
+        return f"{value}"
+    text = _FLOAT_TEXTS.get(value)
+    if text is None:
+        text = repr(value)
+        if len(_FLOAT_TEXTS) < _FLOAT_TEXTS_MAX:
+            _FLOAT_TEXTS[value] = text
+    return text
+
+
 @lru_cache(maxsize=256)
 def _target_rules(base: float, increment: float, max_target_pct: float) -> tuple[tuple[float, ...], float]:
     rungs = tuple(_round(base * (1 + 0.5 * i)) for i in range(LADDER_RUNGS))
@@ -84,10 +125,8 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
     result = traded_outcome.result if traded_outcome is not None else None
     next_slot = traded
     time_change = False
-    if result is None:
-        time_reason = f"no outcome for {traded}: stay"
-    elif result != "Loss":
-        time_reason = f"{result} at {traded}: stay"
+    if result != "Loss":
+        time_reason = _stay_reason_of(result, traded)
     elif not config.time_change:
         time_reason = f"Loss at {traded}: stay (time change disabled)"
     else:
@@ -145,7 +184,7 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
             position = config.median_position - 1
             median = sorted(rolling_window)[position]
             ladder_median = median if same_windows else sorted(ladder_window)[position]
-            rolling_target = min(max(floor_to_increment(median, spec.increment), base), cap)
+            rolling_target = min(max(_floor_median(median, spec.increment), base), cap)
             # The highest rung at or below the median (rungs ascend); rung 0 at least.
             desired = max(bisect_right(rungs, ladder_median) - 1, 0)
             if desired > step:
@@ -162,8 +201,8 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
             ladder_target = min(rungs[step], cap)
             no_trade_next = config.no_trade_on_low_median and median < base
             target_reason = (
-                f"median {median} -> rolling {rolling_target}; ladder step {step} "
-                f"(desired {desired}, day {days} at level) -> {ladder_target}"
+                f"median {_text(median)} -> rolling {_text(rolling_target)}; ladder step {step} "
+                f"(desired {desired}, day {days} at level) -> {_text(ladder_target)}"
             )
             if no_trade_next:
                 target_reason += f"; median below base {base}: no trade next"
@@ -189,7 +228,7 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
     else:
         current_target = base
 
-    new_state = StreamState(
+    new_state = _new_tuple(StreamState, (
         state.stream,
         state.instrument,
         state.session,
@@ -207,8 +246,8 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
         days,
         no_trade_next,
         state.source_offsets,
-    )
-    decision = Decision(
+    ))
+    decision = _new_tuple(Decision, (
         state.stream,
         state.instrument,
         date,
@@ -230,7 +269,7 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
         was_traded,
         profit,
         profit_usd,
-    )
+    ))
     return new_state, decision
 
 
