@@ -60,7 +60,9 @@ class FaustTablePort:
     records one at a time, and it needs a current event for the partition
     (FAUST_NOTES.md). The changelog partition is the stream's source
     partition, as a Faust table with ``use_partitioner=False`` picks it, so a
-    worker that owns source partition p restores changelog partition p."""
+    worker that owns source partition p restores changelog partition p.
+    Faust's changelog callback (``_on_changelog_sent``) is skipped with it: it
+    records persisted offsets for a RocksDB store; the worker's is memory://."""
 
     def __init__(self, states_table: Any, last_events_table: Any) -> None:
         self.states_table = states_table
