@@ -6,8 +6,10 @@ After `EventProcessor` folded a batch, `BatchCommit.commit` runs
    partition (not a future per record);
 2. **flush** the producer and wait for every produce batch's acknowledgement;
 3. **write states**: each changed stream's state (and last applied event) to
-   the tables, one changelog record per stream;
-4. **flush** the changelog records;
+   the tables in memory, and send their changelog records, one produce batch
+   per changelog partition (the last record of each partition in a batch of
+   its own when ``last_changelog_record_alone``, see below);
+4. **flush** the changelog records and wait for every acknowledgement;
 5. **commit** the input offsets of the batch's partitions.
 
 A failed step 1 to 4 raises `BatchCommitFailed` naming the step: the table
@@ -23,6 +25,17 @@ batch commits again (`gap_repair.InputOffsets.commit_folded` logs the failure).
 Why this order (SPEC 5, at-least-once): if a crash lands a changelog record,
 the decisions of that fold were already acknowledged; if it does not, the
 events come again and are folded again from the old state.
+
+Why the last changelog record of a partition goes alone: Tansu (the embedded
+broker) answers ListOffsets with "base offset of the partition's last produce
+batch + 1", so after a batch of n records the end it reports is n - 1 short
+(its fetch answers carry the right high watermark). Faust's table recovery
+reads a changelog up to that end and would stop before the last records,
+restoring stale states. Only the *last* batch of a partition decides the
+answer, so a last batch of one record makes it right: records 1..n-1 go in
+one batch and record n in the next, both queued at once (aiokafka keeps a
+partition's batches in order), one round trip for all partitions instead of
+a flush per record. Probe and figures: docs/benchmarks.md, "Changelog batches".
 
 No Faust here: the worker passes adapters (`sequencer.faust_ports`), the unit
 tests pass fakes that fail each step in turn.
@@ -100,8 +113,10 @@ class TablePort(Protocol):
     def previous(self, stream: str) -> Any:
         """What `restore` needs to put the stream's values back as they are now."""
 
-    def write(self, stream: str, state: bytes, last_event: bytes | None, partition: int | None) -> None:
-        """Set the values; their changelog records go to ``partition`` of the changelog."""
+    def write(self, stream: str, state: bytes, last_event: bytes | None,
+              partition: int | None) -> list[tuple[int, Outgoing]]:
+        """Set the values in memory; returns their changelog records, each with its partition
+        (``partition`` of the changelog, the stream's source partition), for step 3 to send."""
 
     def restore(self, stream: str, previous: Any) -> None:
         """Put back what `previous` returned (in memory only: the batch will be written again)."""
@@ -133,7 +148,7 @@ class BatchCommit:
     def __init__(self, producer: ProducerPort, table: TablePort, offsets: OffsetPort, view: StateView, *,
                  decisions_topic: str, dead_letters_topic: str,
                  encode_dead_letter: Callable[[DeadLetter], bytes],
-                 flush_each_state: bool = False,
+                 last_changelog_record_alone: bool = False,
                  clock: Callable[[], float] = time.time) -> None:
         self.producer = producer
         self.table = table
@@ -142,9 +157,9 @@ class BatchCommit:
         self.decisions_topic = decisions_topic
         self.dead_letters_topic = dead_letters_topic
         self.encode_dead_letter = encode_dead_letter
-        #: Tansu's high watermark needs one changelog record per produce
-        #: batch (settings.changelog_single_record_batches): flush after each.
-        self.flush_each_state = flush_each_state
+        #: Tansu's ListOffsets needs a one-record last batch per changelog
+        #: partition (settings.changelog_single_record_batches; module docstring).
+        self.last_changelog_record_alone = last_changelog_record_alone
         self._clock = clock
 
     def outgoing(self, outcome: BatchOutcome) -> list[Outgoing]:
@@ -172,18 +187,19 @@ class BatchCommit:
             if on_sent is not None:
                 on_sent(outcome, sent_at)
             step = Step.WRITE_STATES
+            changelog: dict[tuple[str, int], list[Outgoing]] = {}
             for stream, state in outcome.states.items():
                 applied = outcome.last_events.get(stream)
                 written[stream] = self.table.previous(stream)
-                self.table.write(stream, encode_state(state),
-                                 None if applied is None else encode_last_event(applied),
-                                 outcome.partition_of.get(stream))
-                if self.flush_each_state:
-                    step = Step.FLUSH_STATES
-                    await self.producer.flush()
-                    step = Step.WRITE_STATES
+                for partition, record in self.table.write(
+                        stream, encode_state(state), None if applied is None else encode_last_event(applied),
+                        outcome.partition_of.get(stream)):
+                    changelog.setdefault((record.topic, partition), []).append(record)
+            pending = await self._send_changelog(changelog)
             step = Step.FLUSH_STATES
             await self.producer.flush()
+            for ack in pending:
+                await ack  # a failed changelog batch raises here, before the view moves
         except Exception as error:
             for stream, previous in written.items():
                 self.table.restore(stream, previous)
@@ -192,6 +208,21 @@ class BatchCommit:
             self.view.put(stream, state, outcome.last_events.get(stream))
         await self.offsets.commit_folded(tps)
         return CommitResult(sent_at, len(outcome.decisions), len(outcome.dead_letters), batches)
+
+    async def _send_changelog(self, changelog: dict[tuple[str, int], list[Outgoing]]) -> list[Awaitable[Any]]:
+        """Queue the changelog records, one batch per partition; with
+        ``last_changelog_record_alone`` every partition's last record follows in
+        a batch of its own, queued after all the others (no flush in between)."""
+        pending: list[Awaitable[Any]] = []
+        tails: list[tuple[str, int, list[Outgoing]]] = []
+        for (topic, partition), records in changelog.items():
+            if self.last_changelog_record_alone and len(records) > 1:
+                records, tail = records[:-1], records[-1:]
+                tails.append((topic, partition, tail))
+            pending.extend(await self.producer.send_batch(topic, partition, records))
+        for topic, partition, tail in tails:
+            pending.extend(await self.producer.send_batch(topic, partition, tail))
+        return pending
 
     async def _send(self, records: list[Outgoing]) -> tuple[list[Awaitable[Any]], int]:
         by_partition: dict[tuple[str, int], list[Outgoing]] = {}

@@ -52,51 +52,37 @@ class FaustProducerPort:
 class FaustTablePort:
     """`TablePort` over the worker's two raw-bytes tables.
 
-    A Faust table sends a changelog record to the partition of the *current
-    event*; inside ``take_events`` there is none, so `write` makes an event of
-    the stream's own partition current for the write and puts the old one
-    back (FAUST_NOTES.md). Call `use_events` with each batch first."""
+    `write` sets the values in the tables' memory (``table.data``, what a Faust
+    table's ``__setitem__`` sets too) and hands their changelog records back to
+    the batch commit, which produces them in one batch per changelog partition
+    (`BatchCommit`): Faust's ``table[key] = value`` instead queues one
+    ``send_soon`` per record in its producer buffer, whose flush waits for the
+    records one at a time, and it needs a current event for the partition
+    (FAUST_NOTES.md). The changelog partition is the stream's source
+    partition, as a Faust table with ``use_partitioner=False`` picks it, so a
+    worker that owns source partition p restores changelog partition p.
+    Faust's changelog callback (``_on_changelog_sent``) is skipped with it: it
+    records persisted offsets for a RocksDB store; the worker's is memory://."""
 
     def __init__(self, states_table: Any, last_events_table: Any) -> None:
         self.states_table = states_table
         self.last_events_table = last_events_table
-        self._stream: faust.Stream | None = None
-        self._latest_event_of: dict[str, Any] = {}
-        self._event_of_partition: dict[int, Any] = {}
-        self._last: Any = None
-
-    def use_events(self, stream: faust.Stream, events: list) -> None:
-        self._stream = stream
-        self._latest_event_of = {}
-        self._event_of_partition = {}
-        for event in events:
-            message = event.message
-            self._event_of_partition[message.partition] = event
-            if message.key:
-                self._latest_event_of[message.key.decode(errors="replace")] = event
-        self._last = events[-1] if events else None
 
     def previous(self, stream: str) -> tuple[bytes | None, bytes | None]:
         key = stream.encode()
         return self.states_table.data.get(key), self.last_events_table.data.get(key)
 
-    def write(self, stream: str, state: bytes, last_event: bytes | None, partition: int | None) -> None:
-        assert self._stream is not None, "use_events first"
+    def write(self, stream: str, state: bytes, last_event: bytes | None,
+              partition: int | None) -> list[tuple[int, Outgoing]]:
+        if partition is None:
+            raise ValueError(f"no source partition for the state of {stream}: its changelog partition is unknown")
         key = stream.encode()
-        current = self._latest_event_of.get(stream)
-        if current is None:  # only in repaired records: any event of its partition
-            current = self._event_of_partition.get(partition, self._last)
-        # Read, set and restore with no await in between: during an await the
-        # stream's background task moves current_event on, and current_event
-        # is also what take_events acks next.
-        saved = self._stream.current_event
-        try:
-            self._stream._set_current_event(current)
-            self.states_table[key] = state
-            if last_event is not None:
-                self.last_events_table[key] = last_event
-        finally:
-            self._stream._set_current_event(saved)
+        records = []
+        for table, value in ((self.states_table, state), (self.last_events_table, last_event)):
+            if value is not None:
+                table.data[key] = value
+                records.append((partition, Outgoing(table.changelog_topic.get_topic_name(), key, value)))
+        return records
 
     def restore(self, stream: str, previous: tuple[bytes | None, bytes | None]) -> None:
         key = stream.encode()

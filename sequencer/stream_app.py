@@ -283,10 +283,10 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         decisions_topic=decisions_topic.get_topic_name(),
         dead_letters_topic=dead_letters_topic.get_topic_name(),
         encode_dead_letter=lambda letter: encode_dead_letter(letter, settings.dead_letter_value_bytes),
-        flush_each_state=settings.changelog_single_record_batches)
+        last_changelog_record_alone=settings.changelog_single_record_batches)
     fold_and_commit = FoldAndCommit(processor, batch_commit, input_offsets.rewind)
 
-    async def handle_batch(stream: faust.Stream, events: list) -> float:
+    async def handle_batch(events: list) -> float:
         """Fold and commit one batch; returns seconds to wait before the next (0 unless it failed)."""
         records = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
                                 e.message.key, e.message.value, _timestamp_ms(e.message))
@@ -295,7 +295,6 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         runtime.batches += 1
         if not records:
             return 0.0
-        table_port.use_events(stream, events)
         outcome, delay = await fold_and_commit.run(
             records, on_sent=lambda sent, sent_at: runtime.latency.observe_sent(sent.decisions, events, sent_at))
         if outcome is None:
@@ -314,7 +313,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         async for events in stream.take_events(batch_size, within=BATCH_WITHIN_S):
             batch_idle.clear()
             try:
-                work = asyncio.ensure_future(handle_batch(stream, events))
+                work = asyncio.ensure_future(handle_batch(events))
                 try:
                     delay = await asyncio.shield(work)
                 except asyncio.CancelledError:

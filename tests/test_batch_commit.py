@@ -71,9 +71,12 @@ class FakeTable:
         if self.fail_after is not None and len(self.changelog) >= self.fail_after:
             raise Boom("table write refused")
         self.states[stream] = state
+        records = [(partition, Outgoing("states-changelog", stream.encode(), state))]
         if last_event is not None:
             self.last_events[stream] = last_event
+            records.append((partition, Outgoing("last-events-changelog", stream.encode(), last_event)))
         self.changelog.append((stream, partition))
+        return records
 
     def restore(self, stream, previous):
         for table, value in zip((self.states, self.last_events), previous):
@@ -183,7 +186,8 @@ async def test_steps_run_in_order_and_sends_are_batched_per_partition():
     es1 = [decode_payload(r.value)["date"] for _, _, rs in producer.delivered for r in rs if r.key == b"ES1"
            and r.topic == "decisions"]
     assert es1 == ["2025-01-06", "2025-01-07"]
-    assert result.produce_batches == len(producer.delivered)
+    # produce_batches counts the outputs' batches (decisions, dead letters), not the changelog's.
+    assert result.produce_batches == len(producer.delivered) - len(_changelog_batches(producer))
     assert [r.topic for _, _, rs in producer.delivered for r in rs].count("dead-letters") == 1
     # Changelog records go to the partition of each stream's last record.
     assert dict(table.changelog) == {"ES1": 0, "NQ1": 1, "YM1": 1}
@@ -191,23 +195,63 @@ async def test_steps_run_in_order_and_sends_are_batched_per_partition():
     assert set(live.cached()) == {"ES1", "NQ1", "YM1"}
 
 
-async def test_flush_after_each_state_write_when_asked():
+def _changelog_batches(producer: FakeProducer) -> list[tuple[str, int, list[bytes]]]:
+    return [(t, p, [r.key for r in rs]) for t, p, rs in producer.delivered if t.endswith("-changelog")]
+
+
+async def test_changelog_records_go_in_one_batch_per_partition_and_one_flush():
     producer, table = FakeProducer(), FakeTable()
     commit, processor, _, _ = _setup(producer, table)
-    commit.flush_each_state = True
-    await commit.commit(processor.process(_records()), {"events:0"})
-    assert producer.flushes == 1 + 3 + 1  # outputs, one per stream, the closing flush
+    await commit.commit(processor.process(_records()), {"events:0", "events:1"})
+    # ES1 on partition 0; NQ1 and YM1 on partition 1 (the partition of their records).
+    assert sorted(_changelog_batches(producer)) == [
+        ("last-events-changelog", 0, [b"ES1"]), ("last-events-changelog", 1, [b"NQ1", b"YM1"]),
+        ("states-changelog", 0, [b"ES1"]), ("states-changelog", 1, [b"NQ1", b"YM1"])]
+    assert producer.flushes == 2  # outputs, changelog: no flush per record
 
 
-async def test_a_failed_flush_between_state_writes_puts_the_written_ones_back():
-    producer, table = FakeProducer("flush:3"), FakeTable()  # after the second state write
+async def test_last_changelog_record_of_each_partition_alone_when_asked():
+    # Tansu reports a partition's end as the base offset of its last batch + 1:
+    # the last batch of every changelog partition must hold one record.
+    producer, table = FakeProducer(), FakeTable()
+    commit, processor, _, _ = _setup(producer, table)
+    commit.last_changelog_record_alone = True
+    await commit.commit(processor.process(_records()), {"events:0", "events:1"})
+    batches = _changelog_batches(producer)
+    last_batch = {}
+    for topic, partition, keys in batches:
+        last_batch[(topic, partition)] = keys
+    assert last_batch == {("states-changelog", 0): [b"ES1"], ("states-changelog", 1): [b"YM1"],
+                          ("last-events-changelog", 0): [b"ES1"], ("last-events-changelog", 1): [b"YM1"]}
+    # Every record sent once, each partition's records in the order of the writes.
+    for topic in ("states-changelog", "last-events-changelog"):
+        assert [k for t, p, keys in batches if (t, p) == (topic, 1) for k in keys] == [b"NQ1", b"YM1"]
+    assert sum(len(keys) for _, _, keys in batches) == 6
+    assert producer.flushes == 2  # all queued at once: still one flush for the changelog
+
+
+async def test_a_failed_changelog_batch_puts_the_written_ones_back():
+    producer, table = FakeProducer(), FakeTable()
     commit, processor, live, offsets = _setup(producer, table)
-    commit.flush_each_state = True
-    before = dict(table.states)
+    commit.last_changelog_record_alone = True
+    sends = 0
+    send_batch = producer.send_batch
+
+    async def ack_fails_for_the_changelog_tail(topic, partition, records):
+        nonlocal sends
+        acks = await send_batch(topic, partition, records)
+        sends += 1
+        if topic.endswith("-changelog") and records[0].key == b"YM1":
+            acks[0] = asyncio.get_running_loop().create_future()
+            acks[0].set_exception(Boom("NotLeaderForPartitionError"))
+        return acks
+
+    producer.send_batch = ack_fails_for_the_changelog_tail
+    before = (dict(table.states), dict(table.last_events))
     with pytest.raises(BatchCommitFailed) as raised:
         await commit.commit(processor.process(_records()), {"events:0"})
     assert raised.value.step is Step.FLUSH_STATES
-    assert table.states == before and offsets.commits == []
+    assert (table.states, table.last_events) == before and offsets.commits == []
     assert {s: st.events_applied for s, st in live.cached().items()} == {"NQ1": 0}
 
 
