@@ -73,7 +73,7 @@ def main() -> None:
     from synthetic import write_synthetic
 
     from sequencer.domain import SequencerConfig
-    from sequencer.sources import read_day_events
+    from sequencer.adapters.files.sources import read_day_events
 
     work = Path(tempfile.mkdtemp(prefix="bench-core-"))
     csv_path = work / "synthetic.csv"

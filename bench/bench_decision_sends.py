@@ -76,8 +76,8 @@ async def run(bootstrap: str, rounds: int, chunks) -> tuple[list[float], list[fl
     from aiokafka import AIOKafkaProducer
     from types import SimpleNamespace
 
-    from sequencer.faust_ports import FaustProducerPort
-    from sequencer.topics import create_topics
+    from sequencer.adapters.faust.commit_ports import FaustProducerPort
+    from sequencer.adapters.kafka.topics import create_topics
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1)
     await producer.start()
@@ -104,13 +104,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    from sequencer.batch_commit import Outgoing
-    from sequencer.broker import EmbeddedBroker
-    from sequencer.codecs import encode_decision
+    from sequencer.app.batch_commit import Outgoing
+    from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker
+    from sequencer.app.codecs import encode_decision
     from sequencer.domain import SequencerConfig
-    from sequencer.replay import replay_events
-    from sequencer.sources import read_day_events
-    from sequencer.stream_app import BATCH_SIZE
+    from sequencer.app.replay import replay_events
+    from sequencer.adapters.files.sources import read_day_events
+    from sequencer.adapters.faust.worker import BATCH_SIZE
 
     config = SequencerConfig()
     events = read_day_events(sorted((ROOT / "data" / "sample").glob("*.csv")), config).events

@@ -48,7 +48,7 @@ def load_events(days: int):
     from synthetic import write_synthetic
 
     from sequencer.domain import SequencerConfig
-    from sequencer.sources import read_day_events
+    from sequencer.adapters.files.sources import read_day_events
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "synthetic.csv"
@@ -80,7 +80,7 @@ def main() -> None:
 
     import msgpack
 
-    from sequencer.codecs import decode_payload, encode_decision, encode_event
+    from sequencer.app.codecs import decode_payload, encode_decision, encode_event
     from sequencer.domain import (
         DECISION_FIELDS,
         SequencerConfig,

@@ -41,9 +41,9 @@ import gc, json, sys, time
 from pathlib import Path
 sys.path.insert(0, "bench")
 from bench_core import fold_rate
-from sequencer.codecs import encode_decision
+from sequencer.app.codecs import encode_decision
 from sequencer.domain import SequencerConfig, apply_day, initial_state
-from sequencer.sources import read_day_events
+from sequencer.adapters.files.sources import read_day_events
 config = SequencerConfig()
 events = read_day_events([Path(sys.argv[1])], config).events
 rate = fold_rate(events, config)

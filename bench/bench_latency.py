@@ -96,7 +96,7 @@ def get(url: str) -> tuple[int, dict]:
 
 def record_times(bootstrap: str, topic: str, decode) -> dict[tuple[str, str], float]:
     """(stream, date) -> record timestamp in seconds, for every record of ``topic``."""
-    from sequencer.log_reader import read_topic
+    from sequencer.adapters.kafka.log_reader import read_topic
 
     found: dict[tuple[str, str], float] = {}
 
@@ -111,14 +111,14 @@ def record_times(bootstrap: str, topic: str, decode) -> dict[tuple[str, str], fl
 
 
 def decision_key(value: bytes):
-    from sequencer.codecs import decode_decision
+    from sequencer.app.codecs import decode_decision
 
     decision = decode_decision(value)
     return decision.stream, decision.date
 
 
 def quantiles(values: list[float]) -> str:
-    from sequencer.latency import quantile
+    from sequencer.app.latency import quantile
 
     return (f"p50 {quantile(values, 0.5) * 1000:.0f} ms, p99 {quantile(values, 0.99) * 1000:.0f} ms, "
             f"max {max(values) * 1000:.0f} ms over {len(values)} decisions")
@@ -153,9 +153,9 @@ def main() -> None:
     parser.add_argument("--burst-streams", type=int, default=1000)
     args = parser.parse_args()
 
-    from sequencer.broker import EmbeddedBroker, free_port
-    from sequencer.lag import stream_and_date
-    from sequencer.topics import create_topics
+    from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker, free_port
+    from sequencer.adapters.kafka.lag import stream_and_date
+    from sequencer.adapters.kafka.topics import create_topics
 
     sessions = 20
     work = Path(tempfile.mkdtemp(prefix="bench-latency-"))

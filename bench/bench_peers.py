@@ -206,7 +206,7 @@ async def read_records(bootstrap: str, topic: str, *, enough: int | None = None,
 
 def check_decisions(bootstrap: str, reference: Reference) -> str | None:
     """None when the decisions topic holds exactly the reference decisions (repeats equal); else what differs."""
-    from sequencer.codecs import decode_decision
+    from sequencer.app.codecs import decode_decision
 
     records = asyncio.run(read_records(bootstrap, DECISIONS_TOPIC, enough=len(reference.decisions)))
     found, conflicting = {}, 0
@@ -277,7 +277,7 @@ async def time_commits(bootstrap: str, group: str, expected: int, worker: subpro
     from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from sequencer.lag import _committed_in
+    from sequencer.adapters.kafka.lag import _committed_in
 
     partitions = [TopicPartition(EVENTS_TOPIC, p) for p in range(PARTITIONS)]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -305,8 +305,8 @@ async def time_commits(bootstrap: str, group: str, expected: int, worker: subpro
 
 def run_worker(bootstrap: str, expected: int, work: Path) -> tuple[float, float, list[dict]]:
     """A real ``sequencer worker``, timed by its commits; returns (rate, seconds, checkpointed states)."""
-    from sequencer.broker import free_port
-    from sequencer.checkpoints import CheckpointStore, checkpoint_folder
+    from sequencer.adapters.kafka.embedded_broker import free_port
+    from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
     from sequencer.domain import SequencerConfig, state_to_dict
 
     config_name = "peers"
@@ -335,7 +335,7 @@ def run_worker(bootstrap: str, expected: int, work: Path) -> tuple[float, float,
 
 
 def run_once(system: System, events, reference: Reference, round_no: int, work: Path) -> RunResult:
-    from sequencer.broker import EmbeddedBroker
+    from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker
 
     work.mkdir(parents=True)
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
@@ -408,7 +408,7 @@ def main() -> None:
     from synthetic import write_synthetic
 
     from sequencer.domain import SequencerConfig
-    from sequencer.sources import read_day_events
+    from sequencer.adapters.files.sources import read_day_events
 
     for system in systems:   # set up every virtualenv before the first timed run
         interpreter(system)

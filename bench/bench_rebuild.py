@@ -28,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sequencer.broker import EmbeddedBroker  # noqa: E402
-from sequencer.checkpoints import CheckpointStore, checkpoint_folder  # noqa: E402
+from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker  # noqa: E402
+from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder  # noqa: E402
 from sequencer.domain import SequencerConfig, state_to_dict  # noqa: E402
-from sequencer.rebuild import rebuild  # noqa: E402
+from sequencer.adapters.kafka.rebuild import rebuild  # noqa: E402
 from sequencer.settings import Settings  # noqa: E402
-from sequencer.sources import read_day_events  # noqa: E402
+from sequencer.adapters.files.sources import read_day_events  # noqa: E402
 from streamer.publisher import EventPublisher  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def main() -> int:
         with EmbeddedBroker(log_path=tmp / "broker.log") as broker:
             settings = Settings.from_env({}, bootstrap_servers=broker.bootstrap, config_name="bench",
                                          state_dir=str(tmp / "state"))
-            from sequencer.topics import create_topics_sync
+            from sequencer.adapters.kafka.topics import create_topics_sync
             create_topics_sync(broker.bootstrap, {settings.topic_events: settings.partitions})
             store = CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name), config)
             asyncio.run(publish(broker.bootstrap, settings.topic_events, events[:cut]))

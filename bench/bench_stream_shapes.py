@@ -54,8 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sequencer.broker import EmbeddedBroker  # noqa: E402
-from sequencer.topics import create_topics  # noqa: E402
+from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker  # noqa: E402
+from sequencer.adapters.kafka.topics import create_topics  # noqa: E402
 
 logger = logging.getLogger("bench_stream_shapes")
 
@@ -539,7 +539,7 @@ def run_child(args: argparse.Namespace) -> None:
     worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
     if shape.fast_drain:
         # After the Worker set the app's loop, before the consumer exists.
-        from sequencer.faust_consumer import fast_drain_consumer_class
+        from sequencer.adapters.faust.consumer import fast_drain_consumer_class
 
         app.transport.Consumer = fast_drain_consumer_class()
     profile = os.environ.get("BENCH_PROFILE")  # path: write a cProfile of the child

@@ -84,7 +84,7 @@ async def publish(bootstrap: str, topic: str, events) -> tuple[float, dict[int, 
 
 
 async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    from sequencer.lag import committed_offsets
+    from sequencer.adapters.kafka.lag import committed_offsets
 
     try:
         return await committed_offsets(bootstrap, group, topic)
@@ -101,10 +101,10 @@ def main() -> None:
 
     from synthetic import write_synthetic
 
-    from sequencer.broker import EmbeddedBroker, free_port
-    from sequencer.topics import create_topics
+    from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker, free_port
+    from sequencer.adapters.kafka.topics import create_topics
     from sequencer.domain import SequencerConfig
-    from sequencer.sources import read_day_events
+    from sequencer.adapters.files.sources import read_day_events
 
     work = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
     csv_path = work / "synthetic.csv"

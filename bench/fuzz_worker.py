@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sequencer.broker import EmbeddedBroker  # noqa: E402
+from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker  # noqa: E402
 from tests.fuzz_records import fuzz_records, run_fuzz  # noqa: E402
 from tests.recovery_helpers import Setup  # noqa: E402
 

@@ -24,14 +24,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sequencer.api_client import WorkerApi
-from sequencer.broker import EmbeddedBroker, free_port
-from sequencer.topics import create_topics
-from sequencer.config_file import load_config
-from sequencer.decision_log import read_decisions, wait_until_consumed
-from sequencer.record_files import write_decisions_csv
+from sequencer.adapters.http.api_client import WorkerApi
+from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker, free_port
+from sequencer.adapters.kafka.topics import create_topics
+from sequencer.adapters.files.config_file import load_config
+from sequencer.adapters.kafka.decision_log import read_decisions, wait_until_consumed
+from sequencer.adapters.files.record_files import write_decisions_csv
 from sequencer.settings import Settings
-from sequencer.sources import expand_inputs, read_day_events
+from sequencer.adapters.files.sources import expand_inputs, read_day_events
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "screenshot-token"

@@ -234,7 +234,7 @@ class Settings:
     #: restore stale states. Costs one round trip per changed stream per batch;
     #: on Apache Kafka it can be turned off.
     #: Hand messages from the consumer to the stream without Faust's per-message
-    #: task race (sequencer/faust_consumer.py): about 2.5x the rate. Turn off to
+    #: task race (sequencer/adapters/faust/consumer.py): about 2.5x the rate. Turn off to
     #: run Faust's own consumer unchanged.
     fast_drain: bool = field(default=True, metadata=_env("SEQUENCER_FAST_DRAIN", _parse_bool))
     changelog_single_record_batches: bool = field(

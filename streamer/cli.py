@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from sequencer.config_file import load_config
+from sequencer.adapters.files.config_file import load_config
 from sequencer.domain import DayEvent, SequencerError
-from sequencer.record_files import write_rejects_csv
-from sequencer.sources import SourceBatch, expand_inputs, read_day_events
+from sequencer.adapters.files.record_files import write_rejects_csv
+from sequencer.adapters.files.sources import SourceBatch, expand_inputs, read_day_events
 
 from .publisher import EventPublisher
 

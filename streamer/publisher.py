@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any, Callable, Iterable
 
-from sequencer.codecs import encode_event
+from sequencer.app.codecs import encode_event
 from sequencer.domain import DayEvent
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ Register it from ``tests/conftest.py``::
 e.g. ``pythonpath = ["."]`` in the pytest config). Fixtures:
 
 ``embedded_broker`` (session)
-    the `sequencer.broker.EmbeddedBroker` serving the session, started on a
+    the `sequencer.adapters.kafka.embedded_broker.EmbeddedBroker` serving the session, started on a
     free loopback port. Tests that pause/resume it must resume it before they
     return. Skipped when an external broker is used.
 ``kafka_bootstrap`` (session)
@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sequencer.broker import EmbeddedBroker
+from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker
 
 logger = logging.getLogger(__name__)
 

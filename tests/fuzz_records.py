@@ -23,7 +23,7 @@ from pathlib import Path
 
 import msgpack
 
-from sequencer.decision_log import read_decisions
+from sequencer.adapters.kafka.decision_log import read_decisions
 
 from .recovery_helpers import Setup, read_topic_values
 

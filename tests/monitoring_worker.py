@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from sequencer.broker import free_port
+from sequencer.adapters.kafka.embedded_broker import free_port
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Worker:
 
 
 def create_topics(bootstrap: str, names: Names, partitions: int = 2) -> None:
-    from sequencer.topics import create_topics as create
+    from sequencer.adapters.kafka.topics import create_topics as create
 
     asyncio.run(create(bootstrap, {names.events: partitions, names.decisions: partitions,
                                    names.dead_letters: partitions}))

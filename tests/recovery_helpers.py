@@ -18,7 +18,7 @@ from pathlib import Path
 import msgpack
 
 from sequencer.domain import DayEvent, Decision, SequencerConfig, state_to_dict
-from sequencer.replay import replay_events
+from sequencer.app.replay import replay_events
 from streamer.publisher import EventPublisher
 
 from .worker_process import WorkerProcess, WorkerSetup
@@ -134,7 +134,7 @@ def wait_caught_up(setup: Setup, ends: dict[int, int], worker: WorkerProcess, ke
     decision on the decisions topic; says which. (After a SIGKILL, faust-streaming 0.15.3
     sometimes advances its committed offset by one record per commit interval:
     see docs/benchmarks_recovery.md. The work is done then, the commit lags.)"""
-    from sequencer.lag import committed_offsets
+    from sequencer.adapters.kafka.lag import committed_offsets
 
     deadline = time.monotonic() + timeout_s
     complete_at = None
@@ -221,7 +221,7 @@ def run_crash_loop(setup: Setup, events: list[DayEvent], kills: int, work_dir: P
             worker.kill()
             kill_times.append(round(alive, 2))
             try:
-                from sequencer.lag import committed_offsets
+                from sequencer.adapters.kafka.lag import committed_offsets
                 done = sum(asyncio.run(committed_offsets(setup.bootstrap, setup.group, setup.topic_events)).values())
             except Exception:  # noqa: BLE001 - the group may not exist yet
                 done = 0

@@ -15,9 +15,9 @@ import json
 import msgpack
 import pytest
 
-from sequencer.codecs import DEFAULT_DEAD_LETTER_VALUE_BYTES
+from sequencer.app.codecs import DEFAULT_DEAD_LETTER_VALUE_BYTES
 from sequencer.domain import SequencerConfig, state_to_dict
-from sequencer.sources import read_day_events
+from sequencer.adapters.files.sources import read_day_events
 
 from .recovery_helpers import SAMPLE, Setup, comparable, replay
 

@@ -9,11 +9,18 @@ import json
 
 import pytest
 
-from sequencer.batch_commit import BatchCommit, BatchCommitFailed, FoldAndCommit, Outgoing, RetryDelay, Step
-from sequencer.codecs import decode_payload
+from sequencer.app.batch_commit import (
+    BatchCommit,
+    BatchCommitFailed,
+    FoldAndCommit,
+    Outgoing,
+    RetryDelay,
+    Step,
+)
+from sequencer.app.codecs import decode_payload
 from sequencer.domain import SequencerConfig, initial_state, parse_day_event, state_from_dict
-from sequencer.live_state import LiveStates, encode_state
-from sequencer.processor import EventProcessor, SourceRecord
+from sequencer.adapters.faust.live_state import LiveStates, encode_state
+from sequencer.app.processor import EventProcessor, SourceRecord
 
 CONFIG = SequencerConfig()
 PARTITIONS = 3

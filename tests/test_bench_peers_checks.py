@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from sequencer.codecs import encode_decision, encode_event
+from sequencer.app.codecs import encode_decision, encode_event
 from sequencer.domain import SequencerConfig, state_to_dict
-from sequencer.sources import read_day_events
+from sequencer.adapters.files.sources import read_day_events
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 

@@ -1,4 +1,4 @@
-"""Integration tests of sequencer.broker against the real Tansu binary.
+"""Integration tests of sequencer.adapters.kafka.embedded_broker against the real Tansu binary.
 
 Each test drives aiokafka through ``asyncio.run`` so it needs no pytest-asyncio
 configuration. Fixtures come from ``tests/broker_fixture.py``.
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from sequencer import broker as broker_mod
-from sequencer.broker import (
+from sequencer.adapters.kafka import embedded_broker as broker_mod
+from sequencer.adapters.kafka.embedded_broker import (
     BrokerStartError,
     EmbeddedBroker,
     free_port,
     probe_metadata,
 )
-from sequencer.topics import create_topics
+from sequencer.adapters.kafka.topics import create_topics
 
 
 pytestmark = pytest.mark.broker  # spawns the Tansu binary

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from sequencer.broker import EmbeddedBroker, free_port
+from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker, free_port
 from sequencer.domain import SequencerConfig
-from sequencer.sources import read_day_events
+from sequencer.adapters.files.sources import read_day_events
 from streamer.publisher import EventPublisher
 
 from .recovery_helpers import SAMPLE, Setup, comparable, replay

@@ -15,12 +15,12 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from sequencer.batch_commit import BatchCommit, Outgoing
+from sequencer.app.batch_commit import BatchCommit, Outgoing
 from sequencer.domain import SequencerConfig
-from sequencer.faust_ports import FaustProducerPort
-from sequencer.live_state import LiveStates
-from sequencer.processor import EventProcessor, SourceRecord
-from sequencer.topics import create_topics
+from sequencer.adapters.faust.commit_ports import FaustProducerPort
+from sequencer.adapters.faust.live_state import LiveStates
+from sequencer.app.processor import EventProcessor, SourceRecord
+from sequencer.adapters.kafka.topics import create_topics
 
 pytestmark = [pytest.mark.broker]
 

@@ -391,7 +391,7 @@ def test_dockerfile() -> None:
 def test_worker_healthcheck_passes_on_a_ready_worker_and_fails_without_one(config, kafka_bootstrap, tmp_path):
     """The healthcheck's own script, run as Compose runs it, against a real worker."""
 
-    from sequencer.broker import free_port
+    from sequencer.adapters.kafka.embedded_broker import free_port
     from tests.monitoring_worker import Worker, create_topics, unique_names
 
     script = config["services"]["worker"]["healthcheck"]["test"][3]

@@ -19,7 +19,7 @@ import random
 import pytest
 
 from sequencer.domain import SequencerConfig
-from sequencer.sources import read_day_events
+from sequencer.adapters.files.sources import read_day_events
 
 from .recovery_helpers import SAMPLE, Setup, run_crash_loop
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sequencer.checkpoints import CheckpointStore
+from sequencer.adapters.files.checkpoints import CheckpointStore
 from sequencer.domain import (
     SequencerConfig,
     SlotOutcome,
@@ -26,7 +26,7 @@ from sequencer.domain import (
     state_from_dict,
     state_to_dict,
 )
-from sequencer.replay import replay_events
+from sequencer.app.replay import replay_events
 
 SPELLINGS = ["Win", "win", "WIN", "Loss", "loss", "LOSS", "BE", "be", "BREAK_EVEN", "breakeven",
              "BREAKEVEN", "NoTrade", "NO_TRADE", "NO TRADE", "NOTRADE", "no trade", "TIME", "time"]
@@ -235,8 +235,8 @@ def test_batch_replay_equals_a_plain_apply_day_loop(case, data):
 
 def worker_dead_letters(events, config, states):
     """(stream, reason) of each dead letter the worker's processor gives ``events`` on ``states``."""
-    from sequencer.codecs import encode_event
-    from sequencer.processor import EventProcessor, SourceRecord
+    from sequencer.app.codecs import encode_event
+    from sequencer.app.processor import EventProcessor, SourceRecord
 
     processor = EventProcessor(config, states.get)
     outcome = processor.process(SourceRecord("ev", 0, i, e.stream.encode(), encode_event(e))
@@ -271,8 +271,8 @@ def test_a_corrected_day_is_refused_by_replay_as_by_the_worker(case, data):
 
 def process_log(events, config, states, *, start=0, partition=0):
     """The worker's processor over ``events`` as records of one partition from offset ``start``."""
-    from sequencer.codecs import encode_event
-    from sequencer.processor import EventProcessor, SourceRecord
+    from sequencer.app.codecs import encode_event
+    from sequencer.app.processor import EventProcessor, SourceRecord
 
     states = dict(states)
     processor = EventProcessor(config, states.get)

@@ -12,7 +12,7 @@ from sequencer.domain.events import NUMBER_LIMIT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sequencer.codecs import (
+from sequencer.app.codecs import (
     DEFAULT_MAX_EVENT_BYTES,
     decode_decision,
     decode_event,

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sequencer.codecs import encode_decision
+from sequencer.app.codecs import encode_decision
 from sequencer.domain import DECISION_FIELDS, Decision, StreamState
 
 from .test_equivalences import configs, plain_fold, sequences

@@ -6,8 +6,8 @@ from __future__ import annotations
 import faust
 import pytest
 
-from sequencer.faust_consumer import install as install_fast_drain
-from sequencer.fetch_wait import FETCH_MAX_WAIT_MS, install
+from sequencer.adapters.faust.consumer import install as install_fast_drain
+from sequencer.adapters.faust.fetch_wait import FETCH_MAX_WAIT_MS, install
 
 
 @pytest.mark.parametrize("fast_drain", [True, False])

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sequencer.checkpoints import CheckpointStore
+from sequencer.adapters.files.checkpoints import CheckpointStore
 from sequencer.domain import SequencerConfig, SequencerError
-from sequencer import file_replay
-from sequencer.file_replay import ReplayWatch, replay_files
-from sequencer.sources import StreamPartition
+from sequencer.adapters.files import file_replay
+from sequencer.adapters.files.file_replay import ReplayWatch, replay_files
+from sequencer.adapters.files.sources import StreamPartition
 
 from .test_sources_and_replay import SAMPLE, checkpoint_docs, sequencer_command
 

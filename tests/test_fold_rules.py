@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sequencer.config_file import load_config
+from sequencer.adapters.files.config_file import load_config
 from sequencer.domain import (
     ConfigError,
     Order,

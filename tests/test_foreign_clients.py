@@ -15,7 +15,7 @@ import pytest
 
 from sequencer.cli.main import main
 from sequencer.domain import SequencerConfig
-from sequencer.replay import replay_events
+from sequencer.app.replay import replay_events
 
 from .test_streaming import SAMPLE, _comparable
 from .worker_process import WorkerSetup
@@ -54,7 +54,7 @@ def produce_with_librdkafka(bootstrap: str, topic: str, events) -> dict[int, int
 
 def test_events_from_librdkafka_fold_like_the_batch_path_and_lag_explains_the_end(
         kafka_bootstrap, tmp_path, capsys):
-    from sequencer.sources import read_day_events
+    from sequencer.adapters.files.sources import read_day_events
 
     events = read_day_events([SAMPLE / "trades_ES.csv", SAMPLE / "trades_CL.csv"], SequencerConfig()).events
     setup = WorkerSetup(kafka_bootstrap, tmp_path / "state")

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sequencer.domain import SequencerConfig
-from sequencer.log_fold import _source_record
-from sequencer.processor import EventProcessor, SourceRecord
+from sequencer.app.log_fold import _source_record
+from sequencer.app.processor import EventProcessor, SourceRecord
 
 CONFIG = SequencerConfig()
 DAY_MS = 86_400_000

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sequencer.codecs import (
+from sequencer.app.codecs import (
     DEAD_LETTER_KEY_BYTES,
     decode_dead_letter,
     decode_payload,
@@ -29,10 +29,10 @@ from sequencer.codecs import (
 )
 from sequencer.domain import InvalidEvent, SequencerConfig, parse_day_event, state_to_dict
 from sequencer.domain.events import latest_event_date
-from sequencer.log_fold import LogFold
-from sequencer.processor import DeadLetter, EventProcessor, SourceRecord
-from sequencer.replay import replay_events
-from sequencer.sources import read_day_events
+from sequencer.app.log_fold import LogFold
+from sequencer.app.processor import DeadLetter, EventProcessor, SourceRecord
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import read_day_events
 
 from .recovery_helpers import comparable
 
@@ -285,7 +285,7 @@ json_values = st.recursive(
 @given(json_values)
 def test_json_nesting_is_the_depth_of_the_document(value):
     """Brackets inside strings (st.text draws them, escaped quotes too) do not count."""
-    from sequencer.codecs import json_nesting
+    from sequencer.app.codecs import json_nesting
 
     assert json_nesting(json.dumps(value).encode()) == _depth(value)
     assert json_nesting(json.dumps(value, ensure_ascii=False).encode()) == _depth(value)

@@ -19,14 +19,14 @@ from types import SimpleNamespace
 import msgpack
 import pytest
 
-from sequencer.checkpoints import CheckpointStore, checkpoint_folder
-from sequencer.codecs import encode_event
+from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
+from sequencer.app.codecs import encode_event
 from sequencer.domain import SequencerConfig, state_to_dict
 from sequencer.domain.state import STATE_KEYS
-from sequencer.replay import replay_events
-from sequencer.sources import read_day_events
-from sequencer.live_state import changelog_partition
-from sequencer.web_views import _Api
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import read_day_events
+from sequencer.adapters.faust.live_state import changelog_partition
+from sequencer.adapters.http.views import _Api
 from tests.monitoring_worker import Worker, create_topics, produce_one_by_one, unique_names
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"

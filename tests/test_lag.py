@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from sequencer.cli.main import main
-from sequencer.codecs import encode_event
+from sequencer.app.codecs import encode_event
 from sequencer.domain import SequencerConfig
-from sequencer.lag import compute_lag
-from sequencer.monitoring import catch_up_seconds, lag_document, rate_from_samples
-from sequencer.sources import read_day_events
+from sequencer.adapters.kafka.lag import compute_lag
+from sequencer.app.monitoring import catch_up_seconds, lag_document, rate_from_samples
+from sequencer.adapters.files.sources import read_day_events
 from tests.monitoring_worker import Worker, create_topics, list_offsets_ends, produce_in_batches, unique_names
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"

@@ -8,10 +8,10 @@ import math
 
 from hypothesis import given, strategies as st
 
-from sequencer.lag import TailDates, compute_lag, stream_and_date, true_ends
-from sequencer.lag_status import LagWindow, OffsetSample, Status, group_status, partition_status
-from sequencer.latency import DecisionLatency, matched_record_times, quantile
-from sequencer.monitoring import freshness_rows, lag_document, prometheus_text, readiness
+from sequencer.adapters.kafka.lag import TailDates, compute_lag, stream_and_date, true_ends
+from sequencer.app.lag_status import LagWindow, OffsetSample, Status, group_status, partition_status
+from sequencer.app.latency import DecisionLatency, matched_record_times, quantile
+from sequencer.app.monitoring import freshness_rows, lag_document, prometheus_text, readiness
 
 WINDOW = 60.0
 

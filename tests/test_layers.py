@@ -12,8 +12,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "sequencer"
 KAFKA = ("faust", "aiokafka", "mode", "confluent_kafka")
 #: Modules with no Kafka client at import time: files, checkpoints, the fold's callers.
-KAFKA_FREE = ("processor", "sources", "checkpoints", "codecs", "replay", "file_replay", "record_files",
-              "gap_repair", "live_state", "config_file", "state_folder")
+KAFKA_FREE = ("app/processor", "adapters/files/sources", "adapters/files/checkpoints", "app/codecs", "app/replay",
+              "adapters/files/file_replay", "adapters/files/record_files", "app/input_offsets",
+              "adapters/faust/live_state", "adapters/files/config_file", "adapters/files/state_folder")
 
 
 def imported_modules(path: Path, top_level_only: bool) -> set[str]:
@@ -44,7 +45,7 @@ def test_file_and_state_modules_load_no_kafka_client(name: str):
 
 def test_the_replay_command_never_loads_faust_or_aiokafka():
     code = ("import sys; from sequencer.cli.main import build_parser; build_parser(); "
-            "import sequencer.file_replay, sequencer.sources, sequencer.checkpoints; "
+            "import sequencer.adapters.files.file_replay, sequencer.adapters.files.sources, sequencer.adapters.files.checkpoints; "
             f"print(sorted(m for m in {KAFKA!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

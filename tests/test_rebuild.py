@@ -13,8 +13,8 @@ import json
 import pytest
 
 from sequencer.domain import SequencerConfig, state_to_dict
-from sequencer.replay import replay_events
-from sequencer.sources import read_day_events
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import read_day_events
 
 from .recovery_helpers import SAMPLE, Setup, comparable, replay
 
@@ -111,7 +111,7 @@ def test_verify_rebuild_and_restart(kafka_bootstrap, tmp_path):
     as_of = setup.cli("rebuild", "--from", "log", "--as-of", "2018-06-29")
     assert as_of.returncode == 0, as_of.stdout + as_of.stderr
     assert {p.name: p.read_bytes() for p in setup.store().files()} == before
-    from sequencer.checkpoints import CheckpointStore
+    from sequencer.adapters.files.checkpoints import CheckpointStore
     past, refused = CheckpointStore(setup.store().folder / "as-of-2018-06-29", config).load_all()
     assert not refused
     want = replay_events(head, config, until="2018-06-29").states

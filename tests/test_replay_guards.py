@@ -232,10 +232,10 @@ def test_ctrl_c_leaves_the_checkpoints_as_they_were_and_says_so(many_streams, tm
 def test_ctrl_c_while_the_checkpoints_move_into_place_waits_for_all_of_them(tmp_path: Path, monkeypatch):
     # The one step after which checkpoints change: a SIGINT there must not leave
     # some streams moved and others not. It is held until the step is over.
-    from sequencer import state_folder
-    from sequencer.checkpoints import CheckpointStore
+    from sequencer.adapters.files import state_folder
+    from sequencer.adapters.files.checkpoints import CheckpointStore
     from sequencer.domain import SequencerConfig
-    from sequencer.file_replay import replay_files
+    from sequencer.adapters.files.file_replay import replay_files
 
     real_commit = state_folder.StagedCheckpoints.commit
 

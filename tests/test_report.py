@@ -25,9 +25,9 @@ from sequencer.domain import (
     TradeRules,
     performance_report,
 )
-from sequencer.record_files import read_decision_columns, write_decisions_csv
-from sequencer.replay import replay_events
-from sequencer.sources import read_day_events
+from sequencer.adapters.files.record_files import read_decision_columns, write_decisions_csv
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import read_day_events
 
 from .test_metrics import RULES, WEEK, decision_logs
 from .test_sources_and_replay import ROWS, SAMPLE, write_csv
@@ -197,7 +197,7 @@ def test_report_from_the_topic_equals_report_of_replay(kafka_bootstrap, tmp_path
     foreign record: the report read back counts each (stream, date) once."""
     from aiokafka import AIOKafkaProducer
 
-    from sequencer.codecs import encode_decision
+    from sequencer.app.codecs import encode_decision
 
     assert main(["replay", str(ES_SAMPLE), "--out", str(tmp_path / "out"), "--state-dir", str(tmp_path / "st")]) == 0
     capsys.readouterr()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sequencer.api_client import WorkerApi
+from sequencer.adapters.http.api_client import WorkerApi
 from sequencer.domain import SequencerConfig, state_to_dict
-from sequencer.replay import replay_events
-from sequencer.sources import read_day_events
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import read_day_events
 
 from .worker_process import WorkerSetup
 

@@ -20,7 +20,7 @@ import pytest
 
 from sequencer.cli.main import main
 from sequencer.domain import SequencerConfig, SlotOutcome
-from sequencer.sources import SourceError, read_day_events
+from sequencer.adapters.files.sources import SourceError, read_day_events
 
 CONFIG = SequencerConfig()
 REPO = Path(__file__).resolve().parents[1]
@@ -579,7 +579,7 @@ def test_decisions_csv_writes_slot_sums_as_compact_json(tmp_path: Path):
     from types import MappingProxyType
 
     from sequencer.domain import Decision
-    from sequencer.record_files import write_decisions_csv
+    from sequencer.adapters.files.record_files import write_decisions_csv
 
     def decision(sums: dict) -> Decision:
         return Decision("ES1", "ES", "2025-01-02", "07:30", "Win", 1.0, MappingProxyType(sums), False,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sequencer.checkpoints import CheckpointError, CheckpointStore, checkpoint_folder
+from sequencer.adapters.files.checkpoints import CheckpointError, CheckpointStore, checkpoint_folder
 from sequencer.domain import (
     SequencerConfig,
     SequencerError,
@@ -463,7 +463,7 @@ def test_a_checkpoint_saved_with_a_bom_and_windows_line_ends_loads(tmp_path: Pat
 
 
 def test_a_config_file_with_a_bom_loads(tmp_path: Path):
-    from sequencer.config_file import load_config
+    from sequencer.adapters.files.config_file import load_config
 
     path = tmp_path / "ladder.toml"
     path.write_bytes(b"\xef\xbb\xbf" + b'target_mode = "median_ladder"\r\ndepth = 9\r\nmedian_position = 5\r\n')

@@ -16,9 +16,9 @@ import msgpack
 import pytest
 
 from sequencer.domain import SequencerConfig, state_to_dict
-from sequencer.replay import replay_events
-from sequencer.sources import read_day_events
-from sequencer.stream_app import STALL_CHECK_S
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import read_day_events
+from sequencer.adapters.faust.worker import STALL_CHECK_S
 
 from .worker_process import WorkerSetup
 

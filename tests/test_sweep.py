@@ -21,17 +21,17 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sequencer.checkpoints import CheckpointStore
+from sequencer.adapters.files.checkpoints import CheckpointStore
 from sequencer.domain.metrics import METRIC_NAMES, performance_report
-from sequencer.file_replay import replay_files
-from sequencer.record_files import read_decision_file
-from sequencer.sources import read_day_events
+from sequencer.adapters.files.file_replay import replay_files
+from sequencer.adapters.files.record_files import read_decision_file
+from sequencer.adapters.files.sources import read_day_events
 from sequencer.domain import ConfigError, SequencerConfig
 from sequencer.domain.trade_rules import TradeRules
-from sequencer.replay import replay_events
-from sequencer.sweep.grid import format_value, parse_grid_argument, plan_grid
-from sequencer.sweep.runner import SweepWatch, deal, group_cost, run_sweep
-from sequencer.sweep.sharing import group_points
+from sequencer.app.replay import replay_events
+from sequencer.app.sweep.grid import format_value, parse_grid_argument, plan_grid
+from sequencer.app.sweep.runner import SweepWatch, deal, group_cost, run_sweep
+from sequencer.app.sweep.sharing import group_points
 
 from .test_file_replay import CONFIG, files, write_files
 from .test_sources_and_replay import SAMPLE, sequencer_command

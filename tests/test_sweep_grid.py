@@ -10,12 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sequencer.domain import ConfigError, SequencerConfig
-from sequencer.sweep.grid import (
-    format_value,
-    parse_grid_argument,
-    parse_value,
-    plan_grid,
-)
+from sequencer.app.sweep.grid import format_value, parse_grid_argument, parse_value, plan_grid
 
 BASE = SequencerConfig()
 

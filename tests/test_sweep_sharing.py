@@ -1,6 +1,6 @@
 """The claim fold sharing rests on: trade-neutral keys change no trade projection.
 
-``sequencer.sweep.sharing`` lets configurations that differ only in
+``sequencer.app.sweep.sharing`` lets configurations that differ only in
 ``target_mode``, ``max_target_pct`` and ``promotion_days`` share one fold. Here
 each of those keys is varied over random inputs and the decisions' trade
 projections (everything the metrics and trade rules read) must stay equal; and
@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sequencer.domain import SequencerConfig
-from sequencer.replay import replay_events
-from sequencer.sources import read_day_events
-from sequencer.sweep.grid import SweepPoint
-from sequencer.sweep.sharing import TRADE_NEUTRAL_KEYS, fold_config, group_points
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import read_day_events
+from sequencer.app.sweep.grid import SweepPoint
+from sequencer.app.sweep.sharing import TRADE_NEUTRAL_KEYS, fold_config, group_points
 
 from .test_equivalences import sequences
 

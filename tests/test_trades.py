@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sequencer.checkpoints import CheckpointStore
+from sequencer.adapters.files.checkpoints import CheckpointStore
 from sequencer.cli.main import main
-from sequencer.config_file import load_config, load_rules
+from sequencer.adapters.files.config_file import load_config, load_rules
 from sequencer.domain import (
     DEFAULT_INSTRUMENTS,
     NO_RULES,

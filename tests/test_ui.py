@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from sequencer.broker import free_port
-from sequencer.checkpoints import CheckpointStore
+from sequencer.adapters.kafka.embedded_broker import free_port
+from sequencer.adapters.files.checkpoints import CheckpointStore
 from sequencer.domain import SequencerConfig, state_to_dict
-from sequencer.replay import replay_events
-from sequencer.sources import read_day_events
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import read_day_events
 from sequencer.ui import data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ def checkpoints(tmp_path):
     store = CheckpointStore(tmp_path / "state", config, clock=lambda: OLD_SAVED_AT)
     store.save_all(states.values())
     csv = tmp_path / "decisions.csv"
-    from sequencer.record_files import write_decisions_csv
+    from sequencer.adapters.files.record_files import write_decisions_csv
 
     write_decisions_csv(csv, decisions)
     return store, states, csv
@@ -180,7 +180,7 @@ def test_lag_section_shows_state_and_trading_days_behind_from_the_broker(tmp_pat
     the group) and how many trading days each checkpointed stream is behind the topic."""
     import uuid
 
-    from sequencer.codecs import encode_event
+    from sequencer.app.codecs import encode_event
     from tests.monitoring_worker import Names, create_topics, produce_in_batches
 
     _, _, csv = checkpoints
@@ -214,7 +214,7 @@ def test_lag_section_shows_state_and_trading_days_behind_from_the_broker(tmp_pat
 
 def test_performance_section_shows_the_report_of_the_decisions_file(app, checkpoints):
     from sequencer.domain import TradeRules, performance_report
-    from sequencer.record_files import read_decision_file
+    from sequencer.adapters.files.record_files import read_decision_file
     from sequencer.ui.performance import card_value
 
     _, _, csv = checkpoints
@@ -244,7 +244,7 @@ def test_performance_section_shows_the_report_of_the_decisions_file(app, checkpo
 
 def test_performance_helpers(tmp_path):
     from sequencer.domain import ALL, TradeRules, performance_report
-    from sequencer.record_files import performance_csv, write_decisions_csv
+    from sequencer.adapters.files.record_files import performance_csv, write_decisions_csv
     from sequencer.ui import performance as perf
 
     from .test_metrics import WEEK

@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 from sequencer.domain import SequencerConfig, SequencerError
 from sequencer.domain.metrics import performance_report
 from sequencer.domain.trade_rules import TradeRules
-from sequencer.replay import replay_events
-from sequencer.sources import read_day_events
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import read_day_events
 from sequencer.ui import sweep_data
 from sequencer.ui.performance import card_value
 

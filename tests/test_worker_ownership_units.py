@@ -9,10 +9,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from sequencer.checkpoints import CheckpointStore, OlderCheckpoint, is_older
-from sequencer.live_state import CheckpointSchedule, LiveStates, changelog_partition, encode_state
-from sequencer.stream_app import WorkerRuntime
-from sequencer.worker_status import WAIT_LOG_S, WorkerStatus
+from sequencer.adapters.files.checkpoints import CheckpointStore, OlderCheckpoint, is_older
+from sequencer.adapters.faust.live_state import (
+    CheckpointSchedule,
+    LiveStates,
+    changelog_partition,
+    encode_state,
+)
+from sequencer.adapters.faust.worker import WorkerRuntime
+from sequencer.app.worker_status import WAIT_LOG_S, WorkerStatus
 
 from .test_state_and_checkpoints import CONFIG, some_state, store_at
 
@@ -22,7 +27,7 @@ def test_a_checkpoint_is_never_replaced_by_an_older_state(tmp_path: Path, caplog
     newer = some_state(days=9)
     path = store.save(newer)
     before = path.read_bytes()
-    with caplog.at_level(logging.WARNING, logger="sequencer.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="sequencer.adapters.files.checkpoints"):
         with pytest.raises(OlderCheckpoint) as refused:
             store.save(some_state(days=3))
     assert path.read_bytes() == before
@@ -80,7 +85,7 @@ def test_status_says_why_nothing_is_folded(caplog):
     status = WorkerStatus(clock=lambda: now[0])
     status.observe(recovering=False, assigned=False, session_timeout_s=6)
     assert status.phase == "waiting" and "session timeout (6 s)" in status.reason
-    with caplog.at_level(logging.INFO, logger="sequencer.worker_status"):
+    with caplog.at_level(logging.INFO, logger="sequencer.app.worker_status"):
         now[0] += WAIT_LOG_S + 1
         status.observe(recovering=False, assigned=False, session_timeout_s=6)
     assert any("folded nothing for 11 s" in r.getMessage() for r in caplog.records)

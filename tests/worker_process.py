@@ -18,9 +18,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sequencer.broker import free_port
-from sequencer.checkpoints import CheckpointStore, checkpoint_folder
-from sequencer.decision_log import read_decisions, wait_until_consumed
+from sequencer.adapters.kafka.embedded_broker import free_port
+from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
+from sequencer.adapters.kafka.decision_log import read_decisions, wait_until_consumed
 from sequencer.domain import DayEvent, SequencerConfig
 from streamer.publisher import EventPublisher
 
@@ -67,7 +67,7 @@ class WorkerSetup:
 
     def create_topics(self) -> None:
         """Before anything produces: a broker may auto-create a topic with other partitions."""
-        from sequencer.topics import create_topics
+        from sequencer.adapters.kafka.topics import create_topics
 
         asyncio.run(create_topics(self.bootstrap, {self.topic_events: self.partitions,
                                                    self.topic_decisions: self.partitions,

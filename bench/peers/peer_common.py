@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from sequencer.codecs import decode_event, encode_decision  # noqa: E402
+from sequencer.app.codecs import decode_event, encode_decision  # noqa: E402
 from sequencer.domain import (  # noqa: E402
     Order,
     SequencerConfig,

@@ -14,9 +14,9 @@ import json
 
 from peer_common import CONFIG, Stopwatch, parse_args, write_result
 
-from sequencer.codecs import encode_decision
+from sequencer.app.codecs import encode_decision
 from sequencer.domain import state_to_dict
-from sequencer.processor import EventProcessor, SourceRecord
+from sequencer.app.processor import EventProcessor, SourceRecord
 
 #: Records per ``getmany``: the chunk bench_streaming found fastest here.
 BATCH = 5000

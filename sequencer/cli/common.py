@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..checkpoints import CheckpointStore, checkpoint_folder
-from ..config_file import load_config
+from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
+from sequencer.adapters.files.config_file import load_config
 from ..domain import SequencerConfig
 
 DEFAULT_STATE_DIR = Path("data/sequencer_runs/state")

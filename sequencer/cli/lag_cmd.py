@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-from ..clock import utc_now_iso, utc_today
+from sequencer.app.clock import utc_now_iso, utc_today
 from .common import add_config_arguments, config_name_of
 
 #: Seconds a lag reading may take (an unreachable broker must not hang the command).
@@ -66,9 +66,9 @@ def _settings(args: argparse.Namespace):
 
 def checkpoint_streams(args: argparse.Namespace, settings, today: dt.date) -> list[dict[str, Any]]:
     """Freshness rows from the checkpoint files (when no worker answers)."""
-    from ..checkpoints import CheckpointStore, checkpoint_folder
-    from ..config_file import load_config
-    from ..monitoring import stream_row
+    from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
+    from sequencer.adapters.files.config_file import load_config
+    from sequencer.app.monitoring import stream_row
 
     store = CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name),
                             load_config(settings.config_file))
@@ -80,15 +80,15 @@ class Sampler:
     """Successive readings of the group: the rate's history and the lag-state window."""
 
     def __init__(self, window_s: float) -> None:
-        from ..lag_status import LagWindow
+        from sequencer.app.lag_status import LagWindow
 
         self.rate_history: list[tuple[float, int]] = []
         self.window = LagWindow(window_s)
 
     def read(self, settings, group: str):
         """One reading of the group (with its tail), recorded; (reading, error)."""
-        from ..lag import DEFAULT_TAIL_LIMIT, read_group
-        from ..monitoring import committed_total
+        from sequencer.adapters.kafka.lag import DEFAULT_TAIL_LIMIT, read_group
+        from sequencer.app.monitoring import committed_total
 
         try:
             reading = asyncio.run(asyncio.wait_for(
@@ -107,7 +107,7 @@ class Sampler:
 
 def worker_lag(args: argparse.Namespace, settings, group: str) -> dict[str, Any] | None:
     """The worker's ``GET /lag`` when a worker of this group answers, else None."""
-    from ..api_client import ApiError, ApiUnavailable, WorkerApi
+    from sequencer.adapters.http.api_client import ApiError, ApiUnavailable, WorkerApi
 
     api = WorkerApi(args.api or f"http://{settings.web_host}:{settings.web_port}", timeout=2.0)
     try:
@@ -120,8 +120,8 @@ def worker_lag(args: argparse.Namespace, settings, group: str) -> dict[str, Any]
 def sample(args: argparse.Namespace, settings, group: str, sampler: Sampler,
            worker_doc: dict[str, Any] | None, one_sample: bool = False) -> dict[str, Any]:
     """One lag document from the last reading of ``sampler`` (taken here) and the worker's answer."""
-    from ..lag_status import Status
-    from ..monitoring import lag_document, rate_from_samples
+    from sequencer.app.lag_status import Status
+    from sequencer.app.monitoring import lag_document, rate_from_samples
 
     reading, error = sampler.read(settings, group)
     report = None if reading is None else reading.report

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..domain import ALL, PerformanceReport
-from ..record_files import write_performance_csv
+from sequencer.adapters.files.record_files import write_performance_csv
 
 
 def _money(value: float | None) -> str:

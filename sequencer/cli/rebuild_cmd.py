@@ -51,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def settings_and_store(args: argparse.Namespace):
-    from ..checkpoints import CheckpointStore, checkpoint_folder
-    from ..config_file import load_config
+    from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
+    from sequencer.adapters.files.config_file import load_config
     from ..settings import Settings
 
     name = args.config_name or (Path(args.config).stem if args.config else None)
@@ -65,7 +65,7 @@ def settings_and_store(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ..domain.events import parse_iso_date
-    from ..rebuild import rebuild
+    from sequencer.adapters.kafka.rebuild import rebuild
 
     settings, config, store = settings_and_store(args)
     as_of = parse_iso_date(args.as_of, "--as-of") if args.as_of else None

@@ -9,14 +9,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checkpoints import CheckpointStore
+from sequencer.adapters.files.checkpoints import CheckpointStore
 from ..domain import SequencerConfig, TradeRules, merge_report_parts
 from ..domain.events import parse_iso_date
-from ..config_file import load_rules
-from ..file_replay import PerformanceOf, ReplayWatch, choose_jobs, replay_files
-from ..file_writes import check_folder
-from ..sources import expand_inputs
-from ..state_folder import back_up_checkpoints
+from sequencer.adapters.files.config_file import load_rules
+from sequencer.adapters.files.file_replay import PerformanceOf, ReplayWatch, choose_jobs, replay_files
+from sequencer.adapters.files.file_writes import check_folder
+from sequencer.adapters.files.sources import expand_inputs
+from sequencer.adapters.files.state_folder import back_up_checkpoints
 from .common import add_config_arguments, add_rules_argument, selected_config, selected_store
 from .performance_view import write_performance
 from .progress import progress_bar

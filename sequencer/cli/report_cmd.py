@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..config_file import load_rules
+from sequencer.adapters.files.config_file import load_rules
 from ..domain import BREAKDOWN_KINDS, SequencerError, performance_report, report_of_columns
 
 #: Unreadable rows listed one by one up to this many, then counted.
@@ -93,7 +93,7 @@ def _files(inputs: list[Path]) -> list[Path]:
 
 
 def _from_files(inputs: list[Path], rules, streams: set[str] | None):
-    from ..record_files import read_decision_columns
+    from sequencer.adapters.files.record_files import read_decision_columns
 
     paths = _files(inputs)
     columns, problems = read_decision_columns(paths, slot_sums=rules.min_slot_sum is not None,
@@ -104,7 +104,7 @@ def _from_files(inputs: list[Path], rules, streams: set[str] | None):
 def _from_topic(args: argparse.Namespace):
     import asyncio
 
-    from ..decision_log import read_decisions
+    from sequencer.adapters.kafka.decision_log import read_decisions
     from ..settings import Settings
 
     settings = Settings.from_env(bootstrap_servers=args.bootstrap, topic_decisions=args.topic)

@@ -41,10 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..broker import EmbeddedBroker
-    from ..checkpoints import CheckpointStore, checkpoint_folder
-    from ..config_file import load_config, load_rules
-    from ..state_folder import back_up_checkpoints
+    from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker
+    from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
+    from sequencer.adapters.files.config_file import load_config, load_rules
+    from sequencer.adapters.files.state_folder import back_up_checkpoints
 
     started = time.perf_counter()
     inputs = args.inputs or [Path("data/sample")]
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_until_done(args, config, name, inputs, store, broker, started, workers: list) -> int:
-    from ..broker import free_port
+    from sequencer.adapters.kafka.embedded_broker import free_port
     from ..settings import Settings
 
     worker = None
@@ -120,12 +120,12 @@ def _run_until_done(args, config, name, inputs, store, broker, started, workers:
 async def _publish_and_collect(settings, config, inputs, args, worker) -> int:
     from streamer.publisher import EventPublisher
 
-    from ..decision_log import read_dead_letters, read_decisions, wait_until_consumed
+    from sequencer.adapters.kafka.decision_log import read_dead_letters, read_decisions, wait_until_consumed
     from ..domain import performance_report
     from .performance_view import write_performance
-    from ..processor import reason_kind
-    from ..record_files import write_decisions_csv, write_rejects_csv
-    from ..sources import expand_inputs, read_day_events
+    from sequencer.app.processor import reason_kind
+    from sequencer.adapters.files.record_files import write_decisions_csv, write_rejects_csv
+    from sequencer.adapters.files.sources import expand_inputs, read_day_events
     from .progress import progress_bar
 
     batch = read_day_events(expand_inputs(inputs), config)

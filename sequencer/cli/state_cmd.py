@@ -7,8 +7,8 @@ import datetime as dt
 import json
 import sys
 
-from ..checkpoints import CheckpointError, stream_of_file
-from ..clock import utc_today
+from sequencer.adapters.files.checkpoints import CheckpointError, stream_of_file
+from sequencer.app.clock import utc_today
 from ..domain import state_to_dict
 from .common import add_config_arguments, selected_config, selected_store
 

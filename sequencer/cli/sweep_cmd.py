@@ -10,16 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config_file import load_config, load_rules
+from sequencer.adapters.files.config_file import load_config, load_rules
 from ..domain import SequencerError
 from ..domain.metrics import METRIC_NAMES
-from ..file_replay import available_cores
-from ..record_files import write_rejects_csv
-from ..sources import expand_inputs, read_day_events
-from ..sweep.grid import RULES_PREFIX, format_value, parse_grid_argument, plan_grid
-from ..sweep.runner import SweepWatch, run_sweep
-from ..sweep.sharing import TRADE_NEUTRAL_KEYS, group_points
-from ..sweep.table import (
+from sequencer.adapters.files.file_replay import available_cores
+from sequencer.adapters.files.record_files import write_rejects_csv
+from sequencer.adapters.files.sources import expand_inputs, read_day_events
+from sequencer.app.sweep.grid import RULES_PREFIX, format_value, parse_grid_argument, plan_grid
+from sequencer.app.sweep.runner import SweepWatch, run_sweep
+from sequencer.app.sweep.sharing import TRADE_NEUTRAL_KEYS, group_points
+from sequencer.app.sweep.table import (
     check_rank_metric,
     ranked,
     top_table,

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..verify import verify
+    from sequencer.adapters.kafka.verify import verify
 
     settings, config, store = settings_and_store(args)
     with progress_bar(None, "verify") as bar:

@@ -35,7 +35,7 @@ def settings_from_args(args: argparse.Namespace):
 
 def ensure_topics(settings, announce=print) -> None:
     """Create the three topics, waiting with backoff while the broker is unreachable."""
-    from ..topics import create_topics
+    from sequencer.adapters.kafka.topics import create_topics
 
     delay = 0.5
     while True:
@@ -58,9 +58,9 @@ def ensure_topics(settings, announce=print) -> None:
 def run(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
-    from ..checkpoints import CheckpointStore, checkpoint_folder
-    from ..config_file import load_config
-    from ..stream_app import create_app
+    from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
+    from sequencer.adapters.files.config_file import load_config
+    from sequencer.adapters.faust.worker import create_app
 
     settings = settings_from_args(args)
     config = load_config(settings.config_file)

@@ -29,12 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..api_client import ApiError, ApiUnavailable, WorkerApi
-from ..checkpoints import CheckpointError, CheckpointStore, OlderCheckpoint, checkpoint_folder
-from ..clock import utc_now_iso, utc_today
-from ..config_file import load_config
+from sequencer.adapters.http.api_client import ApiError, ApiUnavailable, WorkerApi
+from sequencer.adapters.files.checkpoints import (
+    CheckpointError,
+    CheckpointStore,
+    OlderCheckpoint,
+    checkpoint_folder,
+)
+from sequencer.app.clock import utc_now_iso, utc_today
+from sequencer.adapters.files.config_file import load_config
 from ..domain import SequencerConfig, StreamState, state_to_dict
-from ..monitoring import stream_row
+from sequencer.app.monitoring import stream_row
 
 
 @dataclass(frozen=True)
@@ -134,9 +139,9 @@ class Dashboard:
             return None
         import time
 
-        from ..lag import DEFAULT_TAIL_LIMIT, read_group
-        from ..lag_status import LagWindow
-        from ..monitoring import age_days, lag_document
+        from sequencer.adapters.kafka.lag import DEFAULT_TAIL_LIMIT, read_group
+        from sequencer.app.lag_status import LagWindow
+        from sequencer.app.monitoring import age_days, lag_document
 
         s = self.settings
         try:

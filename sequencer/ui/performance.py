@@ -12,7 +12,7 @@ import asyncio
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config_file import load_rules
+from sequencer.adapters.files.config_file import load_rules
 from ..domain import (
     ALL,
     BREAKDOWN_KINDS,
@@ -65,14 +65,14 @@ def card_value(metrics: Any, metric: str, kind: str) -> str:
 
 def decisions_from_file(path: Path) -> tuple[DecisionColumns, list[str]]:
     """A decisions.csv's report columns (with slot sums: the sidebar may set min_slot_sum)."""
-    from ..record_files import read_decision_columns
+    from sequencer.adapters.files.record_files import read_decision_columns
 
     return read_decision_columns([Path(path)], slot_sums=True)
 
 
 def decisions_from_topic(bootstrap: str, topic: str, security: dict | None = None) -> tuple[DecisionColumns, list[str]]:
     """The decisions topic read to its end, a (stream, date) delivered twice counted once."""
-    from ..decision_log import read_decisions
+    from sequencer.adapters.kafka.decision_log import read_decisions
 
     problems: list[str] = []
     decisions = asyncio.run(asyncio.wait_for(
@@ -123,7 +123,7 @@ def breakdown_rows(report: PerformanceReport, scope: str, kind: str) -> list[dic
 
 
 def performance_csv_bytes(report: PerformanceReport) -> bytes:
-    from ..record_files import performance_csv
+    from sequencer.adapters.files.record_files import performance_csv
 
     return performance_csv(report).encode("utf-8")
 

@@ -21,12 +21,12 @@ from typing import Any
 
 import pandas as pd
 
-from ..config_file import load_config, load_rules
+from sequencer.adapters.files.config_file import load_config, load_rules
 from ..domain import Decision, SequencerError
 from ..domain.metrics import DecisionColumns, PerformanceReport, report_of_columns
-from ..replay import replay_events
-from ..sources import read_day_events
-from ..sweep.grid import SweepPoint, point_of_row
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import read_day_events
+from sequencer.app.sweep.grid import SweepPoint, point_of_row
 
 DEFAULT_SWEEP = Path("out/sweep")
 

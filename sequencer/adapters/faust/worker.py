@@ -1,0 +1,399 @@
+"""The Faust worker: day events in, decisions out, stream states in a changelog-backed table.
+
+``create_app(settings, config)`` builds everything; importing this module has
+no side effects. The agent is thin: it takes a batch of events, lets
+``EventProcessor`` fold it, and hands the outcome to `batch_commit.BatchCommit`
+(send decisions and dead letters, flush, write states, flush, commit input
+offsets). A failed step commits nothing and changes no state; the consumer is
+sought back and the batch folded again after a growing pause.
+
+A worker writes and serves only the streams of the partitions assigned to it
+now (`WorkerRuntime.states`): on revocation they leave its view before any
+checkpoint is written, so a clean stop never writes states it lost to another
+worker (and `CheckpointStore.save` refuses to replace a newer checkpoint).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import faust
+from faust.types import TP
+
+from sequencer.app.batch_commit import BatchCommit, FoldAndCommit
+from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
+from sequencer.app.codecs import encode_dead_letter
+from sequencer.domain import SequencerConfig, StreamState, partition_key, split_partition_key
+from sequencer.adapters.faust.live_state import (
+    LAST_EVENTS_TABLE,
+    STATES_TABLE,
+    CheckpointSchedule,
+    LiveStates,
+    changelog_partition,
+)
+from sequencer.app.processor import EventProcessor, SourceRecord
+from sequencer.settings import Settings
+from sequencer.adapters.faust.consumer import install as install_fast_drain
+from sequencer.adapters.faust.fetch_wait import install as install_short_fetch_wait
+from sequencer.adapters.faust.commit_ports import FaustProducerPort, FaustTablePort
+from sequencer.app.input_offsets import InputOffsets, read_range
+from sequencer.adapters.kafka.lag import committed_offsets
+from sequencer.app.latency import DecisionLatency
+from sequencer.adapters.http.views import register_views
+from sequencer.app.worker_status import WorkerStatus
+
+logger = logging.getLogger(__name__)
+
+#: Events folded per batch: large enough to amortise the flush and the table
+#: writes, small enough that a batch is a fraction of a second.
+BATCH_SIZE = 5000
+#: Seconds a partial batch waits for more events before it is processed.
+BATCH_WITHIN_S = 0.05
+
+#: Seconds between checks for partitions whose fetched records never arrived.
+STALL_CHECK_S = 2.0
+#: Seconds between looks at why the worker folds nothing (worker_status).
+WAIT_REPORT_S = 2.0
+
+
+@dataclass
+class WorkerRuntime:
+    """What the HTTP views, the CLI and the tests can see of a running worker."""
+
+    settings: Settings
+    config: SequencerConfig
+    store: CheckpointStore
+    live: LiveStates
+    processor: EventProcessor
+    schedule: CheckpointSchedule
+    started_at: float = field(default_factory=time.time)
+    last_batch_at: float | None = None
+    rate_window: list[tuple[float, int]] = field(default_factory=list)
+    states_table: Any = None
+    last_events_table: Any = None
+    batches: int = 0  # batches handed to the agent
+    input_offsets: Any = None  # gap_repair.InputOffsets: holes, stalls, commits
+    latency: DecisionLatency = field(default_factory=DecisionLatency)  # record time -> decision acked
+    owned: set[int] = field(default_factory=set)  # partitions of the events topic assigned now
+    status: WorkerStatus = field(default_factory=WorkerStatus)
+
+    def processing_rate(self, horizon_s: float = 30.0) -> float:
+        """Events per second over the last ``horizon_s`` seconds."""
+        now = time.monotonic()
+        recent = [(t, n) for t, n in self.rate_window if now - t <= horizon_s]
+        self.rate_window[:] = recent
+        if not recent:
+            return 0.0
+        span = max(now - recent[0][0], 1.0)
+        return sum(n for _, n in recent) / span
+
+    def owns(self, stream: str, state: StreamState) -> bool:
+        """Whether the stream's partition of the events topic is assigned to this worker now."""
+        return changelog_partition(state, stream, self.settings.topic_events,
+                                   self.settings.partitions) in self.owned
+
+    def own(self, partitions: Iterable[int]) -> None:
+        self.owned = set(partitions)
+
+    def disown(self, partitions: Iterable[int]) -> None:
+        self.owned -= set(partitions)
+
+    def drop_partitions(self, partitions: set[int], *, from_tables: bool = False) -> list[str]:
+        """Take the streams of ``partitions`` out of the cache (and the tables' memory).
+
+        On a revocation only the cache: Faust revokes every partition and
+        then assigns most of them again, and it restores only the newly
+        assigned ones from their changelogs, so the tables' values of a
+        partition kept must stay. On an assignment ``from_tables`` too, for the
+        partitions not assigned: the memory store keeps their values (it drops
+        only restored keys, and only when a recovery completes), and a
+        partition assigned later is restored in full."""
+        topic, count = self.settings.topic_events, self.settings.partitions
+        dropped = set()
+        for stream, state in self.live.cached().items():
+            if changelog_partition(state, stream, topic, count) in partitions:
+                dropped.add(stream)
+        tables = [t for t in (self.states_table, self.last_events_table) if t is not None] if from_tables else []
+        if tables:
+            for key in list(tables[0].data.keys()):
+                stream = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+                state = self.live.get(stream)
+                if state is not None and changelog_partition(state, stream, topic, count) in partitions:
+                    dropped.add(stream)
+        for stream in dropped:
+            self.live.drop(stream)
+            for table in tables:
+                table.data.pop(stream.encode(), None)
+        if dropped:
+            logger.info("partitions %s not this worker's: %d streams left its view%s", sorted(partitions),
+                        len(dropped), " and its tables" if tables else "")
+        return sorted(dropped)
+
+    def state(self, stream: str) -> StreamState | None:
+        """The stream's state if this worker owns it, else None."""
+        state = self.live.get(stream)
+        return state if state is not None and self.owns(stream, state) else None
+
+    def states(self) -> dict[str, StreamState]:
+        """Every stream this worker owns: table values, overlaid by the cache."""
+        found: dict[str, StreamState] = {}
+        if self.states_table is not None:
+            for key in list(self.states_table.keys()):
+                stream = key.decode() if isinstance(key, bytes) else str(key)
+                state = self.live.get(stream)
+                if state is not None:
+                    found[stream] = state
+        found.update(self.live.cached())
+        return {stream: state for stream, state in found.items() if self.owns(stream, state)}
+
+
+class FaustConsumerPort:
+    """`gap_repair.ConsumerPort` over Faust's consumer, for the events topic."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    def assigned(self) -> list[str]:
+        topic = self.settings.topic_events
+        return [partition_key(tp.topic, tp.partition) for tp in self.app.consumer.assignment()
+                if tp.topic == topic]
+
+    def highwater(self, tp: str) -> int | None:
+        try:
+            return self.app.consumer.highwater(_faust_tp(tp))
+        except Exception:  # noqa: BLE001 - not assigned (any more): unknown
+            return None
+
+    async def position(self, tp: str) -> int:
+        return await self.app.consumer.position(_faust_tp(tp))
+
+    async def seek(self, tp: str, offset: int) -> None:
+        # seek_wait, not seek: Faust's seek calls aiokafka from this thread
+        # while the consumer thread may be inside fetched_records, whose
+        # `del self._records[tp]` then raised KeyError and crashed the Fetcher
+        # (seen once in CI right after an assignment). seek_wait runs it on the
+        # consumer's own thread, sets the read offset and waits for the position.
+        await self.app.consumer.seek_wait({_faust_tp(tp): offset})
+
+    async def commit(self, offsets: Any) -> bool:
+        # Faust's consumer-thread commit: its public commit() only commits
+        # what Faust acked itself, and acks are off for this topic.
+        return await self.app.consumer._commit({_faust_tp(tp): offset for tp, offset in offsets.items()})
+
+    async def group_offsets(self) -> dict[str, int]:
+        settings = self.settings
+        topic = settings.topic_events
+        found = await committed_offsets(settings.bootstrap_servers, settings.app_id, topic,
+                                        settings.aiokafka_security_kwargs())
+        return {partition_key(topic, partition): offset for partition, offset in found.items()}
+
+    async def read_range(self, tp: str, start: int, stop: int) -> list[SourceRecord]:
+        topic, partition = split_partition_key(tp)
+        return await read_range(self.settings.bootstrap_servers, topic, partition, start, stop,
+                                self.settings.aiokafka_security_kwargs())
+
+
+def _timestamp_ms(message: Any) -> int | None:
+    # Faust keeps the record's timestamp in seconds (a float).
+    seconds = message.timestamp
+    return int(seconds * 1000) if seconds else None
+
+
+def _faust_tp(tp: str) -> TP:
+    return TP(*split_partition_key(tp))
+
+
+def create_app(settings: Settings, config: SequencerConfig, *,
+               batch_size: int = BATCH_SIZE, web_enabled: bool = True) -> faust.App:
+    """A Faust app for one named configuration: its own app id, tables and checkpoints."""
+    # Faust makes only the last level of its datadir.
+    settings.faust_datadir.parent.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_urls,
+        store="memory://",
+        datadir=str(settings.faust_datadir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_s,
+        broker_rebalance_timeout=settings.session_timeout_s,
+        consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=5000,
+        stream_buffer_maxsize=32768,
+        stream_wait_empty=False,
+        producer_acks=-1,
+        # No standby copies: a promoted standby was seen to resume stale (see
+        # docs/benchmarks.md, "scale-out"); a takeover restores from the changelog.
+        table_standby_replicas=0,
+        web_enabled=web_enabled,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        **settings.faust_broker_kwargs(),
+    )
+    # acks=False: the worker commits the input offsets itself (InputOffsets),
+    # from what its states hold. Faust's ack bookkeeping was seen to stall its
+    # commits for good after records were delivered again (a seek back), and
+    # it cannot know of records that gap_repair had to fetch again.
+    events_topic = app.topic(settings.topic_events, key_serializer="raw", value_serializer="raw",
+                             partitions=settings.partitions, acks=False)
+    decisions_topic = app.topic(settings.topic_decisions, key_serializer="raw", value_serializer="raw",
+                                partitions=settings.partitions)
+    dead_letters_topic = app.topic(settings.topic_dead_letters, key_serializer="raw",
+                                   value_serializer="raw", partitions=settings.partitions)
+    # key_type/value_type bytes is what makes a Faust table use the raw codec,
+    # also when it reads its changelog back in recovery (a Schema alone does not).
+    states_table = app.Table(STATES_TABLE, default=None, key_type=bytes, value_type=bytes,
+                             partitions=settings.partitions)
+    last_events_table = app.Table(LAST_EVENTS_TABLE, default=None, key_type=bytes, value_type=bytes,
+                                  partitions=settings.partitions)
+
+    store = CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name), config)
+    seeds, refused = store.load_all()
+    for error in refused:
+        logger.error("refused %s; the stream falls back to the table or the log", error)
+    live = LiveStates(
+        config,
+        read_table=lambda stream: states_table.get(stream.encode()),
+        read_last_event=lambda stream: last_events_table.get(stream.encode()),
+        seeds={stream: cp.state for stream, cp in seeds.items()},
+    )
+    processor = EventProcessor(config, live.get, live.last_event, settings.max_event_bytes)
+    schedule = CheckpointSchedule(store, settings.checkpoint_every_events, settings.checkpoint_every_seconds)
+    runtime = WorkerRuntime(settings, config, store, live, processor, schedule,
+                            states_table=states_table, last_events_table=last_events_table)
+    app.sequencer = runtime  # read by the web views and the CLI
+
+    # Set while no batch is between its fold and its last table write; a
+    # revocation waits for it (see on_revoked).
+    batch_idle = asyncio.Event()
+    batch_idle.set()
+
+    input_offsets = InputOffsets(FaustConsumerPort(app, settings), lambda: runtime.states().values())
+    runtime.input_offsets = input_offsets
+    table_port = FaustTablePort(states_table, last_events_table)
+    batch_commit = BatchCommit(
+        FaustProducerPort(app), table_port, input_offsets, live,
+        decisions_topic=decisions_topic.get_topic_name(),
+        dead_letters_topic=dead_letters_topic.get_topic_name(),
+        encode_dead_letter=lambda letter: encode_dead_letter(letter, settings.dead_letter_value_bytes),
+        last_changelog_record_alone=settings.changelog_single_record_batches)
+    fold_and_commit = FoldAndCommit(processor, batch_commit, input_offsets.rewind)
+
+    async def handle_batch(events: list) -> float:
+        """Fold and commit one batch; returns seconds to wait before the next (0 unless it failed)."""
+        records = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
+                                e.message.key, e.message.value, _timestamp_ms(e.message))
+                   for e in events]
+        records = await input_offsets.without_holes(records)
+        runtime.batches += 1
+        if not records:
+            return 0.0
+        outcome, delay = await fold_and_commit.run(
+            records, on_sent=lambda sent, sent_at: runtime.latency.observe_sent(sent.decisions, events, sent_at))
+        if outcome is None:
+            runtime.status.set("retrying", f"{fold_and_commit.failed}; folded again in {delay:.1f} s")
+            return delay
+        runtime.status.folded()
+        runtime.last_batch_at = time.time()
+        runtime.rate_window.append((time.monotonic(), len(records)))
+        schedule.note(outcome.states, len(outcome.decisions))
+        if schedule.due():
+            await _write_checkpoints(runtime)
+        return 0.0
+
+    @app.agent(events_topic, name="fold-day-events")
+    async def fold_day_events(stream: faust.Stream) -> None:
+        async for events in stream.take_events(batch_size, within=BATCH_WITHIN_S):
+            batch_idle.clear()
+            try:
+                work = asyncio.ensure_future(handle_batch(events))
+                try:
+                    delay = await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    # A stop cancels the agent, and take_events then acks the
+                    # whole batch: let the folded batch reach the table first.
+                    if not work.done():
+                        await work
+                    raise
+            finally:
+                batch_idle.set()
+            if delay:
+                await asyncio.sleep(delay)  # a failed commit: the batch comes again after the seek
+
+    @app.timer(interval=STALL_CHECK_S, on_leader=False)
+    async def watch_for_stalls() -> None:
+        if batch_idle.is_set():
+            await input_offsets.check_stalls(runtime.batches, batch_idle.is_set)
+
+    @app.timer(interval=max(1.0, settings.checkpoint_every_seconds / 2), on_leader=False)
+    async def periodic_checkpoint() -> None:
+        if schedule.due():
+            await _write_checkpoints(runtime)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app_: faust.App, assigned: Any, **kwargs: Any) -> None:
+        runtime.own(tp.partition for tp in assigned if tp.topic == settings.topic_events)
+        runtime.drop_partitions(set(range(settings.partitions)) - runtime.owned, from_tables=True)
+        runtime.status.set("recovering", "partitions assigned: restoring the tables from their "
+                           "changelogs before folding")
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app_: faust.App, revoked: Any, **kwargs: Any) -> None:
+        # From now on the revoked streams are not this worker's: no checkpoint
+        # write (not even one of the batch in flight) and no view serves them.
+        lost = {tp.partition for tp in revoked if tp.topic == settings.topic_events}
+        runtime.disown(lost)
+        runtime.status.set("rebalancing", "partitions revoked: waiting for the group to assign them")
+        # Another worker may own these streams next. Its restore must see our
+        # last changelog records: finish the batch in flight before the group
+        # moves on (without fencing, a late write would land after its restore).
+        try:
+            await asyncio.wait_for(batch_idle.wait(), timeout=settings.session_timeout_s * 5)
+        except asyncio.TimeoutError:
+            logger.error("a batch was still in flight when partitions were revoked")
+        runtime.drop_partitions(lost)
+        await _write_checkpoints(runtime)
+        input_offsets.forget()
+
+    @app.on_before_shutdown.connect
+    async def write_final_checkpoints(app_: faust.App, **kwargs: Any) -> None:
+        await _write_checkpoints(runtime, force=True)
+
+    @app.timer(interval=WAIT_REPORT_S, on_leader=False)
+    async def report_waiting() -> None:
+        runtime.status.observe(recovering=_in_recovery(app), assigned=bool(runtime.owned),
+                               session_timeout_s=settings.session_timeout_s)
+
+    if settings.fast_drain:
+        install_fast_drain(app)
+    install_short_fetch_wait(app)  # after fast drain: it subclasses the installed consumer
+    register_views(app, runtime)
+    return app
+
+
+async def _write_checkpoints(runtime: WorkerRuntime, force: bool = False) -> int:
+    # Only streams of the partitions this worker owns now (runtime.states()).
+    # At shutdown (force) every one of them, not only those this run touched:
+    # a stream folded by an earlier, killed run may have a stale file.
+    states = runtime.states()
+    if not states:
+        return 0
+    loop = asyncio.get_running_loop()
+    count = await loop.run_in_executor(None, runtime.schedule.write, states, force)
+    if count:
+        logger.info("checkpoints written for %d streams to %s", count, runtime.store.folder)
+    return count
+
+
+def _in_recovery(app: faust.App) -> bool:
+    try:
+        return bool(app.tables.recovery.in_recovery)
+    except AttributeError:  # not started yet
+        return False

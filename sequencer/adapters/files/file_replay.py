@@ -1,0 +1,423 @@
+"""``sequencer replay`` of files, on one process or split by stream across several.
+
+Streams fold independently (SPEC 5 never looks across streams), so a replay
+can split them the way a Kafka topic splits its keys: each process reads every
+input file but keeps only the rows of its own streams (``StreamPartition``),
+folds them, writes its decisions to a part file and saves its streams'
+checkpoints. The parent merges the parts in (date, stream) order and the
+rejects in (file, line) order, so every output is the same, byte for byte, as
+a single-process run (tests/test_file_replay.py checks it).
+
+Nothing is written unless every process has read its input: a file that
+cannot be read fails the whole run before any checkpoint changes. The
+checkpoints are saved into a staging folder and moved into place only once
+decisions.csv and rejects.csv are complete (``state_folder.StagedCheckpoints``),
+so a replay killed or interrupted before that leaves every checkpoint as it
+was. A partition process ends when its parent dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import heapq
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from sequencer.adapters.files.checkpoints import CheckpointStore
+from sequencer.domain import (
+    DayEvent,
+    DecisionColumns,
+    ReportPart,
+    SequencerConfig,
+    SequencerError,
+    StreamState,
+    TradeRules,
+    report_part,
+)
+from sequencer.adapters.files.file_writes import naming
+from sequencer.adapters.files.record_files import DecisionCsvWriter, write_rejects_csv
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import Reject, StreamPartition, read_day_events
+from sequencer.adapters.files.state_folder import StagedCheckpoints
+
+#: Below this much input a second process costs more than it saves (fork,
+#: a second pass over the files, the merge).
+PARALLEL_MIN_BYTES = 2 << 20
+MAX_JOBS = 8
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did, summed over its partitions."""
+
+    events: int = 0
+    rows: int = 0
+    streams: int = 0
+    applied: int = 0
+    already_applied: int = 0
+    after_until: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    refused: int = 0  # of the rejects, events step 0 refused (out of order, corrected days)
+    interrupted: bool = False  # a SIGINT came while the checkpoints were moved into place
+    #: The performance report of the decisions, in parts of disjoint streams
+    #: (one per process; ``PerformanceOf`` asked for it).
+    performance: list[ReportPart] = field(default_factory=list)
+
+    def add(self, other: "ReplaySummary") -> None:
+        for name in ("events", "rows", "streams", "applied", "already_applied", "after_until", "refused"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.rejects.extend(other.rejects)
+        self.performance.extend(other.performance)
+
+
+@dataclass(frozen=True)
+class PerformanceOf:
+    """Ask a replay for the performance report of its decisions under ``rules``
+    (``ReplaySummary.performance``): each process reports its own streams from
+    the decisions in memory, so the report costs no second reading of
+    decisions.csv and runs on every core."""
+
+    rules: TradeRules
+
+
+@dataclass
+class ReplayWatch:
+    """What a progress display hears: bytes read (each file is read once per
+    partition, so this counts one pass), then the number of day events, then
+    increments of events folded."""
+
+    on_read: Callable[[int], None] | None = None
+    on_total: Callable[[int], None] | None = None
+    on_progress: Callable[[int], None] | None = None
+    #: Called once every output is in place, checkpoints included: from then
+    #: on, an interrupted replay has nonetheless done all its work.
+    on_committed: Callable[[], None] | None = None
+
+
+class _WatchReport:
+    """How the only partition of a one-process replay reports: straight to the watch."""
+
+    def __init__(self, watch: ReplayWatch) -> None:
+        self.watch = watch
+
+    def read(self, count: int) -> None:
+        if self.watch.on_read is not None:
+            self.watch.on_read(count)
+
+    def found(self, events: int) -> None:
+        if self.watch.on_total is not None:
+            self.watch.on_total(events)
+
+    def folded(self, count: int) -> None:
+        if self.watch.on_progress is not None:
+            self.watch.on_progress(count)
+
+
+class _SharedReport:
+    """How partition ``index`` of a split replay reports: into memory shared with the parent.
+
+    ``found`` also waits until every partition has read its input (or one failed).
+    """
+
+    def __init__(self, jobs: int, context: Any) -> None:
+        # Each slot has one writer; the parent only reads, so no lock is needed.
+        self.bytes = context.Array("q", jobs, lock=False)
+        self.totals = context.Array("q", jobs, lock=False)
+        self.done = context.Array("q", jobs, lock=False)
+        self.ready = context.Array("b", jobs, lock=False)
+        self.barrier = context.Barrier(jobs)
+        self.index = 0
+
+    def of_partition(self, index: int) -> "_SharedReport":
+        self.index = index  # called in the partition's own process, after the fork
+        return self
+
+    def read(self, count: int) -> None:
+        self.bytes[self.index] += count
+
+    def found(self, events: int) -> None:
+        self.totals[self.index] = events
+        self.ready[self.index] = 1
+        self.barrier.wait()
+
+    def folded(self, count: int) -> None:
+        self.done[self.index] += count
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def choose_jobs(paths: list[Path], requested: int | None) -> int:
+    """``requested`` if given; else one process per core (up to MAX_JOBS) for big inputs."""
+    if requested is not None:
+        if requested < 1:
+            raise SequencerError(f"--jobs must be at least 1, got {requested}")
+        return requested if _can_fork() else 1
+    if not _can_fork() or sum(p.stat().st_size for p in paths) < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(available_cores(), MAX_JOBS))
+
+
+def _can_fork() -> bool:
+    # The partitions inherit the loaded states and config; spawn would have to
+    # pickle them (and mapping proxies do not pickle).
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
+                 out_dir: Path, store: CheckpointStore, *, until: str | None = None, jobs: int = 1,
+                 watch: ReplayWatch | None = None, keep: PerformanceOf | None = None) -> ReplaySummary:
+    """Fold ``paths`` on top of ``states``; write decisions, rejects, then checkpoints.
+
+    The checkpoints change only after decisions.csv and rejects.csv are
+    complete: an exception or KeyboardInterrupt before that leaves them as
+    they were. A SIGINT while they are being moved into place (milliseconds)
+    waits until they are all in place; ``ReplaySummary.interrupted`` says so.
+    """
+    watch = watch or ReplayWatch()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged = StagedCheckpoints(store)
+    staged.prepare()
+    decisions = out_dir / "decisions.csv"
+    unfinished = out_dir / ".decisions.csv.partial"
+    try:
+        if jobs == 1:
+            summary = _replay_partition(paths, config, states, unfinished, staged.store, until,
+                                        None, _WatchReport(watch), keep)
+        else:
+            summary = _replay_in_processes(paths, config, states, out_dir, unfinished, staged.store,
+                                           until, jobs, watch, keep)
+        summary.rejects.sort(key=_reject_order(paths))
+        write_rejects_csv(out_dir / "rejects.csv", summary.rejects)
+        with _sigint_deferred() as interrupted:
+            os.replace(unfinished, decisions)
+            staged.commit()
+            if watch.on_committed is not None:
+                watch.on_committed()
+        summary.interrupted = bool(interrupted)
+        return summary
+    finally:
+        unfinished.unlink(missing_ok=True)
+        staged.discard()
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[list]:
+    """Hold off SIGINT for the block (only the main thread can); the list is non-empty if one came."""
+    heard: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield heard
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: heard.append(signum))
+    try:
+        yield heard
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
+                      decisions_path: Path, store: CheckpointStore, until: str | None,
+                      partition: StreamPartition | None,
+                      report: "_WatchReport | _SharedReport", keep: PerformanceOf | None = None) -> ReplaySummary:
+    """Fold one partition's streams; ``store`` is the staging store of ``StagedCheckpoints``."""
+    batch = read_day_events(paths, config, partition, report.read)
+    if partition is not None:
+        states = {s: state for s, state in states.items() if partition.owns(s)}
+    report.found(len(batch.events))
+    kept: list = []
+    with naming(decisions_path), decisions_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = DecisionCsvWriter(handle)
+        on_decision = writer.write
+        if keep is not None:
+            def on_decision(decision, write=writer.write, append=kept.append):
+                write(decision)
+                append(decision)
+        result = replay_events(batch.events, config, states, until=until,
+                               on_decision=on_decision, on_progress=report.folded)
+    store.save_all(result.states[s] for s in sorted(result.states))
+    rejects = batch.rejects + [_refused(event, reason) for event, reason in result.refused]
+    performance = []
+    if keep is not None:
+        columns = DecisionColumns.of(kept, slot_sums=keep.rules.min_slot_sum is not None)
+        performance.append(report_part(columns, keep.rules, breakdowns=False))  # performance.csv has none
+    return ReplaySummary(len(batch.events), batch.rows, len(result.states), result.applied,
+                         result.already_applied, result.after_until, rejects, len(result.refused),
+                         performance=performance)
+
+
+def _refused(event: DayEvent, reason: str) -> Reject:
+    # A day event is grouped from rows, maybe of several files: no one file and
+    # line to name; the stream and date say which rows, the raw cell what was read.
+    return Reject("", None, reason, json.dumps(event.to_dict(), separators=(",", ":")),
+                  event.stream, event.date)
+
+
+def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
+                         out_dir: Path, decisions: Path, store: CheckpointStore, until: str | None,
+                         jobs: int, watch: ReplayWatch, keep: PerformanceOf | None) -> ReplaySummary:
+    context = multiprocessing.get_context("fork")
+    shared = _SharedReport(jobs, context)
+    parts = [out_dir / f".decisions.part{i}.csv" for i in range(jobs)]
+    parent = os.getpid()
+    pipes, processes = [], []
+    try:
+        for index in range(jobs):
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_partition_main, name=f"replay-{index}", daemon=True,
+                args=(sender, paths, config, states, parts[index], store, until,
+                      StreamPartition(index, jobs), shared, parent, keep))
+            process.start()
+            sender.close()
+            pipes.append(receiver)
+            processes.append(process)
+        replies = _collect(pipes, shared, watch)
+        failures = [r for r in replies if "error" in r]
+        if failures:
+            first = next((f for f in failures if f["error"] != _ABORTED), failures[0])
+            raise (SequencerError if first.get("known") else RuntimeError)(first["error"])
+        summary = ReplaySummary()
+        for reply in replies:
+            summary.add(reply["summary"])
+        _merge_decisions(parts, decisions)
+        return summary
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+
+_ABORTED = "another partition failed before writing"
+
+
+def _partition_main(sender: Any, paths: list[Path], config: SequencerConfig,
+                    states: dict[str, StreamState], decisions_path: Path, store: CheckpointStore,
+                    until: str | None, partition: StreamPartition, shared: _SharedReport,
+                    parent: int, keep: PerformanceOf | None = None) -> None:
+    _end_with_parent(parent)
+    try:
+        summary = _replay_partition(paths, config, states, decisions_path, store, until,
+                                    partition, shared.of_partition(partition.index), keep)
+        sender.send({"summary": summary})
+    except threading.BrokenBarrierError:
+        sender.send({"error": _ABORTED})
+    except SequencerError as error:
+        shared.barrier.abort()
+        sender.send({"error": str(error), "known": True})
+    except BaseException:  # noqa: BLE001 - the parent reports it; this process ends here
+        shared.barrier.abort()
+        sender.send({"error": f"replay partition {partition.index} failed:\n{traceback.format_exc()}"})
+    finally:
+        sender.close()
+
+
+def _end_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when the parent dies (Linux), else watch for it.
+
+    A partition whose parent is gone has nobody to merge its decisions, and
+    would only spend the machine on work that is thrown away.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            _watch_parent(parent)
+    else:
+        _watch_parent(parent)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _watch_parent(parent: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def _collect(pipes: list, shared: _SharedReport, watch: ReplayWatch) -> list[dict]:
+    """Each partition's reply, reporting progress meanwhile.
+
+    Only a partition holds the writing end of its pipe, so a partition that
+    dies (killed, out of memory) shows as end-of-file; the barrier is broken
+    then so that the others do not wait for it.
+    """
+    replies: dict[int, dict] = {}
+    waiting = {pipe: i for i, pipe in enumerate(pipes)}
+    reported = read_reported = 0
+    total_sent = False
+    while waiting:
+        for ready in wait(list(waiting), timeout=0.2):
+            index = waiting.pop(ready)
+            try:
+                replies[index] = ready.recv()
+            except EOFError:
+                shared.barrier.abort()
+                replies[index] = {"error": f"replay partition {index} ended without a reply"}
+        read = sum(shared.bytes) // len(pipes)
+        if watch.on_read is not None and read > read_reported:
+            watch.on_read(read - read_reported)
+            read_reported = read
+        if not total_sent and all(shared.ready):
+            total_sent = True
+            if watch.on_total is not None:
+                watch.on_total(sum(shared.totals))
+        done = sum(shared.done)
+        if watch.on_progress is not None and done > reported:
+            watch.on_progress(done - reported)
+            reported = done
+    return [replies[i] for i in range(len(pipes))]
+
+
+def _merge_decisions(parts: list[Path], target: Path) -> None:
+    # Each part is in (date, stream) order and the parts hold disjoint streams.
+    # A decision is one line whose first fields are stream, instrument, date:
+    # names match [A-Za-z0-9_-] and dates are ISO, so they are never quoted.
+    handles = [part.open(newline="", encoding="utf-8") for part in parts]
+    try:
+        headers = [handle.readline() for handle in handles]
+        with naming(target), target.open("w", newline="", encoding="utf-8") as out:
+            out.write(headers[0])
+            out.writelines(line for _, _, line in heapq.merge(*(_keyed(h) for h in handles)))
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+def _keyed(lines: Any) -> Any:
+    for line in lines:
+        stream, _, date, _ = line.split(",", 3)
+        yield date, stream, line
+
+
+def _reject_order(paths: list[Path]) -> Callable[[Reject], tuple[int, int, str, str]]:
+    position: dict[str, int] = {}
+    for i, path in enumerate(paths):
+        position.setdefault(str(path), i)
+    # Rejects of step 0 name no file: after the files' rejects, by date and stream,
+    # so a split replay lists them in the order one process does.
+    return lambda reject: (position.get(reject.source, len(paths)), reject.line or 0,
+                           reject.date or "", reject.stream or "")

@@ -1,0 +1,541 @@
+"""File sources: long-format CSV, Parquet and JSON lines -> day events.
+
+One row per (date, slot), grouped into one day event per (stream, date) and
+returned in date order. A row that fails validation becomes a ``Reject`` with
+its file, line and reason; the good rows of the same day still go through.
+JSON lines may also hold whole day events (objects with ``slots``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Iterator
+
+from sequencer.app.clock import latest_event_date_now
+from sequencer.app.codecs import DEFAULT_MAX_EVENT_BYTES, loads_json
+from sequencer.domain import DayEvent, InvalidEvent, SequencerConfig, SlotOutcome, parse_day_event
+from sequencer.domain.events import (
+    DIRECTION_MAX_CHARS,
+    NUMBER_LIMIT,
+    canonical_result,
+    check_not_future,
+    check_number,
+    normalize_slot,
+    parse_iso_date,
+    shown,
+    split_stream_name,
+    validate_direction,
+    validate_stream_name,
+)
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ("date", "time", "session", "stream", "instrument", "target", "peak",
+           "direction", "result", "range", "profit")
+REQUIRED_COLUMNS = ("date", "time", "stream", "result")
+SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
+
+#: Text files are decoded with ``surrogateescape``: a byte that is not UTF-8
+#: becomes a lone surrogate (which strict UTF-8 never yields), so it costs
+#: its row a reject instead of stopping the whole file.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+class SourceError(InvalidEvent):
+    """A whole input file cannot be read (missing column, unknown format)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """An input row or event that was not applied, and why."""
+
+    source: str
+    line: int | None
+    reason: str
+    raw: str
+    stream: str | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamPartition:
+    """One of ``count`` disjoint sets of streams, as a Kafka topic splits its keys.
+
+    Streams fold independently, so a replay may split them across processes.
+    A stable hash of the stream name picks the owner; a row whose stream cannot
+    be read at all belongs to partition 0, so every row is handled (and every
+    reject written) exactly once over all partitions.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"partition {self.index} of {self.count}")
+
+    def owns(self, stream: Any) -> bool:
+        if not isinstance(stream, str) or not stream:
+            return self.index == 0
+        return zlib.crc32(stream.encode("utf-8", "surrogatepass")) % self.count == self.index
+
+
+@dataclass
+class SourceBatch:
+    """Everything read from a set of files: day events in date order, and rejects."""
+
+    events: list[DayEvent] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    rows: int = 0
+
+
+Row = tuple[int, Callable[[str], Any], str]
+
+
+ByteCounter = Callable[[int], None]
+
+
+def read_day_events(paths: Iterable[str | Path], config: SequencerConfig,
+                    partition: StreamPartition | None = None,
+                    on_bytes: ByteCounter | None = None,
+                    latest_date: str | None = None) -> SourceBatch:
+    """Read and group all files; events sorted by (date, stream).
+
+    With ``partition``, only the rows (and rejects) of the streams it owns.
+    ``on_bytes`` gets increments of the bytes read, for a progress bar.
+    Rows dated after ``latest_date`` (default: today in UTC plus a day of
+    grace) are rejected as in the future.
+    """
+    grouper = _DayGrouper(config, partition, latest_date or latest_event_date_now())
+    for path in paths:
+        path = Path(path)
+        if path.suffix.lower() == ".csv":
+            _read_csv_fast(path, grouper, on_bytes)
+            continue
+        for line, get, raw in _rows(path, on_bytes):
+            grouper.add_row(str(path), line, get, raw)
+    return grouper.finish()
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given; a folder stands for its supported files, sorted by name."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise SourceError(f"{path}: no such file or folder")
+    return found
+
+
+# --- readers: each yields (line number, column getter, raw text) ------------------------
+
+
+class _CountingReader(io.RawIOBase):
+    """A file's raw bytes, counted as they are read.
+
+    The buffered and text layers above read 64 KiB at a time, so counting
+    costs nothing per row.
+    """
+
+    def __init__(self, path: Path, on_bytes: ByteCounter) -> None:
+        super().__init__()
+        self._file = io.FileIO(path, "r")
+        self._on_bytes = on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._file.readinto(buffer)
+        if count:
+            self._on_bytes(count)
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _open_text(path: Path, on_bytes: ByteCounter | None, encoding: str, newline: str | None) -> io.TextIOBase:
+    if on_bytes is None:
+        return path.open(newline=newline, encoding=encoding, errors="surrogateescape")
+    binary = io.BufferedReader(_CountingReader(path, on_bytes), 1 << 16)
+    return io.TextIOWrapper(binary, encoding=encoding, newline=newline, errors="surrogateescape")
+
+
+def _rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
+    """Rows of a Parquet or JSON lines file (CSV has its own fast reader)."""
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return _parquet_rows(path, on_bytes)
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return _jsonl_rows(path, on_bytes)
+    raise SourceError(f"{path}: unsupported file type {suffix!r} (csv, parquet, jsonl)")
+
+
+def _column_index(path: Path, header: list[str]) -> dict[str, int]:
+    index = {name.strip().lower(): i for i, name in enumerate(header)}
+    missing = [c for c in REQUIRED_COLUMNS if c not in index]
+    if missing:
+        raise SourceError(f"{path}: missing columns {', '.join(missing)} (header: {', '.join(header)})")
+    return index
+
+
+def _csv_getter(values: list[str], positions: dict[str, int | None]) -> Callable[[str], Any]:
+    def get(column: str) -> Any:
+        i = positions[column]
+        if i is None:
+            return None
+        value = values[i]
+        return value if value != "" else None
+    return get
+
+
+def _read_csv_fast(path: Path, grouper: "_DayGrouper", on_bytes: ByteCounter | None = None) -> None:
+    """The common case, inlined: a row that fails here goes through the generic path.
+
+    Each distinct (stream, instrument, session, time) is validated once by the
+    generic path and cached, each distinct date parsed once; a chained
+    comparison checks number ranges (it is False for NaN and infinities).
+    """
+    with _open_text(path, on_bytes, "utf-8-sig", "") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        index = _column_index(path, header)
+        width = len(header)
+        positions = {c: index.get(c) for c in COLUMNS}
+        i_date, i_time, i_stream, i_result = (index[c] for c in REQUIRED_COLUMNS)
+        # An absent optional column reads as the header's width: one past the
+        # row, padded below with an empty cell, so the loop needs no branch.
+        i_session, i_instrument, i_target, i_peak, i_direction, i_range, i_profit = (
+            index.get(c, width) for c in ("session", "instrument", "target", "peak",
+                                          "direction", "range", "profit"))
+        source = str(path)
+        keys = grouper._row_keys
+        dates = grouper._dates
+        parse_date = grouper._date
+        days = grouper.days
+        whole = grouper.whole
+        foreign = grouper.foreign_streams
+        results = _RESULT_FAST
+        limit = NUMBER_LIMIT  # the chained comparisons are also False for NaN and infinities
+        direction_chars = DIRECTION_MAX_CHARS
+        rows = 0
+        for values in reader:
+            if len(values) != width:
+                if values:
+                    grouper.add_row(source, reader.line_num, _short_row(len(values), width), ",".join(values))
+                continue
+            if foreign and values[i_stream] in foreign:
+                continue
+            values.append("")
+            try:
+                stream, slot = keys[(values[i_stream], values[i_instrument], values[i_session], values[i_time])]
+                # A new date (each row of a long file may start one) is parsed
+                # here; a bad one raises InvalidEvent, a ValueError.
+                date = dates.get(values[i_date]) or parse_date(values[i_date])
+                result = results[values[i_result]]
+                peak = values[i_peak]
+                peak = float(peak) if peak else None
+                target = values[i_target]
+                target = float(target) if target else None
+                rng = values[i_range]
+                rng = float(rng) if rng else None
+                profit = values[i_profit]
+                profit = float(profit) if profit else None
+            except (KeyError, ValueError):
+                peak = rng = -1.0  # sends the row down the generic path below
+            if (
+                (peak is not None and not 0 <= peak <= limit)
+                or (rng is not None and not 0 <= rng <= limit)
+                or (target is not None and not -limit <= target <= limit)
+                or (profit is not None and not -limit <= profit <= limit)
+                or (len(values[i_direction]) > direction_chars or not values[i_direction].isprintable())
+            ):
+                del values[-1]
+                grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                continue
+            key = (stream, date)
+            day = days.get(key)
+            if day is None:
+                day = days[key] = {}
+            if slot in day or (whole and key in whole):
+                del values[-1]
+                grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                continue
+            rows += 1
+            day[slot] = SlotOutcome(result, peak, target, values[i_direction] or None, rng, profit)
+        grouper.rows += rows
+
+
+_RESULT_FAST = {
+    spelling: name
+    for upper, name in {
+        "WIN": "Win", "LOSS": "Loss", "BE": "BE", "BREAK_EVEN": "BE", "BREAKEVEN": "BE",
+        "NOTRADE": "NoTrade", "NO_TRADE": "NoTrade", "NO TRADE": "NoTrade", "TIME": "TIME",
+    }.items()
+    for spelling in {upper, upper.lower(), upper.capitalize(), name}
+}
+
+
+def _short_row(found: int, expected: int) -> Callable[[str], Any]:
+    def get(column: str) -> Any:
+        raise InvalidEvent(f"row has {found} fields, header has {expected}")
+    return get
+
+
+def _parquet_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
+    import pandas as pd  # only Parquet needs pandas; CSV replay stays light
+
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ...
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise SourceError(f"{path}: not a readable Parquet file ({type(error).__name__}: {first_line})") from error
+    if on_bytes is not None:
+        on_bytes(path.stat().st_size)  # read whole, at once
+    index = _column_index(path, [str(c) for c in frame.columns])
+    columns = {c: frame.iloc[:, index[c]].tolist() if c in index else None for c in COLUMNS}
+    for row in range(len(frame)):
+        def get(column: str, _row=row) -> Any:
+            values = columns[column]
+            if values is None:
+                return None
+            value = values[_row]
+            if isinstance(value, float) and math.isnan(value):
+                return None  # Parquet/pandas cannot tell an empty cell from NaN
+            return value
+        yield row + 1, get, None
+
+
+def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
+    with _open_text(path, on_bytes, "utf-8-sig", None) as handle:
+        for line_no, text in enumerate(handle, start=1):
+            text = text.strip()
+            if not text:
+                continue
+            try:
+                if len(text) > DEFAULT_MAX_EVENT_BYTES:
+                    raise InvalidEvent(f"line of {len(text)} characters exceeds the limit of "
+                                       f"{DEFAULT_MAX_EVENT_BYTES}")
+                _check_decodable(text)
+                obj = loads_json(text)
+            except InvalidEvent as error:
+                yield line_no, _bad_row(error.reason), text[:DEFAULT_MAX_EVENT_BYTES]
+                continue
+            if not isinstance(obj, dict):
+                yield line_no, _bad_row(f"expected a JSON object, got {type(obj).__name__}"), text
+                continue
+            if "slots" in obj:
+                yield line_no, _whole_event(obj), text
+                continue
+            lowered = {str(k).strip().lower(): v for k, v in obj.items()}
+            yield line_no, lowered.get, text
+
+
+def _check_decodable(text: str) -> None:
+    bad = _UNDECODABLE.search(text)
+    if bad is not None:
+        byte = ord(bad.group()) - 0xDC00
+        raise InvalidEvent(f"not UTF-8: byte 0x{byte:02x} at character {bad.start() + 1}")
+
+
+def _bad_row(reason: str) -> Callable[[str], Any]:
+    def get(column: str) -> Any:
+        raise InvalidEvent(reason)
+    return get
+
+
+class _WholeEvent:
+    """Marker getter: the JSON line is a complete day event, not a long-format row."""
+
+    def __init__(self, obj: dict) -> None:
+        self.obj = obj
+
+    def __call__(self, column: str) -> Any:
+        return self.obj.get(column)
+
+
+def _whole_event(obj: dict) -> _WholeEvent:
+    return _WholeEvent(obj)
+
+
+# --- grouping ---------------------------------------------------------------------------
+
+
+class _DayGrouper:
+    """Validates rows into slot outcomes and collects them per (stream, date)."""
+
+    def __init__(self, config: SequencerConfig, partition: StreamPartition | None = None,
+                 latest_date: str | None = None) -> None:
+        self.config = config
+        self.partition = partition
+        self.latest_date = latest_date
+        #: Stream cells seen to belong to another partition: the CSV fast path skips their rows.
+        self.foreign_streams: set[str] = set()
+        self._owned: dict[Any, bool] = {}
+        self.days: dict[tuple[str, str], dict[str, SlotOutcome]] = {}
+        self.whole: dict[tuple[str, str], DayEvent] = {}
+        self.rejects: list[Reject] = []
+        self.rows = 0
+        self._streams: dict[tuple[Any, Any, Any], tuple[str, str, str]] = {}
+        self._dates: dict[Any, str] = {}
+        self._slots: dict[Any, str] = {}
+        self._names: dict[str, tuple[str, str, str]] = {}
+        self._row_keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+
+    def add_row(self, source: str, line: int, get: Callable[[str], Any], raw: str | None) -> None:
+        if self.partition is not None and not self._owns(get):
+            return
+        self.rows += 1
+        stream = date = None
+        try:
+            if raw is not None:
+                _check_decodable(raw)
+            if isinstance(get, _WholeEvent):
+                event = parse_day_event(get.obj, self.config, self.latest_date)
+                stream, date = event.stream, event.date  # a duplicate's reject names its day
+                key = (stream, date)
+                if key in self.days or key in self.whole:
+                    raise InvalidEvent(f"duplicate day event for {event.stream} {event.date}")
+                self.whole[key] = event
+                return
+            stream, instrument, session = self._stream(get("stream"), get("instrument"), get("session"))
+            date = self._date(get("date"))
+            slot = self._slot(get("time"), session)
+            if not isinstance(get, _WholeEvent):
+                raw_key = tuple("" if get(c) is None else str(get(c)) for c in ("stream", "instrument", "session", "time"))
+                self._row_keys[raw_key] = (stream, slot)
+            outcome = _outcome(slot, get)
+            day = self.days.setdefault((stream, date), {})
+            if (stream, date) in self.whole:
+                raise InvalidEvent(f"duplicate: {stream} {date} already came as a whole day event")
+            first = day.get(slot)
+            if first is not None:
+                what = "same values as" if first == outcome else "different values from"
+                raise InvalidEvent(f"duplicate row for {stream} {date} {slot} ({what} an earlier row)")
+            day[slot] = outcome
+        except InvalidEvent as error:
+            self.rejects.append(Reject(source, line, error.reason, raw if raw is not None else _raw(get),
+                                       stream, date))
+
+    def _owns(self, get: Callable[[str], Any]) -> bool:
+        if isinstance(get, _WholeEvent):
+            stream = get.obj.get("stream")
+        else:
+            try:
+                stream = get("stream")
+            except InvalidEvent:  # an unreadable row: partition 0 rejects it
+                stream = None
+        try:
+            owned = self._owned.get(stream)
+        except TypeError:  # unhashable (a JSON list): cannot be a stream name
+            return self.partition.owns(None)
+        if owned is None:
+            owned = self._owned[stream] = self.partition.owns(stream)
+            if not owned and isinstance(stream, str):
+                self.foreign_streams.add(stream)
+        return owned
+
+    def _stream(self, stream: Any, instrument: Any, session: Any) -> tuple[str, str, str]:
+        key = (stream, instrument, session)
+        try:
+            cached = self._streams.get(key)
+        except TypeError:  # unhashable (a JSON list or map): validated below, never cached
+            key, cached = None, None
+        if cached is not None:
+            return cached
+        name = validate_stream_name(stream)
+        name_instrument, name_session = split_stream_name(name)
+        instrument = name_instrument if instrument is None else instrument
+        session = name_session if session is None else session
+        if instrument not in self.config.instruments:
+            raise InvalidEvent(f"unknown instrument {shown(instrument)}")
+        if session not in self.config.sessions:
+            raise InvalidEvent(f"unknown session {shown(session)}")
+        if (instrument, session) != (name_instrument, name_session):
+            raise InvalidEvent(f"instrument/session {instrument}/{session} disagree with stream name {name}")
+        if key is not None:
+            self._streams[key] = (name, instrument, session)
+        self._names[name] = (name, instrument, session)
+        return name, instrument, session
+
+    def _date(self, value: Any) -> str:
+        try:
+            return self._dates[value]
+        except (KeyError, TypeError):
+            date = check_not_future(parse_iso_date(value), self.latest_date)
+            try:
+                self._dates[value] = date
+            except TypeError:
+                pass
+            return date
+
+    def _slot(self, value: Any, session: str) -> str:
+        if value is not None and not isinstance(value, str):
+            value = str(value)  # datetime.time from Parquet
+        slot = self._slots.get(value)
+        if slot is None:
+            slot = self._slots[value] = normalize_slot(value)
+        if slot not in self.config.sessions[session]:
+            raise InvalidEvent(f"unknown slot {slot} for session {session}")
+        return slot
+
+    def finish(self) -> SourceBatch:
+        events: list[DayEvent] = list(self.whole.values())
+        sessions = self.config.sessions
+        for (stream, date), slots in self.days.items():
+            if not slots:
+                continue
+            _, instrument, session = self._names[stream]
+            ordered = {s: slots[s] for s in sessions[session] if s in slots}
+            events.append(DayEvent(stream, instrument, session, date, MappingProxyType(ordered)))
+        events.sort(key=lambda e: (e.date, e.stream))
+        return SourceBatch(events, self.rejects, self.rows)
+
+
+def _number(value: Any, what: str, non_negative: bool = False) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise InvalidEvent(f"{what} {shown(value)} is not a number") from None
+    return float(check_number(value, what, non_negative))
+
+
+def _outcome(slot: str, get: Callable[[str], Any]) -> SlotOutcome:
+    result = get("result")
+    if result is None:
+        raise InvalidEvent(f"slot {slot}: missing result")
+    direction = get("direction")
+    return SlotOutcome(
+        canonical_result(result),
+        _number(get("peak"), f"slot {slot}: peak", True),
+        _number(get("target"), f"slot {slot}: target"),
+        validate_direction(None if direction is None else str(direction), slot),
+        _number(get("range"), f"slot {slot}: range", True),
+        _number(get("profit"), f"slot {slot}: profit"),
+    )
+
+
+def _raw(get: Callable[[str], Any]) -> str:
+    try:
+        return ",".join("" if get(c) is None else str(get(c)) for c in COLUMNS)
+    except InvalidEvent:
+        return ""

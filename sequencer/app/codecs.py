@@ -1,0 +1,140 @@
+"""Wire codecs: day events and decisions as msgpack (JSON accepted on input).
+
+One codec per record type. Decoding untrusted bytes raises ``InvalidEvent``
+with a specific reason, so the caller can dead-letter the original bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from sequencer.domain import DayEvent, Decision, InvalidEvent, SequencerConfig, parse_day_event
+
+if TYPE_CHECKING:
+    from sequencer.app.processor import DeadLetter
+
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+
+#: Deepest nesting of maps and lists an event may have. A day event needs 3
+#: (event, slots, outcome). ``json.loads`` recurses per level and raises
+#: RecursionError near 1,000, so the depth is checked before parsing.
+MAX_NESTING = 16
+
+#: Dead letters carry at most this many bytes of the original value (and of
+#: the key), so a letter always fits a broker's message limit (1 MB by default).
+DEFAULT_DEAD_LETTER_VALUE_BYTES = 16 * 1024
+DEAD_LETTER_KEY_BYTES = 1024
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]+|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def json_nesting(data: bytes) -> int:
+    """How deep the brackets of a JSON document nest (brackets inside strings do not count)."""
+    brackets = _JSON_STRING.sub(b'""', data).translate(None, _NOT_BRACKETS)
+    return max(accumulate(_BRACKET_STEP[b] for b in brackets), default=0)
+
+
+def loads_json(data: bytes | str) -> Any:
+    """``json.loads`` of untrusted text: nesting limited before parsing, every failure ``InvalidEvent``."""
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    # Counting brackets is C-fast; only a document with many is measured exactly.
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and json_nesting(raw) > MAX_NESTING:
+        raise InvalidEvent(f"malformed JSON: nested deeper than {MAX_NESTING} levels")
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise InvalidEvent(f"malformed JSON: {str(error)[:200]}") from None
+
+
+def decode_payload(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Any:
+    """msgpack or JSON bytes -> Python data. A JSON document starts with ``{``.
+
+    Every way untrusted bytes can fail raises ``InvalidEvent``: the size limit
+    and the JSON nesting limit are checked before parsing; msgpack's own
+    parser stops at 1,024 levels (StackError) without recursing in Python.
+    """
+    if data is None:
+        raise InvalidEvent("empty message (no value)")
+    if len(data) > max_bytes:
+        raise InvalidEvent(f"event of {len(data)} bytes exceeds the limit of {max_bytes} bytes")
+    if not data:
+        raise InvalidEvent("empty message (zero bytes)")
+    if data.lstrip()[:1] == b"{":
+        return loads_json(data)
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except msgpack.StackError:
+        raise InvalidEvent("malformed msgpack: nested too deep") from None
+    except Exception as error:  # msgpack raises a variety of types on hostile input
+        detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        raise InvalidEvent(f"malformed msgpack ({detail[:200]})") from None
+
+
+def decode_event(data: bytes, config: SequencerConfig, max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+                 latest_date: str | None = None) -> DayEvent:
+    return parse_day_event(decode_payload(data, max_bytes), config, latest_date)
+
+
+def encode_event(event: DayEvent) -> bytes:
+    return msgpack.packb(event.to_dict(), use_bin_type=True)
+
+
+#: One packer for every decision: ``msgpack.packb`` builds a new one per call
+#: (a third of the encoding's time). Shared safely: a decision holds only
+#: plain values, so ``pack`` is one C call that never runs Python code (no
+#: ``default`` hook) and so never lets another thread in half-way; it resets
+#: its buffer after each call, and on an error too.
+_DECISION_PACKER = msgpack.Packer(use_bin_type=True)
+
+
+def encode_decision(decision: Decision) -> bytes:
+    return _DECISION_PACKER.pack(decision.to_dict())
+
+
+def decode_decision(data: bytes) -> Decision:
+    return Decision.from_dict(msgpack.unpackb(data, raw=False))
+
+
+def _cut_bytes(name: str, data: bytes | None, limit: int) -> dict[str, Any]:
+    """``data`` cut to ``limit`` bytes, with its full length, sha256 and whether it was cut."""
+    if data is None:
+        return {name: None, f"{name}_length": None, f"{name}_sha256": None, f"{name}_truncated": False}
+    return {name: data[:limit], f"{name}_length": len(data),
+            f"{name}_sha256": hashlib.sha256(data).hexdigest(), f"{name}_truncated": len(data) > limit}
+
+
+def encode_dead_letter(letter: "DeadLetter", max_value_bytes: int = DEFAULT_DEAD_LETTER_VALUE_BYTES) -> bytes:
+    """A dead letter as a msgpack map; original key and value cut so the letter always fits.
+
+    ``value`` holds at most ``max_value_bytes`` of the original bytes;
+    ``value_length`` and ``value_sha256`` describe the whole original, and
+    ``value_truncated`` says whether it was cut (the same four fields for ``key``).
+    """
+    record = letter.record
+    return msgpack.packb({
+        "reason": letter.reason,
+        "stream": letter.stream,
+        "source_topic": record.topic,
+        "source_partition": record.partition,
+        "source_offset": record.offset,
+        **_cut_bytes("key", record.key, DEAD_LETTER_KEY_BYTES),
+        **_cut_bytes("value", record.value, max_value_bytes),
+    }, use_bin_type=True)
+
+
+def dead_letter_key(letter: "DeadLetter") -> bytes | None:
+    """The Kafka key of a dead letter: the original key, cut like the one inside it."""
+    key = letter.record.key
+    return None if key is None else key[:DEAD_LETTER_KEY_BYTES]
+
+
+def decode_dead_letter(data: bytes) -> dict[str, Any]:
+    return msgpack.unpackb(data, raw=False)

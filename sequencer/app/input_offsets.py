@@ -1,0 +1,309 @@
+"""Find records the stream never handed to the agent, using the states' own offsets.
+
+Faust's consumer was seen (right after a worker start, on Tansu, about one
+start in three) to fetch records and never hand them to the agent: the fetch
+position moves on, the stream skips them, and the states silently miss days.
+Faust drops them while its flow or generation changes (see
+docs/benchmarks.md, "Delivery holes"). Our states know how far they got
+(``source_offsets``), so the worker checks what it is given:
+
+- a batch whose records jump past the next offset a partition expects has a
+  hole: the records of that partition from the hole on are not folded, and
+  the consumer is sought back to the hole, so Faust delivers (and acks, and
+  commits) them again through its normal path;
+- a partition whose fetch position is past what it expects while nothing
+  arrives has lost its tail the same way (`StallWatch`): it is sought back too.
+
+A hole that comes back at the same offset after a seek is checked with a
+plain read (`read_range`): transaction markers and compaction leave offsets
+with no record, and those are accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable, Mapping, Protocol
+
+from sequencer.domain import StreamState
+from sequencer.app.processor import SourceRecord
+
+logger = logging.getLogger(__name__)
+
+
+class PartitionPositions:
+    """The next offset the worker expects per ``topic:partition`` (pure bookkeeping)."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._learned: set[str] = set()
+
+    def forget(self) -> None:
+        """After a rebalance: what this worker expects must be learned again."""
+        self._next.clear()
+        self._learned.clear()
+
+    def knows(self, tp: str) -> bool:
+        return tp in self._learned
+
+    def expected(self, tp: str) -> int | None:
+        return self._next.get(tp)
+
+    def learn(self, tp: str, offsets: Iterable[int]) -> None:
+        """Seed from next offsets known elsewhere (states' source offsets, the group's commit)."""
+        self._learned.add(tp)
+        best = max(offsets, default=None)
+        if best is not None and best > self._next.get(tp, -1):
+            self._next[tp] = best
+
+    def split_at_holes(self, records: Iterable[SourceRecord]) -> tuple[list[SourceRecord], dict[str, tuple[int, int]]]:
+        """``(kept, holes)``: the records before each partition's first hole, and the holes.
+
+        ``holes`` maps ``tp`` to ``(start, stop)``: offsets ``start <= o < stop``
+        were skipped. Records of a partition from its first hole on are left
+        out of ``kept``; they come again after a seek to ``start``. Offsets
+        before a partition's known position are redeliveries, never holes.
+        """
+        kept: list[SourceRecord] = []
+        holes: dict[str, tuple[int, int]] = {}
+        expected = dict(self._next)
+        for record in records:
+            tp = record.partition_key
+            if tp in holes:
+                continue
+            position = expected.get(tp)
+            if position is not None and record.offset > position:
+                holes[tp] = (position, record.offset)
+                continue
+            kept.append(record)
+            if position is None or record.offset + 1 > position:
+                expected[tp] = record.offset + 1
+        return kept, holes
+
+    def accept_gap(self, tp: str, stop: int) -> None:
+        """Offsets before ``stop`` hold no record (markers, compaction): move on."""
+        if stop > self._next.get(tp, -1):
+            self._next[tp] = stop
+
+    def rewind(self, tp: str, offset: int) -> None:
+        """Expect ``offset`` next again (a batch from there is to be folded again)."""
+        self._next[tp] = offset
+
+    def advance(self, records: Iterable[SourceRecord]) -> None:
+        for record in records:
+            tp = record.partition_key
+            if record.offset + 1 > self._next.get(tp, -1):
+                self._next[tp] = record.offset + 1
+
+
+class StallWatch:
+    """Partitions whose fetch position stays past the expected offset with nothing arriving.
+
+    `observe` is called every few seconds with, per partition, the offset the
+    worker expects next, the consumer's fetch position and a counter of
+    batches handled; a partition is stalled once the same picture was seen
+    twice in a row (records merely waiting in the stream's buffer move the
+    batch counter on).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, int, int]] = {}
+
+    def observe(self, tp: str, expected: int | None, position: int | None, batches: int) -> bool:
+        if expected is None or position is None or position <= expected:
+            self._seen.pop(tp, None)
+            return False
+        picture = (expected, position, batches)
+        stalled = self._seen.get(tp) == picture
+        self._seen[tp] = picture
+        if stalled:
+            del self._seen[tp]
+        return stalled
+
+    def forget(self) -> None:
+        self._seen.clear()
+
+
+class ConsumerPort(Protocol):
+    """What `InputOffsets` needs of the consumer, partitions named ``topic:partition``."""
+
+    def assigned(self) -> list[str]: ...
+
+    def highwater(self, tp: str) -> int | None:
+        """The partition's end as the last fetch response reported it; None before any fetch."""
+
+    async def position(self, tp: str) -> int: ...
+
+    async def seek(self, tp: str, offset: int) -> None: ...
+
+    async def commit(self, offsets: Mapping[str, int]) -> bool: ...
+
+    async def group_offsets(self) -> dict[str, int]:
+        """The group's committed offsets on the events topic."""
+
+    async def read_range(self, tp: str, start: int, stop: int) -> list[SourceRecord]:
+        """The records ``start <= offset < stop``, read without the group."""
+
+
+class InputOffsets:
+    """The worker's side of the events topic's offsets: holes, stalls and commits.
+
+    ``held_states`` gives the states this worker holds (their source offsets
+    say how far each partition was folded).
+    """
+
+    def __init__(self, consumer: ConsumerPort, held_states: Callable[[], Iterable[StreamState]]) -> None:
+        self.consumer = consumer
+        self.held_states = held_states
+        self.positions = PartitionPositions()
+        self.stalls = StallWatch()
+        self.rewound: dict[str, int] = {}  # tp -> hole start last sought back to
+        self.committed: dict[str, int] = {}  # tp -> offset this worker committed last
+        self.rewinds = 0
+
+    def forget(self) -> None:
+        """After a rebalance: partitions may have moved, learn them again."""
+        self.positions.forget()
+        self.stalls.forget()
+        self.rewound.clear()
+        self.committed.clear()
+
+    async def learn(self, tps: Iterable[str]) -> None:
+        """What each newly seen partition expects next: the furthest of its states'
+        source offsets and the group's committed offset. Records past the states
+        but committed were dead letters or duplicates, handled already: without
+        the committed offset they would look like a hole and be sent again.
+        Only this worker commits the events topic, and only what it handled, so
+        a committed offset never skips a record it missed.
+        An offset past the partition's end belongs to a log that was replaced
+        (topic recreated, a fresh in-memory broker) and is left out; a
+        partition is learned once a fetch has told its end."""
+        ends = {tp: self.consumer.highwater(tp) for tp in tps if not self.positions.knows(tp)}
+        ends = {tp: end for tp, end in ends.items() if end is not None}
+        if not ends:
+            return
+        try:
+            group = await self.consumer.group_offsets()
+        except Exception as exc:  # noqa: BLE001 - the states alone still find holes
+            logger.warning("committed offsets not available: %r", exc)
+            group = {}
+        held = list(self.held_states())
+        for tp, end in ends.items():
+            offsets = [s.source_offsets[tp] for s in held if tp in s.source_offsets]
+            if tp in group:
+                offsets.append(group[tp])
+            stale = [offset for offset in offsets if offset > end]
+            if stale:
+                logger.warning("%s ends at %d but states or the group point up to %d: offsets of a "
+                               "replaced log, ignored", tp, end, max(stale))
+            self.positions.learn(tp, [offset for offset in offsets if offset <= end])
+
+    async def without_holes(self, records: list[SourceRecord]) -> list[SourceRecord]:
+        """The records to fold now: each partition's up to its first hole. The
+        consumer is sought back to a hole; a hole met again at the same offset
+        is read directly, and accepted if it holds no records."""
+        first_offsets: dict[str, int] = {}
+        for record in records:
+            first_offsets.setdefault(record.partition_key, record.offset)
+        await self.learn(first_offsets)
+        kept, holes = self.positions.split_at_holes(records)
+        for tp, (start, stop) in holes.items():
+            if self.rewound.get(tp) == start:
+                # The same hole after a seek: records there, or only offsets
+                # without records (transaction markers, compaction)?
+                if not await self.consumer.read_range(tp, start, stop):
+                    logger.info("offsets %d to %d of %s hold no records; moving on", start, stop - 1, tp)
+                    self.positions.accept_gap(tp, stop)
+                    self.rewound.pop(tp, None)
+                    # Split this partition again past the accepted gap; its
+                    # records before the gap are in kept already.
+                    kept = [r for r in kept if r.partition_key != tp]
+                    kept_again, _ = self.positions.split_at_holes(r for r in records if r.partition_key == tp)
+                    kept.extend(kept_again)
+                    continue
+            await self._seek_back(tp, start, "never handed to the agent")
+        self.positions.advance(kept)
+        return kept
+
+    async def commit_folded(self, tps: Iterable[str]) -> None:
+        """Commit, per partition, the offset up to which everything is folded and on the broker."""
+        offsets = {}
+        for tp in tps:
+            expected = self.positions.expected(tp)
+            if expected is not None and expected > self.committed.get(tp, -1):
+                offsets[tp] = expected
+        if not offsets:
+            return
+        try:
+            done = await self.consumer.commit(offsets)
+        except Exception as exc:  # noqa: BLE001 - the next batch commits again
+            logger.warning("commit of %s failed: %r", offsets, exc)
+            return
+        if done:
+            self.committed.update(offsets)
+
+    async def rewind(self, records: Iterable[SourceRecord]) -> None:
+        """Deliver ``records`` again: per partition, expect and seek back to their first offset
+        (a batch whose commit failed; nothing of it was committed)."""
+        first: dict[str, int] = {}
+        for record in records:
+            tp = record.partition_key
+            if record.offset < first.get(tp, record.offset + 1):
+                first[tp] = record.offset
+        for tp, offset in first.items():
+            self.positions.rewind(tp, offset)
+            try:
+                await self._seek_back(tp, offset, "folded but not committed")
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: the next owner reads them
+                logger.warning("seek of %s back to %d failed: %r", tp, offset, exc)
+
+    async def check_stalls(self, batches: int, idle: Callable[[], bool]) -> None:
+        """Seek back partitions whose fetch position ran past what was folded
+        while nothing arrived (``batches``: the count of batches handled so far)."""
+        assigned = self.consumer.assigned()
+        await self.learn(assigned)
+        for tp in assigned:
+            expected = self.positions.expected(tp)
+            try:
+                position = await self.consumer.position(tp)
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile
+                logger.debug("no position for %s: %r", tp, exc)
+                continue
+            if self.stalls.observe(tp, expected, position, batches) and idle():
+                await self._seek_back(tp, expected, f"fetched (position {position}) but never handed to the agent")
+
+    async def _seek_back(self, tp: str, offset: int, why: str) -> None:
+        logger.warning("records of %s from offset %d were %s; seeking back to them", tp, offset, why)
+        self.rewinds += 1
+        self.rewound[tp] = offset
+        await self.consumer.seek(tp, offset)
+
+
+async def read_range(bootstrap: str, topic: str, partition: int, start: int, stop: int,
+                     security: Mapping[str, Any] | None = None, timeout_s: float = 30.0) -> list[SourceRecord]:
+    """Records ``start <= offset < stop`` of one partition, read without a group."""
+    import time
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                **dict(security or {}))
+    await consumer.start()
+    found: list[SourceRecord] = []
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        deadline = time.monotonic() + timeout_s
+        position = start
+        while position < stop and time.monotonic() < deadline:
+            batches = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+            for record in batches.get(tp, []):
+                if start <= record.offset < stop:
+                    found.append(SourceRecord(topic, partition, record.offset, record.key, record.value,
+                                              record.timestamp))
+                position = max(position, record.offset + 1)
+            if not batches:
+                position = max(position, await consumer.position(tp))
+    finally:
+        await consumer.stop()
+    return found

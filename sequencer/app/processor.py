@@ -1,0 +1,254 @@
+"""Folding a batch of raw event records: decode, validate, order, apply.
+
+Knows records (topic, partition, offset, bytes) but not Kafka clients: the
+Faust agent feeds it and publishes what it returns. Per SPEC 5 step 0 and for
+at-least-once delivery it tells apart
+
+- a *redelivery*: the record's offset is below the ``source_offsets`` the
+  stream's state already holds for that partition, so it was applied (and its
+  decision flushed) before a crash; skipped silently, counted;
+- a *duplicate*: a new record for the last processed date; skipped and counted
+  when its payload equals the applied one, dead-lettered when it differs;
+- *out of order*: a date before the last processed date; dead-lettered.
+
+A record below the state's offset whose date is *after* the last processed
+date cannot be a redelivery: the log was replaced (a recreated topic, a fresh
+in-memory broker). The stale offset is dropped and the event folded.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from sequencer.app.clock import latest_event_date_now
+from sequencer.app.codecs import DEFAULT_MAX_EVENT_BYTES, decode_payload
+from sequencer.domain import (
+    DayEvent,
+    Decision,
+    InvalidEvent,
+    SequencerConfig,
+    StreamState,
+    apply_day,
+    initial_state,
+    parse_day_event,
+    partition_key,
+)
+from sequencer.domain.events import latest_event_date, shown
+from sequencer.domain.step_zero import step_zero
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One record as read from the event topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    #: The record's Kafka timestamp (ms since the epoch; None or <= 0: unknown).
+    #: The future-date rule judges an event against the day it was produced, so
+    #: the worker and a later rebuild of the same log refuse the same records.
+    timestamp_ms: int | None = None
+
+    @property
+    def partition_key(self) -> str:
+        return partition_key(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: SourceRecord
+    reason: str
+    stream: str | None = None
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch produced: publish ``decisions``, then write ``states`` back."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    states: dict[str, StreamState] = field(default_factory=dict)
+    last_events: dict[str, DayEvent] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    partition_of: dict[str, int] = field(default_factory=dict)  # stream -> partition of its last record
+
+
+@dataclass
+class ProcessingCounters:
+    """Running totals since the worker started, for logs, HTTP and metrics."""
+
+    records: int = 0
+    applied: int = 0
+    redelivered: int = 0
+    replaced_offsets: int = 0  # state offsets dropped as belonging to a replaced log
+    duplicates: int = 0
+    dead_letters: int = 0
+    dead_letter_reasons: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        return {"records": self.records, "applied": self.applied, "redelivered": self.redelivered,
+                "replaced_offsets": self.replaced_offsets, "duplicates": self.duplicates,
+                "dead_letters": self.dead_letters,
+                "dead_letter_reasons": dict(self.dead_letter_reasons)}
+
+
+def reason_kind(reason: str) -> str:
+    """A short label for counting dead letters by kind ("out of order", "bad result", ...)."""
+    head = reason.split(":")[0]
+    for kind in ("malformed msgpack", "malformed JSON", "out of order", "duplicate", "unknown instrument",
+                 "unknown session", "unknown slot", "bad result", "exceeds the limit", "stream name",
+                 "missing or malformed stream", "missing or malformed date", "malformed date",
+                 "in the future", "beyond the limit", "disagree", "unexpected error"):
+        if kind in reason:
+            return kind
+    return head[:40]
+
+
+_MS_PER_DAY = 86_400_000
+_EPOCH = _dt.date(1970, 1, 1)
+_LATEST_BY_DAY: dict[int, str] = {}  # days since the epoch -> latest accepted date; a few hundred at most
+
+
+def _latest_for(timestamp_ms: int | None, latest_now: str | None) -> str | None:
+    """The latest date a record may carry: by the day it was produced, never after ``latest_now``."""
+    if latest_now is None or not timestamp_ms or timestamp_ms <= 0:
+        return latest_now
+    day = timestamp_ms // _MS_PER_DAY
+    latest = _LATEST_BY_DAY.get(day)
+    if latest is None:
+        try:
+            latest = latest_event_date(_EPOCH + _dt.timedelta(days=day))
+        except OverflowError:  # a timestamp past year 9999 says nothing
+            return latest_now
+        if len(_LATEST_BY_DAY) < 100_000:
+            _LATEST_BY_DAY[day] = latest
+    return min(latest, latest_now)
+
+
+class EventProcessor:
+    """Applies batches of records on top of states it looks up through ``lookup``.
+
+    ``latest_date`` gives, once per batch, the latest date an event may carry
+    (SPEC 3's future-date rule); the default reads the UTC clock, a test
+    passes its own. A record with a timestamp is judged against the day it was
+    produced when that is earlier: the outcome is then a function of the log
+    alone, and a rebuild next month refuses what the worker refused today.
+    """
+
+    def __init__(self, config: SequencerConfig,
+                 lookup_state: Callable[[str], StreamState | None],
+                 lookup_last_event: Callable[[str], DayEvent | None] = lambda stream: None,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+                 latest_date: Callable[[], str | None] = latest_event_date_now) -> None:
+        self.config = config
+        self._lookup_state = lookup_state
+        self._lookup_last_event = lookup_last_event
+        self.max_event_bytes = max_event_bytes
+        self._latest_date = latest_date
+        self.counters = ProcessingCounters()
+
+    def decode(self, record: SourceRecord, latest_date: str | None) -> DayEvent:
+        """The record's day event, or ``InvalidEvent`` with the reason to dead-letter it.
+
+        Whatever the bytes: an error the validation did not foresee is still
+        this record's error (logged with its traceback), never the batch's.
+        """
+        try:
+            return parse_day_event(decode_payload(record.value, self.max_event_bytes), self.config,
+                                   latest_date)
+        except InvalidEvent:
+            raise
+        except Exception as error:  # noqa: BLE001 - one record must not stop the worker
+            logger.exception("unexpected error decoding %s offset %d", record.partition_key, record.offset)
+            raise InvalidEvent(f"unexpected error decoding the event: {type(error).__name__}") from None
+
+    def process(self, records: Iterable[SourceRecord]) -> BatchOutcome:
+        out = BatchOutcome()
+        states = out.states
+        offsets: dict[str, dict[str, int]] = {}
+        config = self.config
+        counters = self.counters
+        latest_now = self._latest_date()
+        for record in records:
+            counters.records += 1
+            latest_date = _latest_for(record.timestamp_ms, latest_now)
+            try:
+                event = self.decode(record, latest_date)
+            except InvalidEvent as error:
+                self._dead_letter(out, record, error.reason, None)
+                continue
+            stream = event.stream
+            if record.key is not None and record.key not in (stream.encode(), b""):
+                self._dead_letter(out, record, f"record key {shown(record.key)} is not the stream name {stream}", stream)
+                continue
+            state = states.get(stream)
+            if state is None:
+                state = self._lookup_state(stream) or initial_state(stream, config)
+            tp = record.partition_key
+            out.partition_of[stream] = record.partition
+            next_offset = state.source_offsets.get(tp)
+            if next_offset is not None and record.offset < next_offset:
+                last = state.last_processed_date
+                if last is not None and event.date <= last:
+                    counters.redelivered += 1
+                    continue
+                # Every record of the state's log below its offset was handled,
+                # and last_processed_date only grows, so a later date cannot
+                # come from that log: the offset belongs to a log that is gone
+                # (topic recreated, an in-memory broker started afresh).
+                # Forget it and fold the event.
+                state = self._forget_offset(stream, state, tp, offsets, record.offset)
+            # Only an event for the last processed date is compared with the applied one.
+            applied = (out.last_events.get(stream) or self._lookup_last_event(stream)
+                       if event.date == state.last_processed_date else None)
+            skip = step_zero(state, event, applied)
+            if skip is not None:
+                if skip.reason is None:
+                    counters.duplicates += 1
+                else:
+                    self._dead_letter(out, record, skip.reason, stream)
+                self._remember_offset(offsets, stream, state, tp, record.offset)
+                continue
+            new_state, decision = apply_day(state, event, config)
+            states[stream] = new_state
+            out.last_events[stream] = event
+            out.decisions.append(decision)
+            counters.applied += 1
+            self._remember_offset(offsets, stream, state, tp, record.offset)
+        for stream, stream_offsets in offsets.items():
+            state = states.get(stream)
+            if state is None:  # only skipped records: the offsets still move on
+                state = self._lookup_state(stream) or initial_state(stream, config)
+            states[stream] = state.with_source_offsets(stream_offsets)
+        return out
+
+    def _forget_offset(self, stream: str, state: StreamState, tp: str,
+                       offsets: dict[str, dict[str, int]], offset: int) -> StreamState:
+        logger.warning("%s: offset %d of %s is before the state's next offset %d but its date is new; "
+                       "the state's offset is from a replaced log and is dropped",
+                       stream, offset, tp, state.source_offsets[tp])
+        self.counters.replaced_offsets += 1
+        if stream in offsets:
+            offsets[stream].pop(tp, None)
+        return state.with_source_offsets({k: v for k, v in state.source_offsets.items() if k != tp})
+
+    @staticmethod
+    def _remember_offset(offsets: dict[str, dict[str, int]], stream: str, state: StreamState,
+                         tp: str, offset: int) -> None:
+        stream_offsets = offsets.get(stream)
+        if stream_offsets is None:
+            stream_offsets = offsets[stream] = dict(state.source_offsets)
+        if offset + 1 > stream_offsets.get(tp, -1):
+            stream_offsets[tp] = offset + 1
+
+    def _dead_letter(self, out: BatchOutcome, record: SourceRecord, reason: str, stream: str | None) -> None:
+        out.dead_letters.append(DeadLetter(record, reason, stream))
+        self.counters.dead_letters += 1
+        self.counters.dead_letter_reasons[reason_kind(reason)] += 1
