@@ -154,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker, free_port
-    from sequencer.adapters.kafka.lag import stream_and_date
+    from sequencer.app.lag_report import stream_and_date
     from sequencer.adapters.kafka.topics import create_topics
 
     sessions = 20

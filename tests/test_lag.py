@@ -15,7 +15,7 @@ import pytest
 from sequencer.cli.main import main
 from sequencer.app.codecs import encode_event
 from sequencer.domain import SequencerConfig
-from sequencer.adapters.kafka.lag import compute_lag
+from sequencer.app.lag_report import compute_lag
 from sequencer.app.monitoring import catch_up_seconds, lag_document, rate_from_samples
 from sequencer.adapters.files.sources import read_day_events
 from tests.monitoring_worker import Worker, create_topics, list_offsets_ends, produce_in_batches, unique_names

@@ -8,7 +8,7 @@ import math
 
 from hypothesis import given, strategies as st
 
-from sequencer.adapters.kafka.lag import TailDates, compute_lag, stream_and_date, true_ends
+from sequencer.app.lag_report import TailDates, compute_lag, stream_and_date, true_ends
 from sequencer.app.lag_status import LagWindow, OffsetSample, Status, group_status, partition_status
 from sequencer.app.latency import DecisionLatency, matched_record_times, quantile
 from sequencer.app.monitoring import freshness_rows, lag_document, prometheus_text, readiness

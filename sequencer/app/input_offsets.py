@@ -15,14 +15,14 @@ docs/benchmarks.md, "Delivery holes"). Our states know how far they got
   arrives has lost its tail the same way (`StallWatch`): it is sought back too.
 
 A hole that comes back at the same offset after a seek is checked with a
-plain read (`read_range`): transaction markers and compaction leave offsets
+plain read (`sequencer.adapters.kafka.log_reader.read_range`): transaction markers and compaction leave offsets
 with no record, and those are accepted.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, Protocol
 
 from sequencer.domain import StreamState
 from sequencer.app.processor import SourceRecord
@@ -277,33 +277,3 @@ class InputOffsets:
         self.rewound[tp] = offset
         await self.consumer.seek(tp, offset)
 
-
-async def read_range(bootstrap: str, topic: str, partition: int, start: int, stop: int,
-                     security: Mapping[str, Any] | None = None, timeout_s: float = 30.0) -> list[SourceRecord]:
-    """Records ``start <= offset < stop`` of one partition, read without a group."""
-    import time
-
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                                **dict(security or {}))
-    await consumer.start()
-    found: list[SourceRecord] = []
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        consumer.seek(tp, start)
-        deadline = time.monotonic() + timeout_s
-        position = start
-        while position < stop and time.monotonic() < deadline:
-            batches = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
-            for record in batches.get(tp, []):
-                if start <= record.offset < stop:
-                    found.append(SourceRecord(topic, partition, record.offset, record.key, record.value,
-                                              record.timestamp))
-                position = max(position, record.offset + 1)
-            if not batches:
-                position = max(position, await consumer.position(tp))
-    finally:
-        await consumer.stop()
-    return found

@@ -34,7 +34,7 @@ import math
 from typing import Any, Iterable, Mapping, Sequence
 
 from sequencer.domain import StreamState
-from sequencer.adapters.kafka.lag import LagReport, TailDates
+from sequencer.app.lag_report import LagReport, TailDates
 from sequencer.app.lag_status import Status, group_status
 
 

@@ -40,7 +40,8 @@ from sequencer.settings import Settings
 from sequencer.adapters.faust.consumer import install as install_fast_drain
 from sequencer.adapters.faust.fetch_wait import install as install_short_fetch_wait
 from sequencer.adapters.faust.commit_ports import FaustProducerPort, FaustTablePort
-from sequencer.app.input_offsets import InputOffsets, read_range
+from sequencer.app.input_offsets import InputOffsets
+from sequencer.adapters.kafka.log_reader import read_range
 from sequencer.adapters.kafka.lag import committed_offsets
 from sequencer.app.latency import DecisionLatency
 from sequencer.adapters.http.views import register_views

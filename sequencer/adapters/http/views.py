@@ -48,7 +48,7 @@ from sequencer.domain.events import STREAM_NAME
 from sequencer.adapters.files.checkpoints import CheckpointError, OlderCheckpoint, stream_of_file
 from sequencer.app.clock import utc_now_iso, utc_today
 from sequencer.adapters.kafka.group_monitor import SAMPLE_EVERY_S, GroupMonitor
-from sequencer.adapters.kafka.lag import GroupReading, TailDates
+from sequencer.app.lag_report import GroupReading, TailDates
 from sequencer.adapters.faust.live_state import changelog_partition
 from sequencer.app.monitoring import (
     PROMETHEUS_CONTENT_TYPE,

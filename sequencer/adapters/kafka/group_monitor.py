@@ -10,7 +10,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable
 
-from sequencer.adapters.kafka.lag import GroupReading, read_group
+from sequencer.app.lag_report import GroupReading
+from sequencer.adapters.kafka.lag import read_group
 from sequencer.app.lag_status import LagWindow, Status
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""Reading a topic to its end without a consumer group (rebuild, verify).
+"""Reading a topic without a consumer group: to its end (rebuild, verify), or one offset
+range of a partition (`read_range`, the worker's check of a delivery hole).
 
 End of a partition: Tansu's ListOffsets end offset is short by (records in
 the last batch - 1), so it is not trusted as "done". A partition is read until
@@ -12,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from sequencer.app.processor import SourceRecord
 from sequencer.domain import SequencerError
 
 #: How long an empty poll waits (ms) while partitions are not yet caught up.
@@ -142,3 +144,32 @@ async def read_changelog(bootstrap: str, topic: str, security: Mapping[str, Any]
     read = await read_topic(bootstrap, topic, take, security=security)
     contents.exists = read.exists
     return contents
+
+
+async def read_range(bootstrap: str, topic: str, partition: int, start: int, stop: int,
+                     security: Mapping[str, Any] | None = None, timeout_s: float = 30.0) -> list[SourceRecord]:
+    """Records ``start <= offset < stop`` of one partition, read without a group."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                **dict(security or {}))
+    await consumer.start()
+    found: list[SourceRecord] = []
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        deadline = time.monotonic() + timeout_s
+        position = start
+        while position < stop and time.monotonic() < deadline:
+            batches = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+            for record in batches.get(tp, []):
+                if start <= record.offset < stop:
+                    found.append(SourceRecord(topic, partition, record.offset, record.key, record.value,
+                                              record.timestamp))
+                position = max(position, record.offset + 1)
+            if not batches:
+                position = max(position, await consumer.position(tp))
+    finally:
+        await consumer.stop()
+    return found
