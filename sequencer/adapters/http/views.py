@@ -50,6 +50,7 @@ from sequencer.app.clock import utc_now_iso, utc_today
 from sequencer.adapters.kafka.group_monitor import SAMPLE_EVERY_S, GroupMonitor
 from sequencer.app.lag_report import GroupReading, TailDates
 from sequencer.adapters.faust.live_state import changelog_partition
+from sequencer.app.worker_view import WorkerView
 from sequencer.app.monitoring import (
     PROMETHEUS_CONTENT_TYPE,
     freshness_rows,
@@ -61,8 +62,6 @@ from sequencer.app.monitoring import (
 
 if TYPE_CHECKING:
     import faust
-
-    from sequencer.adapters.faust.worker import WorkerRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ def _saved_at_of(path: Path) -> str | None:
 class _Api:
     """The views' shared access to the runtime and the group monitor."""
 
-    def __init__(self, app: "faust.App", runtime: "WorkerRuntime") -> None:
+    def __init__(self, app: "faust.App", runtime: WorkerView) -> None:
         self.app = app
         self.runtime = runtime
         self.group = GroupMonitor(runtime.settings, lambda: runtime.batches)
@@ -189,7 +188,7 @@ class _Api:
                 "removed_checkpoints": [str(p) for p in removed]}
 
 
-def register_views(app: "faust.App", runtime: "WorkerRuntime") -> None:
+def register_views(app: "faust.App", runtime: WorkerView) -> None:
     """Add the Sequencer API to the app's web server (see the module docstring)."""
     api = _Api(app, runtime)
 
