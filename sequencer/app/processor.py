@@ -37,7 +37,8 @@ from sequencer.domain import (
     parse_day_event,
     partition_key,
 )
-from sequencer.domain.events import latest_event_date, shown
+from sequencer.domain.events import latest_event_date
+from sequencer.domain.errors import shown
 from sequencer.domain.step_zero import step_zero
 
 logger = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .errors import ConfigError, InvalidEvent
+from .slot_time import normalize_slot
 
 TARGET_MODES = ("base", "rolling_median", "median_ladder")
 
@@ -181,8 +182,6 @@ def _target_rules_of(instruments: Mapping[str, InstrumentSpec]) -> dict[str, tup
 
 def _session_slots(name: str, slots: Any) -> tuple[str, ...]:
     """A session's slots from a config file: a list of distinct ``HH:MM`` times."""
-    from .events import normalize_slot  # events imports this module: import at call time
-
     if not isinstance(slots, list):
         raise ConfigError(f"session {name}: expected a list of slot times, got {slots!r}")
     found: list[str] = []

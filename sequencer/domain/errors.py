@@ -1,4 +1,10 @@
-"""Errors of the domain; every error the project raises derives from ``SequencerError``."""
+"""Errors of the domain; every error the project raises derives from ``SequencerError``.
+
+`shown` is how an untrusted value appears in their messages.
+"""
+
+import reprlib
+from typing import Any
 
 
 class SequencerError(Exception):
@@ -19,3 +25,22 @@ class InvalidEvent(SequencerError, ValueError):
 
 class InvalidState(SequencerError, ValueError):
     """A state document breaks SPEC 4 or 7; the message says what is wrong."""
+
+
+# Values quoted in error messages are cut short and shallow: an error about a
+# 60 KB string or a list nested 1,000 deep must stay one readable line (and a
+# plain repr of the latter raises RecursionError).
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel = 2
+_SHORT_REPR.maxstring = 40
+_SHORT_REPR.maxother = 40
+_SHORT_REPR.maxlist = _SHORT_REPR.maxdict = _SHORT_REPR.maxtuple = 4
+
+
+SHOWN_MAX_CHARS = 80
+
+
+def shown(value: Any) -> str:
+    """A short repr of an untrusted value (at most ``SHOWN_MAX_CHARS``), for error messages."""
+    text = _SHORT_REPR.repr(value)
+    return text if len(text) <= SHOWN_MAX_CHARS else text[:SHOWN_MAX_CHARS - 3] + "..."

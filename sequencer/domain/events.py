@@ -10,20 +10,19 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-import reprlib
 from dataclasses import dataclass
 from types import MappingProxyType
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from .config import SequencerConfig
-from .errors import InvalidEvent
+from .errors import InvalidEvent, shown
+from .slot_time import normalize_slot
 
 #: Every name check is a whole-string match (``fullmatch``): with ``match``,
 #: ``$`` also matches before a final newline and "ES1\n" would pass.
 STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _STREAM_PARTS = re.compile(r"([A-Za-z]+)([0-9]+)")
-_SLOT_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::00)?")
 
 #: Numbers of a slot outcome beyond this magnitude are rejected. No price,
 #: range or profit comes near it, and it keeps the fold's arithmetic finite
@@ -37,25 +36,6 @@ DIRECTION_MAX_CHARS = 32
 #: A day event may be dated at most this many days after today (UTC): one
 #: day of grace for a desk whose trading day starts before midnight UTC.
 FUTURE_GRACE_DAYS = 1
-
-# Values quoted in error messages are cut short and shallow: an error about a
-# 60 KB string or a list nested 1,000 deep must stay one readable line (and a
-# plain repr of the latter raises RecursionError).
-_SHORT_REPR = reprlib.Repr()
-_SHORT_REPR.maxlevel = 2
-_SHORT_REPR.maxstring = 40
-_SHORT_REPR.maxother = 40
-_SHORT_REPR.maxlist = _SHORT_REPR.maxdict = _SHORT_REPR.maxtuple = 4
-
-
-SHOWN_MAX_CHARS = 80
-
-
-def shown(value: Any) -> str:
-    """A short repr of an untrusted value (at most ``SHOWN_MAX_CHARS``), for error messages."""
-    text = _SHORT_REPR.repr(value)
-    return text if len(text) <= SHOWN_MAX_CHARS else text[:SHOWN_MAX_CHARS - 3] + "..."
-
 
 def latest_event_date(today: _dt.date) -> str:
     """The latest date a day event may carry when ``today`` is the UTC date (SPEC 3)."""
@@ -165,25 +145,6 @@ def parse_iso_date(value: Any, what: str = "date") -> str:
         return _dt.datetime.fromisoformat(text).date().isoformat()
     except ValueError:
         raise InvalidEvent(f"malformed {what} {shown(value)}: expected an ISO date YYYY-MM-DD") from None
-
-
-_SLOT_NAMES: dict[str, str] = {}  # raw spelling -> slot; a few dozen entries at most
-
-
-def normalize_slot(value: Any) -> str:
-    """``7:30`` and ``07:30:00`` name the slot ``07:30``."""
-    if type(value) is str:
-        slot = _SLOT_NAMES.get(value)
-        if slot is not None:
-            return slot
-    if isinstance(value, str):
-        match = _SLOT_TIME.fullmatch(value.strip())
-        if match and int(match.group(1)) < 24 and int(match.group(2)) < 60:
-            slot = f"{int(match.group(1)):02d}:{match.group(2)}"
-            if len(_SLOT_NAMES) < 1024:
-                _SLOT_NAMES[value] = slot
-            return slot
-    raise InvalidEvent(f"malformed slot time {shown(value)}: expected HH:MM")
 
 
 def split_stream_name(stream: str) -> tuple[str, str]:

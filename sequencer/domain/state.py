@@ -12,7 +12,8 @@ from typing import Any, Mapping, NamedTuple
 
 from .config import SequencerConfig
 from .errors import InvalidEvent, InvalidState
-from .events import STREAM_NAME, normalize_slot, parse_iso_date, split_stream_name
+from .events import STREAM_NAME, parse_iso_date, split_stream_name
+from .slot_time import normalize_slot
 
 SCHEMA_VERSION = 1
 

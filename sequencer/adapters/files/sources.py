@@ -28,13 +28,13 @@ from sequencer.domain.events import (
     canonical_result,
     check_not_future,
     check_number,
-    normalize_slot,
     parse_iso_date,
-    shown,
     split_stream_name,
     validate_direction,
     validate_stream_name,
 )
+from sequencer.domain.slot_time import normalize_slot
+from sequencer.domain.errors import shown
 
 logger = logging.getLogger(__name__)
 
