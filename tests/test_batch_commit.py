@@ -20,7 +20,8 @@ from sequencer.app.batch_commit import (
 from sequencer.app.codecs import decode_payload
 from sequencer.domain import SequencerConfig, initial_state, parse_day_event, state_from_dict
 from sequencer.adapters.faust.live_state import LiveStates, encode_state
-from sequencer.app.processor import EventProcessor, SourceRecord
+from sequencer.app.processor import EventProcessor
+from sequencer.app.records import SourceRecord
 
 CONFIG = SequencerConfig()
 PARTITIONS = 3

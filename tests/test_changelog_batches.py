@@ -19,7 +19,8 @@ from sequencer.app.batch_commit import BatchCommit, Outgoing
 from sequencer.domain import SequencerConfig
 from sequencer.adapters.faust.commit_ports import FaustProducerPort
 from sequencer.adapters.faust.live_state import LiveStates
-from sequencer.app.processor import EventProcessor, SourceRecord
+from sequencer.app.processor import EventProcessor
+from sequencer.app.records import SourceRecord
 from sequencer.adapters.kafka.topics import create_topics
 
 pytestmark = [pytest.mark.broker]

@@ -236,7 +236,8 @@ def test_batch_replay_equals_a_plain_apply_day_loop(case, data):
 def worker_dead_letters(events, config, states):
     """(stream, reason) of each dead letter the worker's processor gives ``events`` on ``states``."""
     from sequencer.app.codecs import encode_event
-    from sequencer.app.processor import EventProcessor, SourceRecord
+    from sequencer.app.processor import EventProcessor
+    from sequencer.app.records import SourceRecord
 
     processor = EventProcessor(config, states.get)
     outcome = processor.process(SourceRecord("ev", 0, i, e.stream.encode(), encode_event(e))
@@ -272,7 +273,8 @@ def test_a_corrected_day_is_refused_by_replay_as_by_the_worker(case, data):
 def process_log(events, config, states, *, start=0, partition=0):
     """The worker's processor over ``events`` as records of one partition from offset ``start``."""
     from sequencer.app.codecs import encode_event
-    from sequencer.app.processor import EventProcessor, SourceRecord
+    from sequencer.app.processor import EventProcessor
+    from sequencer.app.records import SourceRecord
 
     states = dict(states)
     processor = EventProcessor(config, states.get)

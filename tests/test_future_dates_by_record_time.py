@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from sequencer.domain import SequencerConfig
 from sequencer.app.log_fold import _source_record
-from sequencer.app.processor import EventProcessor, SourceRecord
+from sequencer.app.processor import EventProcessor
+from sequencer.app.records import SourceRecord
 
 CONFIG = SequencerConfig()
 DAY_MS = 86_400_000

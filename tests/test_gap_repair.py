@@ -1,7 +1,7 @@
 """Finding records the stream skipped (sequencer/app/input_offsets.py), without a broker."""
 
 from sequencer.app.input_offsets import InputOffsets, PartitionPositions, StallWatch
-from sequencer.app.processor import SourceRecord
+from sequencer.app.records import SourceRecord
 
 
 def rec(partition: int, offset: int) -> SourceRecord:

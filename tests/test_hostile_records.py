@@ -30,7 +30,8 @@ from sequencer.app.codecs import (
 from sequencer.domain import InvalidEvent, SequencerConfig, parse_day_event, state_to_dict
 from sequencer.domain.events import latest_event_date
 from sequencer.app.log_fold import LogFold
-from sequencer.app.processor import DeadLetter, EventProcessor, SourceRecord
+from sequencer.app.records import DeadLetter, SourceRecord
+from sequencer.app.processor import EventProcessor
 from sequencer.app.replay import replay_events
 from sequencer.adapters.files.sources import read_day_events
 

@@ -16,7 +16,8 @@ from peer_common import CONFIG, Stopwatch, parse_args, write_result
 
 from sequencer.app.codecs import encode_decision
 from sequencer.domain import state_to_dict
-from sequencer.app.processor import EventProcessor, SourceRecord
+from sequencer.app.processor import EventProcessor
+from sequencer.app.records import SourceRecord
 
 #: Records per ``getmany``: the chunk bench_streaming found fastest here.
 BATCH = 5000

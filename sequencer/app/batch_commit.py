@@ -54,7 +54,8 @@ from sequencer.app.codecs import dead_letter_key, encode_decision
 from sequencer.domain import SequencerError, StreamState
 from sequencer.domain.events import DayEvent
 from sequencer.adapters.faust.live_state import encode_last_event, encode_state
-from sequencer.app.processor import BatchOutcome, DeadLetter, EventProcessor, SourceRecord
+from sequencer.app.processor import BatchOutcome, EventProcessor
+from sequencer.app.records import DeadLetter, SourceRecord
 
 logger = logging.getLogger(__name__)
 

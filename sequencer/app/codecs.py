@@ -17,7 +17,7 @@ import msgpack
 from sequencer.domain import DayEvent, Decision, InvalidEvent, SequencerConfig, parse_day_event
 
 if TYPE_CHECKING:
-    from sequencer.app.processor import DeadLetter
+    from sequencer.app.records import DeadLetter
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
 

@@ -25,7 +25,7 @@ import logging
 from typing import Callable, Iterable, Mapping, Protocol
 
 from sequencer.domain import StreamState
-from sequencer.app.processor import SourceRecord
+from sequencer.app.records import SourceRecord
 
 logger = logging.getLogger(__name__)
 

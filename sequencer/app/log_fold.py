@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from sequencer.domain import DayEvent, InvalidEvent, SequencerConfig, StreamState, offsets_in_topic
-from sequencer.app.processor import EventProcessor, SourceRecord, reason_kind
+from sequencer.app.processor import EventProcessor, reason_kind
+from sequencer.app.records import SourceRecord
 
 #: Records handed to the processor at a time.
 FOLD_CHUNK = 5000

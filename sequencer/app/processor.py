@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 from sequencer.app.clock import latest_event_date_now
 from sequencer.app.codecs import DEFAULT_MAX_EVENT_BYTES, decode_payload
+from sequencer.app.records import DeadLetter, SourceRecord
 from sequencer.domain import (
     DayEvent,
     Decision,
@@ -35,39 +36,12 @@ from sequencer.domain import (
     apply_day,
     initial_state,
     parse_day_event,
-    partition_key,
 )
 from sequencer.domain.events import latest_event_date
 from sequencer.domain.errors import shown
 from sequencer.domain.step_zero import step_zero
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One record as read from the event topic."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    #: The record's Kafka timestamp (ms since the epoch; None or <= 0: unknown).
-    #: The future-date rule judges an event against the day it was produced, so
-    #: the worker and a later rebuild of the same log refuse the same records.
-    timestamp_ms: int | None = None
-
-    @property
-    def partition_key(self) -> str:
-        return partition_key(self.topic, self.partition)
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    record: SourceRecord
-    reason: str
-    stream: str | None = None
 
 
 @dataclass

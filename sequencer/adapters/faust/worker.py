@@ -35,7 +35,8 @@ from sequencer.adapters.faust.live_state import (
     LiveStates,
     changelog_partition,
 )
-from sequencer.app.processor import EventProcessor, SourceRecord
+from sequencer.app.processor import EventProcessor
+from sequencer.app.records import SourceRecord
 from sequencer.settings import Settings
 from sequencer.adapters.faust.consumer import install as install_fast_drain
 from sequencer.adapters.faust.fetch_wait import install as install_short_fetch_wait

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from sequencer.app.processor import SourceRecord
+from sequencer.app.records import SourceRecord
 from sequencer.domain import SequencerError
 
 #: How long an empty poll waits (ms) while partitions are not yet caught up.
