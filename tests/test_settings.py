@@ -1,16 +1,18 @@
-"""Settings: defaults, environment parsing, overrides, errors, security kwargs."""
+"""Settings: defaults, environment parsing, overrides, errors; the Kafka connection's
+security arguments and TLS context; the CLI's settings options."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import shutil
 import ssl
 import subprocess
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.domain.errors import SequencerError
 from sequencer.settings import Settings, SettingsError
 
@@ -39,12 +41,12 @@ def test_defaults() -> None:
     assert (s.session_timeout_s, s.heartbeat_s) == (6.0, 1.0)
     assert s.app_id == "sequencer-default"
     assert s.checkpoint_dir == Path("data/sequencer_runs/state")
-    assert s.ssl_context() is None
-    assert s.aiokafka_security_kwargs() == {
+    assert KafkaConnection.of(s).ssl_context is None
+    assert KafkaConnection.of(s).aiokafka_kwargs() == {
         "security_protocol": "PLAINTEXT",
         "ssl_context": None,
     }
-    assert s.faust_broker_kwargs() == {}
+    assert KafkaConnection.of(s).faust_broker_kwargs() == {}
 
 
 def test_reads_os_environ_when_no_mapping_given(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,7 +129,7 @@ def test_unknown_override_is_a_type_error() -> None:
 
 def test_settings_is_frozen_and_hides_secrets() -> None:
     s = Settings.from_env(FULL_ENV)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         s.partitions = 1  # type: ignore[misc]
     assert "s3cret" not in repr(s)
     assert "tok-123" not in repr(s)
@@ -174,9 +176,7 @@ def test_bad_value_names_the_variable(variable: str, value: str) -> None:
 
 @pytest.mark.parametrize(("variable", "value"), BAD_VALUES)
 def test_bad_override_names_the_variable(variable: str, value: str) -> None:
-    field_name = next(
-        f.name for f in dataclasses.fields(Settings) if f.metadata["env"] == variable
-    )
+    field_name = next(name for name in Settings.model_fields if Settings.env_var(name) == variable)
     with pytest.raises(SettingsError) as info:
         Settings.from_env({}, **{field_name: value})
     assert info.value.variable == variable
@@ -188,7 +188,7 @@ def test_direct_construction_is_validated_too() -> None:
     with pytest.raises(SettingsError, match="^SEQUENCER_PARTITIONS: "):
         Settings(partitions=True)  # a bool is no count
     with pytest.raises(SettingsError, match="^SEQUENCER_STATE_DIR: "):
-        dataclasses.replace(Settings(), state_dir=None)
+        Settings().replace(state_dir=None)
 
 
 @pytest.mark.parametrize("protocol", ["SASL_PLAINTEXT", "SASL_SSL"])
@@ -214,7 +214,7 @@ def test_missing_tls_file_is_named(tmp_path: Path) -> None:
         {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": str(tmp_path / "nope.pem")}
     )
     with pytest.raises(SettingsError, match="^KAFKA_SSL_CAFILE: no such file"):
-        s.ssl_context()
+        KafkaConnection.of(s).ssl_context
 
 
 def test_unloadable_ca_file_is_named(tmp_path: Path) -> None:
@@ -222,7 +222,7 @@ def test_unloadable_ca_file_is_named(tmp_path: Path) -> None:
     bad.write_text("not a certificate\n")
     s = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": str(bad)})
     with pytest.raises(SettingsError, match="^KAFKA_SSL_CAFILE: cannot load"):
-        s.ssl_context()
+        KafkaConnection.of(s).ssl_context
 
 
 SASL_SSL_ENV = {
@@ -236,7 +236,7 @@ SASL_SSL_ENV = {
 
 def test_sasl_ssl_aiokafka_kwargs() -> None:
     s = Settings.from_env(SASL_SSL_ENV)
-    kwargs = s.aiokafka_security_kwargs()
+    kwargs = KafkaConnection.of(s).aiokafka_kwargs()
     assert set(kwargs) == {
         "security_protocol",
         "sasl_mechanism",
@@ -261,7 +261,7 @@ def test_sasl_ssl_kwargs_are_accepted_by_aiokafka() -> None:
         # construction checks the security arguments (it raises on a bad
         # protocol/mechanism combination) without connecting
         for cls in (aiokafka.AIOKafkaConsumer, aiokafka.AIOKafkaProducer):
-            client = cls(bootstrap_servers=s.bootstrap_list, **s.aiokafka_security_kwargs())
+            client = cls(bootstrap_servers=s.bootstrap_list, **KafkaConnection.of(s).aiokafka_kwargs())
             inner = client._client if hasattr(client, "_client") else client.client
             assert inner._security_protocol == "SASL_SSL"
             assert inner._sasl_mechanism == "SCRAM-SHA-256"
@@ -274,13 +274,13 @@ def test_sasl_ssl_faust_kwargs() -> None:
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
     s = Settings.from_env(SASL_SSL_ENV)
-    kwargs = s.faust_broker_kwargs()
+    kwargs = KafkaConnection.of(s).faust_broker_kwargs()
     assert set(kwargs) == {"broker_credentials"}
     creds = kwargs["broker_credentials"]
     assert isinstance(creds, faust.SASLCredentials)
     # what Faust hands aiokafka equals what we hand aiokafka ourselves
     auth = dict(credentials_to_aiokafka_auth(creds))
-    ours = s.aiokafka_security_kwargs()
+    ours = KafkaConnection.of(s).aiokafka_kwargs()
     assert isinstance(auth.pop("ssl_context"), ssl.SSLContext)
     ours.pop("ssl_context")
     assert auth == ours
@@ -295,16 +295,16 @@ def test_sasl_plaintext_and_ssl_faust_kwargs() -> None:
             "KAFKA_SASL_PASSWORD": "p",
         }
     )
-    creds = s.faust_broker_kwargs()["broker_credentials"]
+    creds = KafkaConnection.of(s).faust_broker_kwargs()["broker_credentials"]
     assert isinstance(creds, faust.SASLCredentials)
     assert creds.protocol.value == "SASL_PLAINTEXT" and creds.ssl_context is None
-    assert s.aiokafka_security_kwargs()["ssl_context"] is None
+    assert KafkaConnection.of(s).aiokafka_kwargs()["ssl_context"] is None
 
     s = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL"})
-    creds = s.faust_broker_kwargs()["broker_credentials"]
+    creds = KafkaConnection.of(s).faust_broker_kwargs()["broker_credentials"]
     assert isinstance(creds, faust.SSLCredentials)
     assert isinstance(creds.context, ssl.SSLContext)
-    assert set(s.aiokafka_security_kwargs()) == {"security_protocol", "ssl_context"}
+    assert set(KafkaConnection.of(s).aiokafka_kwargs()) == {"security_protocol", "ssl_context"}
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
@@ -324,7 +324,7 @@ def test_client_certificate_and_ca_are_loaded(tmp_path: Path) -> None:
             "KAFKA_SSL_KEYFILE": str(key),
         }
     )
-    ctx = s.ssl_context()
+    ctx = KafkaConnection.of(s).ssl_context
     assert isinstance(ctx, ssl.SSLContext)
     assert any(c["subject"] == ((("commonName", "sequencer-test"),),)
                for c in ctx.get_ca_certs())
@@ -337,9 +337,9 @@ def test_client_certificate_and_ca_are_loaded(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    bad = dataclasses.replace(s, ssl_certfile=other_cert)
+    bad = s.replace(ssl_certfile=other_cert)
     with pytest.raises(SettingsError, match="^KAFKA_SSL_CERTFILE: cannot load"):
-        bad.ssl_context()
+        KafkaConnection.of(bad).ssl_context
 
 
 def test_checkpoint_dir_follows_spec_7() -> None:

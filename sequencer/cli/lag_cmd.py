@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Any
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from ..clock import utc_now_iso, utc_today
 from .common import add_config_arguments, config_name_of
 
@@ -93,7 +94,7 @@ class Sampler:
         try:
             reading = asyncio.run(asyncio.wait_for(
                 read_group(settings.bootstrap_servers, group, settings.topic_events,
-                           settings.aiokafka_security_kwargs(), tail_limit=DEFAULT_TAIL_LIMIT),
+                           KafkaConnection.of(settings).aiokafka_kwargs(), tail_limit=DEFAULT_TAIL_LIMIT),
                 READ_TIMEOUT_S))
         except Exception as exc:  # noqa: BLE001 - reported, the rest of the document still helps
             return None, f"broker {settings.bootstrap_servers}: {type(exc).__name__}: {exc}"

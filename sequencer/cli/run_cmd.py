@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from .common import DEFAULT_STATE_DIR, add_rules_argument
 
 
@@ -130,7 +131,7 @@ async def _publish_and_collect(settings, config, inputs, args, worker) -> int:
 
     batch = read_day_events(expand_inputs(inputs), config)
     write_rejects_csv(args.out / "rejects.csv", batch.rejects)
-    security = settings.aiokafka_security_kwargs()
+    security = KafkaConnection.of(settings).aiokafka_kwargs()
     async with EventPublisher(settings.bootstrap_servers, settings.topic_events, security=security,
                               announce=lambda line: print(line, file=sys.stderr)) as publisher:
         with progress_bar(len(batch.events), "publish") as bar:

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from sequencer.adapters.kafka.connection import KafkaConnection
+
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ def ensure_topics(settings, announce=print) -> None:
                  settings.topic_decisions: settings.partitions,
                  settings.topic_dead_letters: settings.partitions},
                 replication_factor=settings.replication,
-                security=settings.aiokafka_security_kwargs()))
+                security=KafkaConnection.of(settings).aiokafka_kwargs()))
             return
         except Exception as error:  # noqa: BLE001 - any failure here means "not reachable yet"
             announce(f"sequencer: broker {settings.bootstrap_servers} unreachable "
