@@ -348,3 +348,154 @@ def test_checkpoint_dir_follows_spec_7() -> None:
     named = Settings.from_env({"SEQUENCER_STATE_DIR": "st", "SEQUENCER_CONFIG_NAME": "fast"})
     assert named.checkpoint_dir == Path("st/fast")
     assert named.app_id == "sequencer-fast"
+
+
+# --- what the operator reads ----------------------------------------------------------
+
+MESSAGES = [
+    ("SEQUENCER_PARTITIONS", "four", "SEQUENCER_PARTITIONS: must be an integer >= 1, got 'four'"),
+    ("SEQUENCER_PARTITIONS", "0", "SEQUENCER_PARTITIONS: must be an integer >= 1, got '0'"),
+    ("SEQUENCER_WEB_PORT", "70000", "SEQUENCER_WEB_PORT: must be a TCP port (1-65535), got '70000'"),
+    ("SEQUENCER_SESSION_TIMEOUT", "inf", "SEQUENCER_SESSION_TIMEOUT: must be a finite number > 0, got 'inf'"),
+    ("SEQUENCER_FAST_DRAIN", "maybe", "SEQUENCER_FAST_DRAIN: must be true or false, got 'maybe'"),
+    ("KAFKA_SECURITY_PROTOCOL", "TLS",
+     "KAFKA_SECURITY_PROTOCOL: must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, got 'TLS'"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "localhost",
+     "KAFKA_BOOTSTRAP_SERVERS: expected host:port[,host:port...], got entry 'localhost'"),
+    ("SEQUENCER_CONFIG_NAME", "../etc", "SEQUENCER_CONFIG_NAME: must be letters, digits, '_' or '-', "
+                                        "at most 64 (it becomes a folder and topic name), got '../etc'"),
+    ("SEQUENCER_TOPIC_EVENTS", "bad topic", "SEQUENCER_TOPIC_EVENTS: must be a Kafka topic name "
+                                            "(letters, digits, '.', '_', '-'; at most 249), got 'bad topic'"),
+    ("SEQUENCER_HEARTBEAT_INTERVAL", "6",
+     "SEQUENCER_HEARTBEAT_INTERVAL: must be below SEQUENCER_SESSION_TIMEOUT (6.0), got 6.0"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), MESSAGES)
+def test_message_says_what_is_expected_and_shows_the_value(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({variable: value})
+    assert str(info.value) == message
+
+
+def test_a_bool_is_no_count_and_a_fraction_no_port() -> None:
+    with pytest.raises(SettingsError, match=r"^SEQUENCER_PARTITIONS: must be an integer >= 1, got True$"):
+        Settings(partitions=True)
+    with pytest.raises(SettingsError, match=r"^SEQUENCER_WEB_PORT: must be a TCP port \(1-65535\), got 0.5$"):
+        Settings(web_port=0.5)
+    with pytest.raises(TypeError, match="nope"):
+        Settings(nope=1)  # type: ignore[call-arg]
+
+
+def test_direct_construction_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEQUENCER_PARTITIONS", "12")
+    assert Settings().partitions == 4
+    assert Settings.from_env().partitions == 12
+
+
+def test_replace_validates_and_keeps_the_rest() -> None:
+    s = Settings.from_env(FULL_ENV)
+    moved = s.replace(web_port="7071")
+    assert moved.web_port == 7071 and moved.replace(web_port=7070) == s
+    with pytest.raises(SettingsError, match="^SEQUENCER_WEB_PORT: "):
+        s.replace(web_port=0)
+
+
+def test_sections_read_their_own_variables() -> None:
+    from sequencer.settings import KafkaSettings, WorkerSettings
+
+    assert KafkaSettings.from_env(FULL_ENV).bootstrap_servers == "k1:9092,k2:19092"
+    assert WorkerSettings.from_env(FULL_ENV).heartbeat_s == 3.0
+    assert set(KafkaSettings.model_fields) < set(Settings.model_fields)
+    # every field of Settings belongs to exactly one section
+    from sequencer.settings import StateSettings, TopicSettings, WebSettings
+
+    sections = (KafkaSettings, TopicSettings, StateSettings, WebSettings, WorkerSettings)
+    names = [name for section in sections for name in section.model_fields]
+    assert sorted(names) == sorted(Settings.model_fields)
+
+
+# --- the CLI: its one-line errors, and --config / --config-name / --state-dir ------------
+
+def sequencer_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    import os
+    import sys
+
+    script = Path(sys.executable).with_name("sequencer")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SEQUENCER_", "KAFKA_"))}
+    return subprocess.run([str(script), *args], cwd=cwd, env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", [["worker"], ["state", "list"], ["lag", "--json"]])
+def test_cli_refuses_a_bad_variable_in_one_line(tmp_path: Path, command: list[str]) -> None:
+    done = sequencer_cli(tmp_path, *command, env={"SEQUENCER_WEB_PORT": "http"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "sequencer: error: SEQUENCER_WEB_PORT: must be a TCP port (1-65535), got 'http' (-v for the traceback)"]
+
+
+def test_state_dir_config_name_and_config_resolve_alike(tmp_path: Path) -> None:
+    env_root, option_root = tmp_path / "env-root", tmp_path / "option-root"
+    env = {"SEQUENCER_STATE_DIR": str(env_root)}
+
+    def listed(*args: str, **more: str) -> str:
+        done = sequencer_cli(tmp_path, "state", "list", *args, env={**env, **more})
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert listed() == f"no checkpoints in {env_root}"
+    assert listed("--state-dir", str(option_root)) == f"no checkpoints in {option_root}"  # option wins
+    assert listed("--config-name", "fast") == f"no checkpoints in {env_root / 'fast'}"
+    assert listed(SEQUENCER_CONFIG_NAME="slow") == f"no checkpoints in {env_root / 'slow'}"
+    config = tmp_path / "ladder.json"
+    config.write_text("{}")
+    assert listed("--config", str(config)) == f"no checkpoints in {env_root / 'ladder'}"  # the stem
+    assert not (tmp_path / "data").exists()  # the built-in default folder was never used
+
+
+def test_run_honours_sequencer_state_dir(tmp_path: Path) -> None:
+    # --fresh reports the folder it chose before anything starts; an --out under
+    # a regular file then stops the command before the broker starts.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env_root = tmp_path / "env-root"
+    checkpoint = env_root / "state_ES_rth.json"  # a refused file moves too
+    env_root.mkdir()
+    checkpoint.write_text("{}")
+    done = sequencer_cli(tmp_path, "run", "--fresh", "--out", str(blocker / "out"),
+                         env={"SEQUENCER_STATE_DIR": str(env_root)})
+    assert f"--fresh: moved 1 checkpoints from {env_root} to {env_root}/backup." in done.stdout, done.stdout
+    assert not checkpoint.exists()
+    assert done.returncode != 0 and "sequencer: error:" in done.stderr
+    assert not (tmp_path / "data").exists()
+    # the option still wins over the variable
+    done = sequencer_cli(tmp_path, "run", "--fresh", "--state-dir", str(tmp_path / "opt"),
+                         "--out", str(blocker / "out"), env={"SEQUENCER_STATE_DIR": str(env_root)})
+    assert f"--fresh: no checkpoints in {tmp_path / 'opt'}" in done.stdout, done.stdout
+
+
+def test_worker_honours_sequencer_state_dir(tmp_path: Path) -> None:
+    # a state folder under a regular file is refused at start, naming the folder
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = sequencer_cli(tmp_path, "worker", "--config-name", "fast",
+                         env={"SEQUENCER_STATE_DIR": str(blocker / "state")})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"sequencer: error: state folder {blocker / 'state' / 'fast'} ")
+
+
+@pytest.mark.parametrize("command", [["run"], ["worker"], ["rebuild"], ["verify"], ["lag"], ["ui"],
+                                     ["replay"], ["state", "list"]])
+def test_every_command_declares_the_same_options(tmp_path: Path, command: list[str]) -> None:
+    done = sequencer_cli(tmp_path, *command, "--help", env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    for line in ("--config FILE ", "--config-name NAME ", "--state-dir DIR "):
+        assert line in done.stdout
+    assert "checkpoint root (default: $SEQUENCER_STATE_DIR or data/sequencer_runs/state)" in done.stdout
+
+
+def test_help_names_the_settings_default_state_dir() -> None:
+    from sequencer.cli.common import DEFAULT_STATE_DIR
+
+    assert DEFAULT_STATE_DIR == Settings().state_dir

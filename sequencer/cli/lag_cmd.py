@@ -26,7 +26,7 @@ from typing import Any
 
 from sequencer.adapters.kafka.connection import KafkaConnection
 from ..clock import utc_now_iso, utc_today
-from .common import add_config_arguments, config_name_of
+from .common import add_config_arguments, settings_of
 
 #: Seconds a lag reading may take (an unreachable broker must not hang the command).
 READ_TIMEOUT_S = 15.0
@@ -59,10 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from ..settings import Settings
-
-    return Settings.from_env(bootstrap_servers=args.bootstrap, config_name=config_name_of(args),
-                             config_file=args.config, state_dir=args.state_dir, topic_events=args.topic)
+    return settings_of(args, bootstrap_servers=args.bootstrap, topic_events=args.topic)
 
 
 def checkpoint_streams(args: argparse.Namespace, settings, today: dt.date) -> list[dict[str, Any]]:
