@@ -40,7 +40,6 @@ def test_defaults() -> None:
     assert s.max_event_bytes == 65536
     assert (s.session_timeout_s, s.heartbeat_s) == (6.0, 1.0)
     assert s.app_id == "sequencer-default"
-    assert s.checkpoint_dir == Path("data/sequencer_runs/state")
     assert KafkaConnection.of(s).ssl_context is None
     assert KafkaConnection.of(s).aiokafka_kwargs() == {
         "security_protocol": "PLAINTEXT",
@@ -99,7 +98,6 @@ def test_env_parsing() -> None:
     assert (s.session_timeout_s, s.heartbeat_s) == (10.0, 3.0)
     assert isinstance(s.session_timeout_s, float)
     assert s.app_id == "sequencer-ladder_v2"
-    assert s.checkpoint_dir == Path("/var/lib/sequencer/ladder_v2")
 
 
 def test_empty_variables_mean_default() -> None:
@@ -342,12 +340,10 @@ def test_client_certificate_and_ca_are_loaded(tmp_path: Path) -> None:
         KafkaConnection.of(bad).ssl_context
 
 
-def test_checkpoint_dir_follows_spec_7() -> None:
-    s = Settings.from_env({"SEQUENCER_STATE_DIR": "st"})
-    assert s.checkpoint_dir == Path("st")
+def test_app_id_follows_the_config_name() -> None:
     named = Settings.from_env({"SEQUENCER_STATE_DIR": "st", "SEQUENCER_CONFIG_NAME": "fast"})
-    assert named.checkpoint_dir == Path("st/fast")
     assert named.app_id == "sequencer-fast"
+    assert named.faust_datadir == Path("st/.faust/sequencer-fast")
 
 
 # --- what the operator reads ----------------------------------------------------------

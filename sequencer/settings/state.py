@@ -39,12 +39,7 @@ class StateSettings(SettingsSection):
         """Faust app id (also the consumer group): one per configuration."""
         return f"sequencer-{self.config_name}"
 
-    @property
-    def checkpoint_dir(self) -> Path:
-        """Where checkpoint files go (SPEC 7): a named config gets a subfolder."""
-        if self.config_name == "default":
-            return self.state_dir
-        return self.state_dir / self.config_name
+    # Where its checkpoint files go (SPEC 7) is checkpoints.checkpoint_folder(state_dir, config_name).
 
     @property
     def faust_datadir(self) -> Path:
