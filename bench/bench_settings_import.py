@@ -1,9 +1,9 @@
 """Start-up cost of the settings: importing ``sequencer.settings`` (pydantic-settings).
 
 Times, in fresh interpreters, ``python -c pass`` (the baseline, measured in
-the same run) and ``python -c "import MODULE"`` for the settings, the Kafka
-connection module and a full ``Settings.from_env()``; prints the medians and
-their excess over the baseline, and the cumulative import time of
+the same run) and ``python -c "import MODULE"`` for the settings, a full
+``Settings.from_env()`` and the worker's ``sequencer.stream_app``; prints the
+medians and their excess over the baseline, and the cumulative import time of
 ``sequencer.settings`` that ``python -X importtime`` reports.
 
     .venv/bin/python bench/bench_settings_import.py [--runs 21] [--python PY]
@@ -15,6 +15,7 @@ before/after on the same machine in the same run).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -29,16 +30,21 @@ SNIPPETS = {
     "baseline (python -c pass)": "pass",
     "import sequencer.settings": "import sequencer.settings",
     "Settings.from_env()": "from sequencer.settings import Settings; Settings.from_env()",
+    # what a worker process imports before it starts (Faust, aiokafka, settings)
+    "import sequencer.stream_app": "import sequencer.stream_app",
 }
 
 
-def wall_ms(python: str, code: str, runs: int) -> float:
-    times = []
+def wall_ms(pythons: list[str], code: str, runs: int) -> dict[str, float]:
+    """Median wall time of ``python -c code`` per interpreter, runs interleaved
+    (so that a change of the machine's load falls on all of them alike)."""
+    times: dict[str, list[float]] = {python: [] for python in pythons}
     for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run([python, "-c", code], check=True, capture_output=True, cwd=NEUTRAL_CWD)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+        for python in pythons:
+            started = time.perf_counter()
+            subprocess.run([python, "-c", code], check=True, capture_output=True, cwd=NEUTRAL_CWD)
+            times[python].append((time.perf_counter() - started) * 1000)
+    return {python: statistics.median(found) for python, found in times.items()}
 
 
 def importtime_ms(python: str, module: str, runs: int) -> float:
@@ -59,16 +65,17 @@ def main() -> int:
     parser.add_argument("--python", action="append", default=None,
                         help="interpreter(s) to time (default: this one); repeat for several")
     args = parser.parse_args()
-    for python in args.python or [sys.executable]:
-        print(f"{python} ({args.runs} runs each, medians)")
-        base = None
-        for label, code in SNIPPETS.items():
-            ms = wall_ms(python, code, args.runs)
-            base = ms if base is None else base
-            extra = "" if ms is base else f"  (+{ms - base:.1f} ms, {ms / base:.2f}x the baseline)"
-            print(f"  {label:30} {ms:7.1f} ms{extra}")
-        print(f"  {'-X importtime sequencer.settings':30} {importtime_ms(python, 'sequencer.settings', args.runs):7.1f} ms"
-              " (cumulative)")
+    pythons = [os.path.abspath(p) for p in args.python or [sys.executable]]
+    walls = {label: wall_ms(pythons, code, args.runs) for label, code in SNIPPETS.items()}
+    for python in pythons:
+        print(f"{python} ({args.runs} runs each, interleaved, medians)")
+        base = walls["baseline (python -c pass)"][python]
+        for label in SNIPPETS:
+            ms = walls[label][python]
+            extra = "" if ms == base else f"  (+{ms - base:.1f} ms, {ms / base:.2f}x the baseline)"
+            print(f"  {label:34} {ms:7.1f} ms{extra}")
+        print(f"  {'-X importtime sequencer.settings':34} "
+              f"{importtime_ms(python, 'sequencer.settings', args.runs):7.1f} ms (cumulative)")
     return 0
 
 

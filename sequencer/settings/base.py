@@ -87,6 +87,9 @@ class SettingsSection(BaseSettings):
         env_ignore_empty=True,
         populate_by_name=True,
         str_strip_whitespace=True,
+        # Each section's validator is built when the section is first used, not
+        # at import: most processes only ever validate the composed Settings.
+        defer_build=True,
     )
 
     def __init__(self, **values: Any) -> None:
