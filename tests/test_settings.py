@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from sequencer.adapters.kafka.connection import KafkaConnection
@@ -495,3 +497,43 @@ def test_help_names_the_settings_default_state_dir() -> None:
     from sequencer.cli.common import DEFAULT_STATE_DIR
 
     assert DEFAULT_STATE_DIR == Settings().state_dir
+
+
+# --- the variable's text and the typed value mean the same ---------------------------
+
+_COUNT_FIELDS = ("partitions", "replication", "checkpoint_every_events", "max_event_bytes",
+                 "dead_letter_value_bytes")
+_SECONDS_FIELDS = ("checkpoint_every_seconds", "session_timeout_s")
+
+
+@given(field=st.sampled_from(_COUNT_FIELDS), value=st.integers(min_value=1, max_value=10**9),
+       pad=st.sampled_from(["", " ", "\t", "  "]))
+def test_count_text_and_value_agree(field: str, value: int, pad: str) -> None:
+    from_text = Settings.from_env({Settings.env_var(field): f"{pad}{value}{pad}"})
+    assert getattr(from_text, field) == value
+    assert from_text == Settings.from_env({}, **{field: value}) == Settings(**{field: value})
+    assert from_text == Settings.from_env({}, **{field: str(value)})  # a CLI value given as text
+
+
+@given(field=st.sampled_from(_SECONDS_FIELDS),
+       value=st.floats(min_value=2.0, max_value=1e6, allow_nan=False, allow_infinity=False))
+def test_seconds_text_and_value_agree(field: str, value: float) -> None:
+    # above the heartbeat's default (1 s), so only the field itself decides
+    from_text = Settings.from_env({Settings.env_var(field): repr(value)})
+    assert getattr(from_text, field) == value
+    assert from_text == Settings(**{field: value})
+
+
+@given(value=st.integers().filter(lambda n: n < 1) | st.text(max_size=8).filter(
+    lambda t: t.strip() and not t.strip().lstrip("+").isdigit()))
+def test_a_bad_count_is_refused_whatever_it_is(value: object) -> None:
+    text = str(value)
+    try:
+        parsed = int(text.strip())
+    except ValueError:
+        parsed = None
+    if parsed is not None and parsed >= 1:  # e.g. "٣" (a digit of another script)
+        return
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"SEQUENCER_PARTITIONS": text})
+    assert str(info.value) == f"SEQUENCER_PARTITIONS: must be an integer >= 1, got {text.strip()!r}"

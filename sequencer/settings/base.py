@@ -86,7 +86,6 @@ class SettingsSection(BaseSettings):
         case_sensitive=True,
         env_ignore_empty=True,
         populate_by_name=True,
-        str_strip_whitespace=True,
         # Each section's validator is built when the section is first used, not
         # at import: most processes only ever validate the composed Settings.
         defer_build=True,
@@ -106,10 +105,12 @@ class SettingsSection(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _blank_means_default(cls, values: Any) -> Any:
-        if isinstance(values, dict):
-            return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
-        return values
+    def _strip_and_drop_blanks(cls, values: Any) -> Any:
+        # surrounding spaces are no part of any value; a blank one means "not set"
+        if not isinstance(values, dict):
+            return values
+        stripped = {k: v.strip() if isinstance(v, str) else v for k, v in values.items()}
+        return {k: v for k, v in stripped.items() if v != ""}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Any:
