@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 from pydantic import BeforeValidator, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
@@ -113,7 +113,7 @@ class SettingsSection(BaseSettings):
         return {k: v for k, v in stripped.items() if v != ""}
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Any:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
         """Build settings from *environ* (default ``os.environ``) and *overrides*.
 
         *overrides* are field names (``partitions=8``, ``web_port="7000"``);
@@ -135,7 +135,7 @@ class SettingsSection(BaseSettings):
         """The environment variable that feeds *field_name*."""
         return str(cls.model_fields[field_name].validation_alias)
 
-    def replace(self, **changes: Any) -> Any:
+    def replace(self, **changes: Any) -> Self:
         """A copy with *changes* (field names), validated like a new instance."""
         return type(self)(**{**self.model_dump(), **changes})
 
