@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.adapters.files.config_file import load_config
 from sequencer.domain import DayEvent, SequencerError
 from sequencer.adapters.files.record_files import write_rejects_csv
@@ -81,7 +82,7 @@ def _read(inputs: list, args: argparse.Namespace) -> SourceBatch:
 
 def _publisher(settings) -> EventPublisher:
     return EventPublisher(settings.bootstrap_servers, settings.topic_events,
-                          security=settings.aiokafka_security_kwargs(),
+                          security=KafkaConnection.of(settings).aiokafka_kwargs(),
                           announce=lambda line: print(f"streamer: {line}", file=sys.stderr))
 
 

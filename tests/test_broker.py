@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.adapters.kafka import embedded_broker as broker_mod
 from sequencer.adapters.kafka.embedded_broker import (
     BrokerStartError,
@@ -213,11 +214,11 @@ def test_create_topics_uses_the_security_settings(kafka_bootstrap: str) -> None:
 
     plaintext = Settings.from_env({}, bootstrap_servers=kafka_bootstrap)
     topic = _name("secure")
-    asyncio.run(create_topics(kafka_bootstrap, {topic: 1}, security=plaintext.aiokafka_security_kwargs()))
+    asyncio.run(create_topics(kafka_bootstrap, {topic: 1}, security=KafkaConnection.of(plaintext).aiokafka_kwargs()))
 
     tls = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL"}, bootstrap_servers=kafka_bootstrap)
     from aiokafka.errors import KafkaError
 
     with pytest.raises((asyncio.TimeoutError, KafkaError, OSError)):
         asyncio.run(asyncio.wait_for(
-            create_topics(kafka_bootstrap, {_name("tls"): 1}, security=tls.aiokafka_security_kwargs()), 3))
+            create_topics(kafka_bootstrap, {_name("tls"): 1}, security=KafkaConnection.of(tls).aiokafka_kwargs()), 3))

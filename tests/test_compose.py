@@ -203,7 +203,7 @@ def test_worker_healthcheck_is_valid_python(config: dict[str, Any]) -> None:
 def test_kafka_settings_are_the_same_for_every_app_service(config: dict[str, Any]) -> None:
     envs = [config["services"][name]["environment"] for name in APP_SERVICES]
     shared = set(envs[0]).intersection(*envs[1:])
-    for f in Settings.__dataclass_fields__:
+    for f in Settings.model_fields:
         var = Settings.env_var(f)
         assert var in shared, f"{var} is not passed to every app service"
         assert len({env[var] for env in envs}) == 1, var

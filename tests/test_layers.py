@@ -46,11 +46,7 @@ MAX_TOP_LEVEL_MODULES = 8
 
 #: Imports that break a rule today, each with why and what removes it. A test fails when
 #: one of them is gone, so the list only shrinks.
-KNOWN_KAFKA_OUTSIDE_ADAPTERS = {
-    ("sequencer.settings", "faust"):
-        "Settings.faust_broker_kwargs builds faust credentials; it belongs in adapters/faust "
-        "(the settings split of issue 16 owns settings.py)",
-}
+KNOWN_KAFKA_OUTSIDE_ADAPTERS: dict[tuple[str, str], str] = {}
 KNOWN_WRONG_WAY = {
     ("sequencer.app.batch_commit", "sequencer.adapters.faust.live_state"):
         "the batch commit encodes states with live_state's table codec (encode_state, "

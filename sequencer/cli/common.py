@@ -1,9 +1,17 @@
-"""Arguments several subcommands share, and the config/store they select."""
+"""Arguments several subcommands share, and the settings, config and store they select.
+
+``--config``, ``--config-name`` and ``--state-dir`` are declared here only. Each
+resolves the same way in every command: the option, else its variable
+(``SEQUENCER_CONFIG_NAME``, ``SEQUENCER_STATE_DIR``), else the default; a
+``--config FILE`` without ``--config-name`` names the configuration after the
+file's stem.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
 from sequencer.adapters.files.config_file import load_config
@@ -12,12 +20,13 @@ from ..domain import SequencerConfig
 DEFAULT_STATE_DIR = Path("data/sequencer_runs/state")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
-                        help="JSON or TOML file with the keys of SPEC 2 (default: built-in defaults)")
+def add_config_arguments(parser: argparse.ArgumentParser, *,
+                         config_help: str = "JSON or TOML file with the keys of SPEC 2 "
+                                            "(default: $SEQUENCER_CONFIG_FILE or built-in defaults)") -> None:
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE", help=config_help)
     parser.add_argument("--config-name", default=None, metavar="NAME",
                         help="named configuration: its own checkpoint folder, app id and tables "
-                             "(default: the config file's stem, or 'default')")
+                             "(default: the config file's stem, else $SEQUENCER_CONFIG_NAME or 'default')")
     parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
                         help=f"checkpoint root (default: $SEQUENCER_STATE_DIR or {DEFAULT_STATE_DIR})")
 
@@ -28,22 +37,24 @@ def add_rules_argument(parser: argparse.ArgumentParser) -> None:
                              "top level; default: the config file's `rules` table)")
 
 
-def config_name_of(args: argparse.Namespace) -> str:
+def config_name_of(args: argparse.Namespace) -> str | None:
+    """The configuration name the command line gives (None: not given, the settings decide)."""
     if args.config_name:
         return args.config_name
-    return "default" if args.config is None else Path(args.config).stem
+    return None if args.config is None else Path(args.config).stem
 
 
-def selected_config(args: argparse.Namespace) -> SequencerConfig:
-    return load_config(args.config)
+def settings_of(args: argparse.Namespace, **overrides: Any):  # -> sequencer.settings.Settings
+    """The settings: the environment, with the config options of *args* and *overrides* winning."""
+    from ..settings import Settings  # lazily: `sequencer --help` does not load pydantic
+
+    return Settings.from_env(config_file=args.config, config_name=config_name_of(args),
+                             state_dir=args.state_dir, **overrides)
 
 
-def selected_store(args: argparse.Namespace, config: SequencerConfig) -> CheckpointStore:
-    root = args.state_dir if args.state_dir is not None else _env_state_dir()
-    return CheckpointStore(checkpoint_folder(root, config_name_of(args)), config)
+def selected(args: argparse.Namespace, **overrides: Any):
+    """(settings, config, store) of a command: `settings_of`, its config file, its checkpoint folder."""
+    settings = settings_of(args, **overrides)
+    config = load_config(settings.config_file)
+    return settings, config, CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name), config)
 
-
-def _env_state_dir() -> Path:
-    from ..settings import Settings
-
-    return Settings.from_env().state_dir

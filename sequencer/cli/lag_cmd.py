@@ -24,8 +24,9 @@ import sys
 import time
 from typing import Any
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.app.clock import utc_now_iso, utc_today
-from .common import add_config_arguments, config_name_of
+from .common import add_config_arguments, settings_of
 
 #: Seconds a lag reading may take (an unreachable broker must not hang the command).
 READ_TIMEOUT_S = 15.0
@@ -58,10 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from ..settings import Settings
-
-    return Settings.from_env(bootstrap_servers=args.bootstrap, config_name=config_name_of(args),
-                             config_file=args.config, state_dir=args.state_dir, topic_events=args.topic)
+    return settings_of(args, bootstrap_servers=args.bootstrap, topic_events=args.topic)
 
 
 def checkpoint_streams(args: argparse.Namespace, settings, today: dt.date) -> list[dict[str, Any]]:
@@ -93,7 +91,7 @@ class Sampler:
         try:
             reading = asyncio.run(asyncio.wait_for(
                 read_group(settings.bootstrap_servers, group, settings.topic_events,
-                           settings.aiokafka_security_kwargs(), tail_limit=DEFAULT_TAIL_LIMIT),
+                           KafkaConnection.of(settings).aiokafka_kwargs(), tail_limit=DEFAULT_TAIL_LIMIT),
                 READ_TIMEOUT_S))
         except Exception as exc:  # noqa: BLE001 - reported, the rest of the document still helps
             return None, f"broker {settings.bootstrap_servers}: {type(exc).__name__}: {exc}"

@@ -5,21 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
+from .common import add_config_arguments, selected
 from .progress import progress_bar
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", default=None, metavar="B",
                         help="Kafka bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS)")
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
-                        help="JSON or TOML file with the keys of SPEC 2 (default: built-in defaults)")
-    parser.add_argument("--config-name", default=None, metavar="NAME",
-                        help="named configuration: its app id, tables and checkpoint folder "
-                             "(default: the config file's stem, or 'default')")
-    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
-                        help="checkpoint root (default $SEQUENCER_STATE_DIR)")
+    add_config_arguments(parser)
     parser.add_argument("--streams", nargs="+", default=None, metavar="S",
                         help="only these streams (default: every stream on the log, in the table "
                              "or with a checkpoint)")
@@ -51,16 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def settings_and_store(args: argparse.Namespace):
-    from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
-    from sequencer.adapters.files.config_file import load_config
-    from ..settings import Settings
-
-    name = args.config_name or (Path(args.config).stem if args.config else None)
-    settings = Settings.from_env(bootstrap_servers=args.bootstrap, config_file=args.config,
-                                 config_name=name, state_dir=args.state_dir)
-    config = load_config(settings.config_file)
-    store = CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name), config)
-    return settings, config, store
+    return selected(args, bootstrap_servers=args.bootstrap)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.adapters.files.config_file import load_rules
 from ..domain import BREAKDOWN_KINDS, SequencerError, performance_report, report_of_columns
 
@@ -111,7 +112,7 @@ def _from_topic(args: argparse.Namespace):
     problems: list[str] = []
     try:
         decisions = asyncio.run(read_decisions(settings.bootstrap_servers, settings.topic_decisions,
-                                               security=settings.aiokafka_security_kwargs(),
+                                               security=KafkaConnection.of(settings).aiokafka_kwargs(),
                                                problems=problems))
     except OSError as error:
         raise SequencerError(f"report: broker {settings.bootstrap_servers}: {error}") from None

@@ -19,7 +19,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .common import DEFAULT_STATE_DIR, add_rules_argument
+from sequencer.adapters.kafka.connection import KafkaConnection
+from .common import add_config_arguments, add_rules_argument, selected
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,9 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="start the embedded broker (otherwise use --bootstrap / $KAFKA_BOOTSTRAP_SERVERS)")
     parser.add_argument("--bootstrap", default=None)
     parser.add_argument("--out", type=Path, default=Path("out"), metavar="DIR")
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, metavar="DIR")
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE")
-    parser.add_argument("--config-name", default=None, metavar="NAME")
+    add_config_arguments(parser)
     add_rules_argument(parser)
     parser.add_argument("--fresh", action="store_true",
                         help="start over: move this configuration's checkpoints to a timestamped backup folder "
@@ -42,16 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker
-    from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
-    from sequencer.adapters.files.config_file import load_config, load_rules
+    from sequencer.adapters.files.config_file import load_rules
     from sequencer.adapters.files.state_folder import back_up_checkpoints
 
     started = time.perf_counter()
     inputs = args.inputs or [Path("data/sample")]
-    config = load_config(args.config)
-    args.trade_rules = load_rules(args.config, args.rules)  # refused before any work
-    name = args.config_name or (Path(args.config).stem if args.config else "default")
-    store = CheckpointStore(checkpoint_folder(args.state_dir, name), config)
+    # Bad settings, config or rules are refused before any work.
+    settings, config, store = selected(args, bootstrap_servers=args.bootstrap)
+    args.trade_rules = load_rules(settings.config_file, args.rules)
     if args.fresh:  # as replay --fresh does: nothing is deleted
         backup, moved = back_up_checkpoints(store)
         print(f"--fresh: moved {len(moved)} checkpoints from {store.folder} to {backup}" if moved
@@ -61,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     broker = EmbeddedBroker(log_path=args.out / "broker.log") if args.embedded else None
     workers: list[subprocess.Popen] = []
     try:
-        return _run_until_done(args, config, name, inputs, store, broker, started, workers)
+        return _run_until_done(args, settings, config, inputs, store, broker, started, workers)
     except KeyboardInterrupt:
         # Ctrl-C reaches the worker too (same process group): it stops as on
         # SIGTERM and writes the checkpoints of what it folded.
@@ -78,23 +75,21 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
 
-def _run_until_done(args, config, name, inputs, store, broker, started, workers: list) -> int:
+def _run_until_done(args, settings, config, inputs, store, broker, started, workers: list) -> int:
     from sequencer.adapters.kafka.embedded_broker import free_port
-    from ..settings import Settings
 
     worker = None
     try:
         if broker is not None:
             broker.start()
             print(f"embedded broker on {broker.bootstrap}")
-        settings = Settings.from_env(bootstrap_servers=broker.bootstrap if broker else args.bootstrap,
-                                     config_name=name, config_file=args.config, state_dir=args.state_dir,
-                                     web_port=free_port())
+            settings = settings.replace(bootstrap_servers=broker.bootstrap)
+        settings = settings.replace(web_port=free_port())
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers)
-        command = [sys.executable, "-m", "sequencer.cli.main", "worker", "--config-name", name,
-                   "--state-dir", str(args.state_dir), "--web-port", str(settings.web_port)]
-        if args.config:
-            command += ["--config", str(args.config)]
+        command = [sys.executable, "-m", "sequencer.cli.main", "worker", "--config-name", settings.config_name,
+                   "--state-dir", str(settings.state_dir), "--web-port", str(settings.web_port)]
+        if settings.config_file:
+            command += ["--config", str(settings.config_file)]
         worker_log = (args.out / "worker.log").open("w")
         worker = subprocess.Popen(command, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
         workers.append(worker)
@@ -130,7 +125,7 @@ async def _publish_and_collect(settings, config, inputs, args, worker) -> int:
 
     batch = read_day_events(expand_inputs(inputs), config)
     write_rejects_csv(args.out / "rejects.csv", batch.rejects)
-    security = settings.aiokafka_security_kwargs()
+    security = KafkaConnection.of(settings).aiokafka_kwargs()
     async with EventPublisher(settings.bootstrap_servers, settings.topic_events, security=security,
                               announce=lambda line: print(line, file=sys.stderr)) as publisher:
         with progress_bar(len(batch.events), "publish") as bar:
@@ -154,7 +149,7 @@ async def _publish_and_collect(settings, config, inputs, args, worker) -> int:
     already = len(batch.events) - count - len(letters)
     line = f"{count} decisions -> {args.out / 'decisions.csv'}"
     if already > 0:
-        line += f"; {already} events were already applied (checkpoints in {args.state_dir}; --fresh starts over)"
+        line += f"; {already} events were already applied (checkpoints in {settings.state_dir}; --fresh starts over)"
     if letters:
         kinds = Counter(reason_kind(str(letter.get("reason", ""))) for letter in letters)
         line += (f"; {len(letters)} dead-lettered to {settings.topic_dead_letters} ("

@@ -10,7 +10,7 @@ import sys
 from sequencer.adapters.files.checkpoints import CheckpointError, stream_of_file
 from sequencer.app.clock import utc_today
 from ..domain import state_to_dict
-from .common import add_config_arguments, selected_config, selected_store
+from .common import add_config_arguments, selected
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def _age_days(date: str | None) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    store = selected_store(args, selected_config(args))
+    _, _, store = selected(args)
     rows = []
     for path in store.files():
         try:
@@ -79,7 +79,7 @@ def _refusals(rows: list[dict], folder: object) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    store = selected_store(args, selected_config(args))
+    _, _, store = selected(args)
     paths = store.files()
     if args.stream:
         paths = [p for p in paths if stream_of_file(p) == args.stream]
@@ -111,7 +111,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_clear(args: argparse.Namespace) -> int:
-    store = selected_store(args, selected_config(args))
+    _, _, store = selected(args)
     removed = store.clear_all() if args.all else store.clear(args.stream)
     if not removed:
         print(f"nothing to clear in {store.folder}")

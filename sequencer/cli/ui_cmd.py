@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from .common import add_config_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,10 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--address", default="127.0.0.1", help="address the dashboard binds to (default 127.0.0.1)")
     parser.add_argument("--api", default=None, metavar="URL",
                         help="worker HTTP API (default http://$SEQUENCER_WEB_HOST:$SEQUENCER_WEB_PORT)")
-    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
-                        help="checkpoint root (default $SEQUENCER_STATE_DIR or data/sequencer_runs/state)")
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE")
-    parser.add_argument("--config-name", default=None, metavar="NAME")
+    add_config_arguments(parser)
     parser.add_argument("--decisions", type=Path, default=None, metavar="FILE",
                         help="decisions.csv (of `sequencer run` or `replay`) for the targets-over-time chart")
     parser.add_argument("--bootstrap", default=None,

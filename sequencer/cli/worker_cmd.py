@@ -7,7 +7,10 @@ import asyncio
 import logging
 import sys
 import time
-from pathlib import Path
+
+from sequencer.adapters.kafka.connection import KafkaConnection
+
+from .common import add_config_arguments, selected
 
 
 logger = logging.getLogger(__name__)
@@ -16,21 +19,10 @@ logger = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("worker", help="run the streaming worker (Faust)")
     parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS)")
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE")
-    parser.add_argument("--config-name", default=None, metavar="NAME")
-    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR")
+    add_config_arguments(parser)
     parser.add_argument("--web-port", type=int, default=None, metavar="P")
     parser.add_argument("--partitions", type=int, default=None)
     parser.set_defaults(func=run)
-
-
-def settings_from_args(args: argparse.Namespace):
-    from ..settings import Settings
-
-    name = args.config_name or (Path(args.config).stem if args.config else None)
-    return Settings.from_env(bootstrap_servers=args.bootstrap, config_file=args.config,
-                             config_name=name, state_dir=args.state_dir,
-                             web_port=args.web_port, partitions=getattr(args, "partitions", None))
 
 
 def ensure_topics(settings, announce=print) -> None:
@@ -46,7 +38,7 @@ def ensure_topics(settings, announce=print) -> None:
                  settings.topic_decisions: settings.partitions,
                  settings.topic_dead_letters: settings.partitions},
                 replication_factor=settings.replication,
-                security=settings.aiokafka_security_kwargs()))
+                security=KafkaConnection.of(settings).aiokafka_kwargs()))
             return
         except Exception as error:  # noqa: BLE001 - any failure here means "not reachable yet"
             announce(f"sequencer: broker {settings.bootstrap_servers} unreachable "
@@ -58,14 +50,12 @@ def ensure_topics(settings, announce=print) -> None:
 def run(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
-    from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
-    from sequencer.adapters.files.config_file import load_config
     from sequencer.adapters.faust.worker import create_app
 
-    settings = settings_from_args(args)
-    config = load_config(settings.config_file)
+    settings, config, store = selected(args, bootstrap_servers=args.bootstrap, web_port=args.web_port,
+                                       partitions=getattr(args, "partitions", None))
     # A read-only state folder is found now, not at the first checkpoint.
-    CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name), config).check_writable()
+    store.check_writable()
     ensure_topics(settings, announce=lambda line: print(line, file=sys.stderr, flush=True))
     # aiokafka logs every send at debug level; at that level it costs 5% of the worker.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

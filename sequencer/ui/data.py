@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.adapters.http.api_client import ApiError, ApiUnavailable, WorkerApi
 from sequencer.adapters.files.checkpoints import (
     CheckpointError,
@@ -146,7 +147,7 @@ class Dashboard:
         s = self.settings
         try:
             reading = asyncio.run(asyncio.wait_for(
-                read_group(s.bootstrap_servers, s.app_id, s.topic_events, s.aiokafka_security_kwargs(),
+                read_group(s.bootstrap_servers, s.app_id, s.topic_events, KafkaConnection.of(s).aiokafka_kwargs(),
                            tail_limit=DEFAULT_TAIL_LIMIT), 10))
         except Exception as exc:  # noqa: BLE001 - shown on the page
             return lag_document(None, topic=s.topic_events, group=s.app_id, rate=None, rate_source=None,

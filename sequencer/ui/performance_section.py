@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from ..domain import ALL, BREAKDOWN_KINDS, WEEKDAYS, SequencerError
 from . import performance as perf
 
@@ -57,7 +58,7 @@ def render(st: Any, alt: Any, pd: Any, options: Any, settings: Any) -> None:
         else:
             key = ("topic", settings.bootstrap_servers, settings.topic_decisions)
             columns, problems = perf.cached(store, key, lambda: perf.decisions_from_topic(
-                settings.bootstrap_servers, settings.topic_decisions, settings.aiokafka_security_kwargs()))
+                settings.bootstrap_servers, settings.topic_decisions, KafkaConnection.of(settings).aiokafka_kwargs()))
     except SequencerError as error:
         st.error(str(error))
         return

@@ -24,6 +24,7 @@ from typing import Any, Iterable
 import faust
 from faust.types import TP
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.app.batch_commit import BatchCommit, FoldAndCommit
 from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
 from sequencer.app.codecs import encode_dead_letter
@@ -191,13 +192,13 @@ class FaustConsumerPort:
         settings = self.settings
         topic = settings.topic_events
         found = await committed_offsets(settings.bootstrap_servers, settings.app_id, topic,
-                                        settings.aiokafka_security_kwargs())
+                                        KafkaConnection.of(settings).aiokafka_kwargs())
         return {partition_key(topic, partition): offset for partition, offset in found.items()}
 
     async def read_range(self, tp: str, start: int, stop: int) -> list[SourceRecord]:
         topic, partition = split_partition_key(tp)
         return await read_range(self.settings.bootstrap_servers, topic, partition, start, stop,
-                                self.settings.aiokafka_security_kwargs())
+                                KafkaConnection.of(self.settings).aiokafka_kwargs())
 
 
 def _timestamp_ms(message: Any) -> int | None:
@@ -237,7 +238,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_host=settings.web_host,
-        **settings.faust_broker_kwargs(),
+        **KafkaConnection.of(settings).faust_broker_kwargs(),
     )
     # acks=False: the worker commits the input offsets itself (InputOffsets),
     # from what its states hold. Faust's ack bookkeeping was seen to stall its

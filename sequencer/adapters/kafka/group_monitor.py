@@ -10,6 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.app.lag_report import GroupReading
 from sequencer.adapters.kafka.lag import read_group
 from sequencer.app.lag_status import LagWindow, Status
@@ -65,7 +66,7 @@ class GroupMonitor:
             try:
                 reading = await asyncio.wait_for(
                     read_group(settings.bootstrap_servers, settings.app_id, settings.topic_events,
-                               settings.aiokafka_security_kwargs(),
+                               KafkaConnection.of(settings).aiokafka_kwargs(),
                                tail_limit=WORKER_TAIL_LIMIT if with_tail else 0),
                     LAG_TIMEOUT_S)
             except Exception as exc:  # noqa: BLE001 - reported in the document, not raised

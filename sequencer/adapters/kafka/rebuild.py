@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.adapters.files.checkpoints import CheckpointStore, OlderCheckpoint, stream_of_file
 from sequencer.app.codecs import encode_event
 from sequencer.domain import DayEvent, SequencerConfig, SequencerError, StreamState, offsets_in_topic
@@ -83,7 +84,7 @@ async def active_members(bootstrap: str, group: str, security: Mapping[str, Any]
 async def refuse_if_worker_running(settings: Any) -> None:
     try:
         members = await active_members(settings.bootstrap_servers, settings.app_id,
-                                       settings.aiokafka_security_kwargs())
+                                       KafkaConnection.of(settings).aiokafka_kwargs())
     except Exception as error:  # noqa: BLE001 - cannot tell: say so, do not block
         logger.warning("could not describe consumer group %s (%s); assuming no worker runs",
                        settings.app_id, error)
@@ -112,7 +113,7 @@ async def rebuild(settings: Any, config: SequencerConfig, store: CheckpointStore
         raise ValueError(f"source must be 'log' or 'checkpoint', not {source!r}")
     if source == "checkpoint" and as_of is not None:
         raise RebuildError("--as-of needs --from log (a checkpoint may already be past that date)")
-    security = settings.aiokafka_security_kwargs()
+    security = KafkaConnection.of(settings).aiokafka_kwargs()
     topic = settings.topic_events
     if check_group and as_of is None:
         await refuse_if_worker_running(settings)
@@ -226,7 +227,7 @@ async def write_changelogs(settings: Any, chosen: list[str], states: Mapping[str
                         {states_log.topic: settings.partitions, events_log.topic: settings.partitions},
                         compacted=(states_log.topic, events_log.topic),
                         replication_factor=settings.replication,
-                        security=settings.aiokafka_security_kwargs())
+                        security=KafkaConnection.of(settings).aiokafka_kwargs())
     planned: list[tuple[str, int, bytes, bytes | None]] = []
     tombstoned: list[str] = []
     for stream in chosen:
@@ -249,7 +250,7 @@ async def write_changelogs(settings: Any, chosen: list[str], states: Mapping[str
             # A stale copy in another partition would be restored by another worker.
             planned.extend((contents.topic, p, key, None) for p in sorted(contents.live(stream)) if p != home)
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=0,
-                                enable_idempotence=False, **settings.aiokafka_security_kwargs())
+                                enable_idempotence=False, **KafkaConnection.of(settings).aiokafka_kwargs())
     await producer.start()
     try:
         for topic, partition, key, value in planned:

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.adapters.files.checkpoints import CheckpointStore, stream_of_file
 from sequencer.domain import InvalidState, SequencerConfig, StreamState, offsets_in_topic, state_to_dict
 from sequencer.adapters.faust.live_state import STATES_TABLE, decode_state
@@ -90,7 +91,7 @@ async def verify(settings: Any, config: SequencerConfig, store: CheckpointStore,
     again, and after a clean stop of every worker it means a write was lost.
     """
     started = time.perf_counter()
-    security = settings.aiokafka_security_kwargs()
+    security = KafkaConnection.of(settings).aiokafka_kwargs()
     topic = settings.topic_events
     wanted = set(streams) if streams else None
     notes: list[str] = []
