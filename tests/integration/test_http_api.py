@@ -27,7 +27,8 @@ from sequencer.replay import replay_events
 from sequencer.sources import read_day_events
 from sequencer.live_state import changelog_partition
 from sequencer.web_views import _Api
-from tests.support.monitoring_worker import Worker, create_topics, produce_one_by_one, unique_names
+from tests.support.kafka_io import produce_one_by_one
+from tests.support.worker_process import WorkerSetup
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 TOKEN = "test-token-3f9a"
@@ -68,7 +69,7 @@ def metrics(url: str) -> dict[str, float]:
 def live(kafka_bootstrap, tmp_path_factory):
     """A worker that has folded a slice of data/sample plus bad, duplicate and late events."""
     tmp = tmp_path_factory.mktemp("http")
-    names = unique_names("http")
+    setup = WorkerSetup(kafka_bootstrap, tmp / "state", partitions=2, token=TOKEN, checkpoint_every_seconds=None)
     config = SequencerConfig()
     events = [e for e in read_day_events(sorted(SAMPLE.glob("*.csv")), config).events if e.date >= FIRST_DATE]
     es1 = [e for e in events if e.stream == "ES1"]
@@ -81,25 +82,24 @@ def live(kafka_bootstrap, tmp_path_factory):
         (b"ES1", encode_event(es1[0])),                      # dead letter: out of order
         (b"NQ2", encode_event(nq2[-1])),                     # duplicate of the last applied day
     ]
-    create_topics(kafka_bootstrap, names)
-    worker = Worker(kafka_bootstrap, names, tmp / "state", tmp / "worker.log", token=TOKEN)
+    worker = setup.start_worker(tmp / "worker.log")
     try:
         worker.wait_ready()
         per_partition = produce_one_by_one(
-            kafka_bootstrap, names.events, [(e.stream.encode(), encode_event(e)) for e in events] + extra)
+            kafka_bootstrap, setup.topic_events, [(e.stream.encode(), encode_event(e)) for e in events] + extra)
         published = sum(per_partition.values())
         deadline = time.monotonic() + 60
         while metrics(worker.url).get("sequencer_records_total", 0) < published:
-            assert time.monotonic() < deadline, worker.log()
+            assert time.monotonic() < deadline, worker.log_tail()
             time.sleep(0.3)
         while get_json(worker.url + "/lag")["total_lag"] != 0:  # until the worker has committed
-            assert time.monotonic() < deadline, worker.log()
+            assert time.monotonic() < deadline, worker.log_tail()
             time.sleep(0.5)
         expected = replay_events(events, config)
-        yield SimpleNamespace(url=worker.url, worker=worker, names=names, events=events, expected=expected,
+        yield SimpleNamespace(url=worker.url, worker=worker, setup=setup, events=events, expected=expected,
                               published=published, per_partition=per_partition, tmp=tmp, config=config,
                               bootstrap=kafka_bootstrap,
-                              store=CheckpointStore(checkpoint_folder(tmp / "state", names.config_name), config))
+                              store=CheckpointStore(checkpoint_folder(tmp / "state", setup.name), config))
     finally:
         worker.stop()
 
@@ -128,7 +128,7 @@ def test_streams_and_states_equal_the_batch_replay(live):
         doc = get_json(f"{live.url}/streams/{stream}")
         assert list(doc) == [k for k in STATE_KEYS if k != "saved_at"]  # SPEC 4, no saved_at: not a checkpoint
         assert _without_offsets(doc) == _without_offsets(state_to_dict(state))
-        assert [k.rpartition(":")[0] for k in doc["source_offsets"]] == [live.names.events]
+        assert [k.rpartition(":")[0] for k in doc["source_offsets"]] == [live.setup.topic_events]
 
     status, kind, body = http("GET", live.url + "/streams/ZZ9")
     assert status == 404 and kind.startswith("application/json") and "ZZ9" in json.loads(body)["error"]
@@ -136,7 +136,7 @@ def test_streams_and_states_equal_the_batch_replay(live):
 
 def test_lag_endpoint_matches_the_cli_and_the_published_counts(live):
     doc = get_json(live.url + "/lag")
-    assert doc["group"] == live.names.group and doc["topic"] == live.names.events
+    assert doc["group"] == live.setup.group and doc["topic"] == live.setup.topic_events
     assert doc["total_lag"] == 0
     assert doc["rate_source"] == "worker" and doc["processing_rate"] >= 0
     for row in doc["partitions"]:
@@ -149,7 +149,7 @@ def test_lag_endpoint_matches_the_cli_and_the_published_counts(live):
 
     cli = subprocess.run(
         [sys.executable, "-m", "sequencer.cli.main", "lag", "--json", "--bootstrap", live.bootstrap,
-         "--topic", live.names.events, "--config-name", live.names.config_name,
+         "--topic", live.setup.topic_events, "--config-name", live.setup.name,
          "--state-dir", str(live.tmp / "state"), "--api", live.url],
         capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0, cli.stderr
@@ -232,10 +232,10 @@ def test_checkpoint_then_reset_a_stream(live):
     later = {**live.events[-1].to_dict(), "stream": "ES1", "instrument": "ES", "session": "S1",
              "date": "2025-12-01",
              "slots": {"07:30": {"result": "Win", "peak": 12.0}, "08:00": {"result": "Loss"}}}
-    produce_one_by_one(live.bootstrap, live.names.events, [(b"ES1", msgpack.packb(later))])
+    produce_one_by_one(live.bootstrap, live.setup.topic_events, [(b"ES1", msgpack.packb(later))])
     deadline = time.monotonic() + 30
     while http("GET", live.url + "/streams/ES1")[0] != 200:
-        assert time.monotonic() < deadline, live.worker.log()
+        assert time.monotonic() < deadline, live.worker.log_tail()
         time.sleep(0.3)
     doc = get_json(live.url + "/streams/ES1")
     assert doc["events_applied"] == 1 and doc["last_processed_date"] == "2025-12-01"

@@ -18,7 +18,8 @@ from sequencer.domain import SequencerConfig
 from sequencer.lag import compute_lag
 from sequencer.monitoring import catch_up_seconds, lag_document, rate_from_samples
 from sequencer.sources import read_day_events
-from tests.support.monitoring_worker import Worker, create_topics, list_offsets_ends, produce_in_batches, unique_names
+from tests.support.kafka_io import list_offsets_ends, produce_in_batches
+from tests.support.worker_process import WorkerSetup
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 
@@ -36,10 +37,10 @@ def test_lag_document_is_pure_arithmetic() -> None:
     assert rate_from_samples([(0.0, 10)]) is None
 
 
-def _lag_json(capsys, bootstrap: str, names, tmp_path: Path, *extra: str) -> dict:
+def _lag_json(capsys, bootstrap: str, setup: WorkerSetup, tmp_path: Path, *extra: str) -> dict:
     capsys.readouterr()
-    status = main(["lag", "--json", *extra, "--bootstrap", bootstrap, "--topic", names.events,
-                   "--config-name", names.config_name, "--state-dir", str(tmp_path / "state"),
+    status = main(["lag", "--json", *extra, "--bootstrap", bootstrap, "--topic", setup.topic_events,
+                   "--config-name", setup.name, "--state-dir", str(tmp_path / "state"),
                    "--api", "http://127.0.0.1:9"])
     assert status == 0
     return json.loads(capsys.readouterr().out)
@@ -55,22 +56,22 @@ def _get(url: str) -> tuple[int, str]:
 
 @pytest.mark.broker
 def test_lag_counts_unconsumed_events_then_zero_after_a_worker(kafka_bootstrap, tmp_path, capsys, monkeypatch):
-    names = unique_names("lag")
-    for variable, value in names.env().items():
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=2, checkpoint_every_seconds=None)
+    for variable, value in setup.topic_env().items():
         monkeypatch.setenv(variable, value)
-    create_topics(kafka_bootstrap, names)
+    setup.create_topics()
     events = [e for e in read_day_events([SAMPLE / "trades_ES.csv"], SequencerConfig()).events
               if e.date >= "2025-08-01"]
     # Many records per batch, as `streamer publish` sends them.
-    per_partition = produce_in_batches(kafka_bootstrap, names.events,
+    per_partition = produce_in_batches(kafka_bootstrap, setup.topic_events,
                                        [(e.stream.encode(), encode_event(e)) for e in events])
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         # The embedded broker's ListOffsets answer falls short here: what the lag must not trust.
-        assert sum(list_offsets_ends(kafka_bootstrap, names.events).values()) < len(events)
+        assert sum(list_offsets_ends(kafka_bootstrap, setup.topic_events).values()) < len(events)
     dates_of = {stream: sorted({e.date for e in events if e.stream == stream}) for stream in ("ES1", "ES2")}
 
-    doc = _lag_json(capsys, kafka_bootstrap, names, tmp_path)
-    assert doc["group"] == names.group
+    doc = _lag_json(capsys, kafka_bootstrap, setup, tmp_path)
+    assert doc["group"] == setup.group
     assert doc["total_lag"] == len(events)
     for row in doc["partitions"]:
         assert row["committed"] is None  # no worker has committed yet: lag = end - earliest
@@ -82,14 +83,14 @@ def test_lag_counts_unconsumed_events_then_zero_after_a_worker(kafka_bootstrap, 
     assert {s["stream"]: (s["last_decided_date"], s["last_published_date"], s["days_behind"])
             for s in doc["streams"]} == {s: (None, d[-1], len(d)) for s, d in dates_of.items()}
 
-    with Worker(kafka_bootstrap, names, tmp_path / "state", tmp_path / "worker.log") as worker:
+    with setup.start_worker(tmp_path / "worker.log") as worker:
         deadline = time.monotonic() + 60
         while True:
-            doc = _lag_json(capsys, kafka_bootstrap, names, tmp_path)
+            doc = _lag_json(capsys, kafka_bootstrap, setup, tmp_path)
             if doc["total_lag"] == 0 and all(p["committed"] is not None
                                              for p in doc["partitions"] if p["end"]):
                 break
-            assert time.monotonic() < deadline, f"lag stayed {doc['total_lag']}: {worker.log()}"
+            assert time.monotonic() < deadline, f"lag stayed {doc['total_lag']}: {worker.log_tail()}"
             time.sleep(0.5)
         for row in doc["partitions"]:
             assert row["lag"] == 0 and row["note"] == "" and row["status"] == "OK"
@@ -108,17 +109,17 @@ def test_lag_counts_unconsumed_events_then_zero_after_a_worker(kafka_bootstrap, 
                 for s in served["streams"]} == {s: (d[-1], d[-1], 0) for s, d in dates_of.items()}
         metrics = _get(worker.url + "/metrics")[1]
         assert f"sequencer_decision_latency_seconds_count {float(len(events))}" in metrics
-        assert 'sequencer_consumer_lag_status{topic="%s",partition="0"} 0' % names.events in metrics
+        assert 'sequencer_consumer_lag_status{topic="%s",partition="0"} 0' % setup.topic_events in metrics
         assert 'sequencer_stream_days_behind{stream="ES1"} 0' in metrics
 
     # The worker wrote its checkpoints when it stopped: the freshness comes from them now.
-    doc = _lag_json(capsys, kafka_bootstrap, names, tmp_path)
+    doc = _lag_json(capsys, kafka_bootstrap, setup, tmp_path)
     assert {s["stream"]: s["last_processed_date"] for s in doc["streams"]} == {"ES1": events[-1].date,
                                                                               "ES2": events[-1].date}
     assert all(s["days_behind"] == 0 for s in doc["streams"])
     capsys.readouterr()
-    assert main(["lag", "--bootstrap", kafka_bootstrap, "--topic", names.events, "--config-name",
-                 names.config_name, "--state-dir", str(tmp_path / "state"), "--api", "http://127.0.0.1:9"]) == 0
+    assert main(["lag", "--bootstrap", kafka_bootstrap, "--topic", setup.topic_events, "--config-name",
+                 setup.name, "--state-dir", str(tmp_path / "state"), "--api", "http://127.0.0.1:9"]) == 0
     text = capsys.readouterr().out
     assert "total lag: 0" in text and "ES1" in text and "status: OK" in text
 
@@ -128,16 +129,16 @@ def test_lag_window_sees_a_stopped_group_with_new_events(kafka_bootstrap, tmp_pa
     """A group that committed once and then nothing while events arrive: STOP over the window."""
     from aiokafka import AIOKafkaConsumer
 
-    names = unique_names("lagstop")
-    for variable, value in names.env().items():
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=2, checkpoint_every_seconds=None)
+    for variable, value in setup.topic_env().items():
         monkeypatch.setenv(variable, value)
-    create_topics(kafka_bootstrap, names)
+    setup.create_topics()
     events = [e for e in read_day_events([SAMPLE / "trades_ES.csv"], SequencerConfig()).events
               if e.date >= "2025-09-01"]
-    produce_in_batches(kafka_bootstrap, names.events, [(e.stream.encode(), encode_event(e)) for e in events[:4]])
+    produce_in_batches(kafka_bootstrap, setup.topic_events, [(e.stream.encode(), encode_event(e)) for e in events[:4]])
 
     async def consume_and_commit() -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(names.events, bootstrap_servers=kafka_bootstrap, group_id=names.group,
+        consumer = AIOKafkaConsumer(setup.topic_events, bootstrap_servers=kafka_bootstrap, group_id=setup.group,
                                     auto_offset_reset="earliest", enable_auto_commit=False)
         await consumer.start()
         seen = 0
@@ -149,8 +150,8 @@ def test_lag_window_sees_a_stopped_group_with_new_events(kafka_bootstrap, tmp_pa
     loop = asyncio.new_event_loop()
     consumer = loop.run_until_complete(consume_and_commit())
     try:
-        produce_in_batches(kafka_bootstrap, names.events, [(e.stream.encode(), encode_event(e)) for e in events[4:]])
-        doc = _lag_json(capsys, kafka_bootstrap, names, tmp_path, "--window", "3")
+        produce_in_batches(kafka_bootstrap, setup.topic_events, [(e.stream.encode(), encode_event(e)) for e in events[4:]])
+        doc = _lag_json(capsys, kafka_bootstrap, setup, tmp_path, "--window", "3")
     finally:
         loop.run_until_complete(consumer.stop())
         loop.close()

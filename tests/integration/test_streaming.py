@@ -202,20 +202,10 @@ def test_a_restart_does_not_handle_dead_letters_at_the_tail_again(kafka_bootstra
     assert setup.store().load("ES1", "ES").state.last_processed_date == es1[3].date
 
 
-async def _read_all(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[dict]:
-    import time
+async def _read_all(bootstrap: str, topic: str) -> list[dict]:
+    """Every record of ``topic`` to its end, decoded, by the product's own topic reader."""
+    from sequencer.log_reader import read_topic
 
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    found = []
-    try:
-        last = time.monotonic()
-        while time.monotonic() - last < idle_s:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                found.extend(msgpack.unpackb(r.value, raw=False) for r in records)
-                last = time.monotonic()
-    finally:
-        await consumer.stop()
+    found: list[dict] = []
+    await read_topic(bootstrap, topic, lambda records: found.extend(msgpack.unpackb(r.value, raw=False) for r in records))
     return sorted(found, key=lambda letter: letter["source_offset"])

@@ -178,21 +178,19 @@ def test_lag_section_shows_state_and_trading_days_behind_from_the_broker(tmp_pat
                                                                        kafka_bootstrap):
     """No worker: the page reads the broker (--bootstrap), and shows ERR (lag, nobody in
     the group) and how many trading days each checkpointed stream is behind the topic."""
-    import uuid
-
     from sequencer.codecs import encode_event
-    from tests.support.monitoring_worker import Names, create_topics, produce_in_batches
+    from tests.support.kafka_io import produce_in_batches
+    from tests.support.worker_process import WorkerSetup
 
     _, _, csv = checkpoints
-    tag = f"ui{uuid.uuid4().hex[:8]}"
-    names = Names(tag, f"{tag}.events", f"{tag}.decisions", f"{tag}.dead")
-    create_topics(kafka_bootstrap, names)
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=2)
+    setup.create_topics()
     events = [e for e in read_day_events([ROOT / "data/sample/trades_ES.csv"], SequencerConfig()).events
               if "2025-04-01" <= e.date <= "2025-04-10"]
-    produce_in_batches(kafka_bootstrap, names.events, [(e.stream.encode(), encode_event(e)) for e in events])
+    produce_in_batches(kafka_bootstrap, setup.topic_events, [(e.stream.encode(), encode_event(e)) for e in events])
     days = len({e.date for e in events if e.stream == "ES1"})
 
-    monkeypatch.setenv("SEQUENCER_TOPIC_EVENTS", names.events)
+    monkeypatch.setenv("SEQUENCER_TOPIC_EVENTS", setup.topic_events)
     monkeypatch.setattr(sys, "argv", [str(APP), "--state-dir", str(tmp_path / "state"), "--bootstrap",
                                       kafka_bootstrap, "--api", f"http://127.0.0.1:{free_port()}",
                                       "--decisions", str(csv)])

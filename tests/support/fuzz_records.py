@@ -25,7 +25,8 @@ import msgpack
 
 from sequencer.decision_log import read_decisions
 
-from tests.support.recovery_helpers import Setup, read_topic_values
+from tests.support.recovery_helpers import Setup
+from tests.support.kafka_io import read_topic_values
 
 STREAMS = ("ES1", "ES2", "NQ1", "NQ2", "YM1", "YM2", "CL1", "CL2", "GC1", "GC2", "NG1", "NG2")
 SLOTS = {"S1": ("07:30", "08:00", "09:00"), "S2": ("09:30", "10:00", "10:30", "11:00")}

@@ -21,6 +21,7 @@ from sequencer.domain import DayEvent, Decision, SequencerConfig, state_to_dict
 from sequencer.replay import replay_events
 from streamer.publisher import EventPublisher
 
+from tests.support.kafka_io import read_topic_values
 from tests.support.worker_process import WorkerProcess, WorkerSetup
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,31 +66,8 @@ class Setup(WorkerSetup):
             return ends
         return asyncio.run(go())
 
-    def dead_letters(self, idle_s: float = 1.0) -> list[dict]:
-        return [msgpack.unpackb(value, raw=False)
-                for value in read_topic_values(self.bootstrap, self.topic_dead_letters, idle_s)]
-
-
-def read_topic_values(bootstrap: str, topic: str, idle_s: float = 1.0) -> list[bytes]:
-    """Every record value of ``topic`` from the start, until none arrives for ``idle_s``."""
-    async def go() -> list[bytes]:
-        from aiokafka import AIOKafkaConsumer
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                    enable_auto_commit=False, group_id=None)
-        await consumer.start()
-        found: list[bytes] = []
-        try:
-            last = time.monotonic()
-            while time.monotonic() - last < idle_s:
-                batches = await consumer.getmany(timeout_ms=200, max_records=20000)
-                for records in batches.values():
-                    found.extend(record.value for record in records)
-                    if records:
-                        last = time.monotonic()
-        finally:
-            await consumer.stop()
-        return found
-    return asyncio.run(go())
+    def dead_letters(self) -> list[dict]:
+        return [msgpack.unpackb(value, raw=False) for value in read_topic_values(self.bootstrap, self.topic_dead_letters)]
 
 
 def comparable(state) -> dict:
@@ -122,10 +100,10 @@ class CrashReport:
         return len(self.differences)
 
 
-def read_raw_decisions(setup: Setup, idle_s: float = 1.0) -> list[dict]:
+def read_raw_decisions(setup: Setup) -> list[dict]:
     """Every record of the decisions topic, repeats included."""
     return [Decision.from_dict(msgpack.unpackb(value, raw=False)).to_dict()
-            for value in read_topic_values(setup.bootstrap, setup.topic_decisions, idle_s)]
+            for value in read_topic_values(setup.bootstrap, setup.topic_decisions)]
 
 
 def wait_caught_up(setup: Setup, ends: dict[int, int], worker: WorkerProcess, keys: set, *,
@@ -147,7 +125,7 @@ def wait_caught_up(setup: Setup, ends: dict[int, int], worker: WorkerProcess, ke
         if all(committed.get(p, 0) >= end for p, end in ends.items()):
             return "committed offsets reached the end of the log"
         if complete_at is None:
-            published = {(d["stream"], d["date"]) for d in read_raw_decisions(setup, idle_s=0.5)}
+            published = {(d["stream"], d["date"]) for d in read_raw_decisions(setup)}
             if keys <= published:
                 complete_at = time.monotonic()
         if complete_at is not None and time.monotonic() - complete_at > 10:

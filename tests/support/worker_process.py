@@ -1,8 +1,9 @@
-"""A real ``sequencer worker`` process for integration tests, isolated by names.
+"""The one harness for a real ``sequencer worker`` process in tests, isolated by names.
 
 Each ``WorkerSetup`` gets its own topics, config name (so its own Faust app id,
 consumer group and changelog topics) and state dir, so tests can share the
-session's broker.
+session's broker. ``setup.start_worker(log_path)`` starts a `WorkerProcess`;
+always stop it (``with setup.start_worker(...) as worker:`` does).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class WorkerSetup:
     name: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:10])
     partitions: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: ``SEQUENCER_API_TOKEN`` for the worker; None: no token (one set in the
+    #: environment running the tests is not passed on).
+    token: str | None = None
+    #: Periodic checkpoints; None: the worker's own default.
+    checkpoint_every_seconds: float | None = 2
 
     @property
     def topic_events(self) -> str:
@@ -49,16 +55,19 @@ class WorkerSetup:
     def group(self) -> str:
         return f"sequencer-{self.name}"
 
+    def topic_env(self) -> dict[str, str]:
+        """The variables naming this setup's topics (for in-process CLI calls too)."""
+        return {"SEQUENCER_TOPIC_EVENTS": self.topic_events, "SEQUENCER_TOPIC_DECISIONS": self.topic_decisions,
+                "SEQUENCER_TOPIC_DEAD_LETTERS": self.topic_dead_letters}
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(
-            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
-            SEQUENCER_TOPIC_EVENTS=self.topic_events,
-            SEQUENCER_TOPIC_DECISIONS=self.topic_decisions,
-            SEQUENCER_TOPIC_DEAD_LETTERS=self.topic_dead_letters,
-            SEQUENCER_PARTITIONS=str(self.partitions),
-            SEQUENCER_CHECKPOINT_EVERY_SECONDS="2",
-        )
+        env.pop("SEQUENCER_API_TOKEN", None)
+        env.update(self.topic_env(), KAFKA_BOOTSTRAP_SERVERS=self.bootstrap, SEQUENCER_PARTITIONS=str(self.partitions))
+        if self.token is not None:
+            env["SEQUENCER_API_TOKEN"] = self.token
+        if self.checkpoint_every_seconds is not None:
+            env["SEQUENCER_CHECKPOINT_EVERY_SECONDS"] = str(self.checkpoint_every_seconds)
         env.update(self.extra_env)
         return env
 
@@ -110,6 +119,17 @@ class WorkerProcess:
         handle.close()
         return cls(process, log_path, port)
 
+    @property
+    def url(self) -> str:
+        """Base URL of the worker's HTTP API."""
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def __enter__(self) -> "WorkerProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -120,7 +140,7 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             assert self.alive(), f"worker exited ({self.process.returncode}):\n{self.log_tail()}"
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/streams", timeout=1):
+                with urllib.request.urlopen(self.url + "/streams", timeout=1):
                     return
             except OSError:
                 time.sleep(0.2)

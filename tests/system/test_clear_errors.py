@@ -18,7 +18,8 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from tests.support.recovery_helpers import ROOT, Setup, read_topic_values
+from tests.support.recovery_helpers import ROOT, Setup
+from tests.support.kafka_io import read_topic_values
 
 GOOD_CSV = "Date,Time,Stream,Result,Peak\n2025-01-02,07:30,ES1,Win,12\n2025-01-02,07:30,CL1,Win,1\n"
 

@@ -392,7 +392,7 @@ def test_worker_healthcheck_passes_on_a_ready_worker_and_fails_without_one(confi
     """The healthcheck's own script, run as Compose runs it, against a real worker."""
 
     from sequencer.broker import free_port
-    from tests.support.monitoring_worker import Worker, create_topics, unique_names
+    from tests.support.worker_process import WorkerSetup
 
     script = config["services"]["worker"]["healthcheck"]["test"][3]
 
@@ -401,11 +401,10 @@ def test_worker_healthcheck_passes_on_a_ready_worker_and_fails_without_one(confi
         return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=30).returncode
 
     assert check(free_port()) != 0  # nothing answers
-    names = unique_names("health")
-    create_topics(kafka_bootstrap, names)
-    with Worker(kafka_bootstrap, names, tmp_path / "state", tmp_path / "worker.log") as worker:
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=2, checkpoint_every_seconds=None)
+    with setup.start_worker(tmp_path / "worker.log") as worker:
         worker.wait_ready()
         deadline = time.monotonic() + 60
-        while check(worker.port) != 0:  # 503 until the partitions are assigned and recovered
-            assert time.monotonic() < deadline, worker.log()
+        while check(worker.web_port) != 0:  # 503 until the partitions are assigned and recovered
+            assert time.monotonic() < deadline, worker.log_tail()
             time.sleep(0.5)
