@@ -1,5 +1,9 @@
 """Pytest plugin: one Kafka-compatible broker per test session.
 
+Under pytest-xdist (the default, see pyproject.toml) each worker process has
+its own session, so its own broker on its own free port: the processes share
+nothing but the machine.
+
 Register it from ``tests/conftest.py``::
 
     pytest_plugins = ["tests.support.broker_fixture"]
