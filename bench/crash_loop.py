@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker  # noqa: E402
 from sequencer.domain import SequencerConfig  # noqa: E402
 from sequencer.adapters.files.sources import read_day_events  # noqa: E402
-from tests.recovery_helpers import SAMPLE, Setup, run_crash_loop  # noqa: E402
+from tests.support.recovery_helpers import SAMPLE, Setup, run_crash_loop  # noqa: E402
 
 
 def main() -> int:

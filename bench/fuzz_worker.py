@@ -1,6 +1,6 @@
 """Fuzz run: random and adversarial records through a live worker on the embedded broker.
 
-Each record is valid or broken by construction (tests/fuzz_records.py): every
+Each record is valid or broken by construction (tests/support/fuzz_records.py): every
 valid day event must become one decision, every broken record exactly one dead
 letter that fits, and the worker must stay up with no traceback in its log.
 
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker  # noqa: E402
-from tests.fuzz_records import fuzz_records, run_fuzz  # noqa: E402
-from tests.recovery_helpers import Setup  # noqa: E402
+from tests.support.fuzz_records import fuzz_records, run_fuzz  # noqa: E402
+from tests.support.recovery_helpers import Setup  # noqa: E402
 
 
 def main() -> int:

@@ -1,3 +1,3 @@
-"""Shared fixtures: the session's embedded broker (tests/broker_fixture.py)."""
+"""Shared fixtures: the session's embedded broker (tests/support/broker_fixture.py)."""
 
-pytest_plugins = ["tests.broker_fixture"]
+pytest_plugins = ["tests.support.broker_fixture"]

@@ -1,0 +1,211 @@
+"""The live path on a real broker: a worker process folds published events.
+
+The expected values come from the batch path (`sequencer replay`'s
+``read_day_events`` + ``replay_events``), which shares only the pure fold with
+the worker: Kafka, Faust, the table and the checkpoints are all under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from sequencer.domain import SequencerConfig, state_to_dict
+from sequencer.app.replay import replay_events
+from sequencer.adapters.files.sources import read_day_events
+from sequencer.adapters.faust.worker import STALL_CHECK_S
+
+from tests.support.worker_process import WorkerSetup
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture(scope="module")
+def sample_events():
+    batch = read_day_events(sorted(SAMPLE.glob("*.csv")), SequencerConfig())
+    assert batch.events and not batch.rejects
+    return batch.events
+
+
+def _comparable(state) -> dict:
+    doc = state_to_dict(state)
+    doc.pop("source_offsets")
+    return doc
+
+
+def _replay(events):
+    decisions = []
+    result = replay_events(events, SequencerConfig(), on_decision=decisions.append)
+    return result.states, decisions
+
+
+def test_live_decisions_and_states_equal_batch_replay(kafka_bootstrap, tmp_path, sample_events):
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state")
+    worker = setup.start_worker(tmp_path / "worker.log")
+    try:
+        ends = setup.publish(sample_events)
+        setup.wait_consumed(ends, worker)
+        live_decisions = setup.decisions()
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+
+    expected_states, expected_decisions = _replay(sample_events)
+    assert len(live_decisions) == len(sample_events)
+    assert [d.to_dict() for d in live_decisions] == [
+        d.to_dict() for d in sorted(expected_decisions, key=lambda d: (d.date, d.stream))]
+
+    loaded, refused = setup.store().load_all()
+    assert not refused
+    assert sorted(loaded) == sorted(expected_states)
+    for stream, checkpoint in loaded.items():
+        assert _comparable(checkpoint.state) == _comparable(expected_states[stream]), stream
+
+    # Checkpoints carry the source offsets: per partition, the furthest stream
+    # position is exactly the end of what was published there.
+    furthest: dict[int, int] = {}
+    for checkpoint in loaded.values():
+        for tp, offset in checkpoint.state.source_offsets.items():
+            topic, partition = tp.rsplit(":", 1)
+            assert topic == setup.topic_events
+            furthest[int(partition)] = max(furthest.get(int(partition), 0), offset)
+    assert furthest == {p: end for p, end in ends.items() if end > 0}
+
+
+def test_restarted_worker_resumes_from_its_changelog(kafka_bootstrap, tmp_path, sample_events):
+    split = sample_events[len(sample_events) // 2].date
+    head = [e for e in sample_events if e.date < split]
+    tail = [e for e in sample_events if e.date >= split]
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state")
+
+    first = setup.start_worker(tmp_path / "worker1.log")
+    try:
+        ends = setup.publish(head)
+        setup.wait_consumed(ends, first)
+    finally:
+        assert first.stop() == 0, first.log_tail()
+    # Without checkpoints the second worker can only know the first half
+    # through the table's changelog (its committed offsets skip the old events).
+    removed = setup.store().clear_all()
+    assert removed, "the first worker wrote no checkpoints at shutdown"
+
+    second = setup.start_worker(tmp_path / "worker2.log")
+    try:
+        more = setup.publish(tail)
+        setup.wait_consumed(more, second)
+        live_decisions = setup.decisions()
+    finally:
+        assert second.stop() == 0, second.log_tail()
+
+    expected_states, expected_decisions = _replay(sample_events)
+    loaded, refused = setup.store().load_all()
+    assert not refused
+    assert sorted(loaded) == sorted(expected_states)
+    for stream, checkpoint in loaded.items():
+        assert _comparable(checkpoint.state) == _comparable(expected_states[stream]), stream
+        assert checkpoint.state.events_applied == expected_states[stream].events_applied
+    assert {(d.stream, d.date) for d in live_decisions} == {(d.stream, d.date) for d in expected_decisions}
+
+
+def test_invalid_and_out_of_order_events_go_to_dead_letters(kafka_bootstrap, tmp_path, sample_events):
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=1)
+    es1 = [e for e in sample_events if e.stream == "ES1"][:3]
+    worker = setup.start_worker(tmp_path / "worker.log")
+
+    async def produce() -> int:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            sends = [
+                (b"ES1", msgpack.packb(es1[1].to_dict())),             # applied
+                (b"ES1", b"\xc1 not msgpack"),                           # malformed
+                (b"ES1", json.dumps({**es1[0].to_dict()}).encode()),     # out of order (JSON accepted)
+                (b"ZZ1", msgpack.packb({**es1[2].to_dict(), "stream": "ZZ1", "instrument": "ZZ"})),
+                (b"ES1", msgpack.packb(es1[2].to_dict())),               # applied after all that
+            ]
+            last = None
+            for key, value in sends:
+                last = await (await producer.send(setup.topic_events, value, key=key))
+            return last.offset + 1
+        finally:
+            await producer.stop()
+
+    try:
+        end = asyncio.run(produce())
+        setup.wait_consumed({0: end}, worker)
+        letters = asyncio.run(_read_all(kafka_bootstrap, setup.topic_dead_letters))
+        assert worker.alive()
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+
+    reasons = [letter["reason"] for letter in letters]
+    assert len(letters) == 3, letters
+    assert "malformed msgpack" in reasons[0], [(l["source_offset"], l["reason"]) for l in letters]
+    assert reasons[1].startswith("out of order") and es1[0].date in reasons[1]
+    assert "unknown instrument" in reasons[2]
+    assert letters[0]["value"] == b"\xc1 not msgpack"
+    assert [letter["source_offset"] for letter in letters] == [1, 2, 3]
+    assert all(letter["source_topic"] == setup.topic_events for letter in letters)
+    state = setup.store().load("ES1", "ES").state
+    assert state.last_processed_date == es1[2].date
+    assert state.events_applied == 2
+
+
+def test_a_restart_does_not_handle_dead_letters_at_the_tail_again(kafka_bootstrap, tmp_path, sample_events):
+    # A malformed record names no stream, so no state's source offsets cover it;
+    # the group's committed offset does. The restarted worker must not take it
+    # for a record it missed and send it to the dead letters again.
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=1)
+    es1 = [e for e in sample_events if e.stream == "ES1"][:5]
+
+    async def produce(records: list[tuple[bytes, bytes]]) -> int:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            for key, value in records:
+                last = await (await producer.send(setup.topic_events, value, key=key))
+            return last.offset + 1
+        finally:
+            await producer.stop()
+
+    first = setup.start_worker(tmp_path / "worker1.log")
+    try:
+        end = asyncio.run(produce([(b"ES1", msgpack.packb(e.to_dict())) for e in es1[:3]]
+                                  + [(b"ES1", msgpack.packb(es1[0].to_dict())),  # out of order
+                                     (b"ES1", b"\xc1 not msgpack")]))  # no stream to note it in
+        setup.wait_consumed({0: end}, first)
+    finally:
+        assert first.stop() == 0, first.log_tail()
+
+    second = setup.start_worker(tmp_path / "worker2.log")
+    try:
+        second.wait_ready()
+        time.sleep(3 * STALL_CHECK_S)  # the stall watch looks twice before it acts
+        end = asyncio.run(produce([(b"ES1", msgpack.packb(es1[3].to_dict()))]))
+        setup.wait_consumed({0: end}, second)
+        letters = asyncio.run(_read_all(kafka_bootstrap, setup.topic_dead_letters))
+    finally:
+        assert second.stop() == 0, second.log_tail()
+
+    assert [letter["source_offset"] for letter in letters] == [3, 4], letters
+    assert "seeking back" not in second.log_tail(100_000)
+    assert setup.store().load("ES1", "ES").state.last_processed_date == es1[3].date
+
+
+async def _read_all(bootstrap: str, topic: str) -> list[dict]:
+    """Every record of ``topic`` to its end, decoded, by the product's own topic reader."""
+    from sequencer.adapters.kafka.log_reader import read_topic
+
+    found: list[dict] = []
+    await read_topic(bootstrap, topic, lambda records: found.extend(msgpack.unpackb(r.value, raw=False) for r in records))
+    return sorted(found, key=lambda letter: letter["source_offset"])
