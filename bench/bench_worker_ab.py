@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_FILES = ("bench_latency.py", "bench_streaming.py", "synthetic.py")
 
 LIVE = re.compile(r"^live, streamer feed .*p50 (\d+) ms, p99 (\d+) ms", re.M)
-SPREAD = re.compile(r"^live, evenly spread .*p50 (\d+) ms, p99 (\d+) ms, max (\d+) ms", re.M)
+SPREAD = re.compile(r"^live, evenly spread.*p50 (\d+) ms, p99 (\d+) ms, max (\d+) ms", re.M)
 BURST = re.compile(r"^burst, .*max (\d+) ms over (\d+) decisions \((\d+) of \d+ within 1 s\)", re.M)
 RATE = re.compile(r"^sequencer worker end to end: ([\d,]+) events/s = ([\d.]+)% of the plain `async for`", re.M)
 
@@ -63,6 +63,8 @@ def unpack(name: str, spec: str, into: Path) -> Path:
 def run(tree: Path, script: str, *args: str) -> str:
     done = subprocess.run([sys.executable, str(tree / "bench" / script), *args], cwd=tree,
                           capture_output=True, text=True, timeout=900)
+    kept = tree.parent / f"{tree.name}-{script.removesuffix('.py')}-{len(list(tree.parent.glob(tree.name + '-' + script.removesuffix('.py') + '-*')))}.txt"
+    kept.write_text(done.stdout + done.stderr)  # every run's own output, beside the trees
     if done.returncode:
         print(done.stdout[-2000:], done.stderr[-2000:], sep="\n")
         return ""
