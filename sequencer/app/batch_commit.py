@@ -227,8 +227,18 @@ class BatchCommit:
 
     async def _send(self, records: list[Outgoing]) -> tuple[list[Awaitable[Any]], int]:
         by_partition: dict[tuple[str, int], list[Outgoing]] = {}
+        # A key's partition, asked once per batch: the partitioner (murmur2 in
+        # Python) per record cost about as much as producing the record. A
+        # record without a key goes where the partitioner draws it each time.
+        partition_of: dict[tuple[str, bytes], int] = {}
         for record in records:  # dicts keep the order: a stream's decisions stay in sequence
-            partition = await self.producer.partition_for(record.topic, record.key)
+            if record.key is None:
+                partition = await self.producer.partition_for(record.topic, None)
+            else:
+                partition = partition_of.get((record.topic, record.key))
+                if partition is None:
+                    partition = await self.producer.partition_for(record.topic, record.key)
+                    partition_of[record.topic, record.key] = partition
             by_partition.setdefault((record.topic, partition), []).append(record)
         pending: list[Awaitable[Any]] = []
         for (topic, partition), group in by_partition.items():

@@ -301,3 +301,40 @@ async def test_a_failed_batch_puts_the_counters_back_and_asks_for_the_batch_agai
     counted = processor.counters
     assert (counted.records, counted.applied, counted.dead_letters) == (5, 4, 1)  # once, not four times
     assert runner.retry.next() == 0.5  # the pause starts over
+
+
+class CountingProducer(FakeProducer):
+    """Counts the partitioner's calls by (topic, key)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: dict[tuple[str, bytes | None], int] = {}
+
+    async def partition_for(self, topic, key):
+        self.asked[topic, key] = self.asked.get((topic, key), 0) + 1
+        return await super().partition_for(topic, key)
+
+
+async def test_a_key_s_partition_is_asked_once_per_batch_and_every_record_lands_there():
+    producer, table = CountingProducer(), FakeTable()
+    commit, processor, live, offsets = _setup(producer, table)
+    dates = [f"2025-02-{day:02d}" for day in range(3, 28) if day % 7 not in (1, 2)]
+    records = [SourceRecord("events", 0, i, stream.encode(), _event(stream, date))
+               for i, (date, stream) in enumerate((d, s) for d in dates for s in ("ES1", "NQ1", "YM1"))]
+    records.append(SourceRecord("events", 0, len(records), None, b"\xc1 no key"))  # a dead letter without a key
+    outcome = processor.process(records)
+    assert len(outcome.decisions) == 3 * len(dates)
+
+    await commit.commit(outcome, {"events:0"})
+
+    decided = {key: n for (topic, key), n in producer.asked.items() if topic == "decisions"}
+    assert decided == {b"ES1": 1, b"NQ1": 1, b"YM1": 1}
+    assert producer.asked[("dead-letters", None)] == 1  # no key: asked for each such record
+    # Every decision went to its key's partition (the fake partitioner: byte sum mod 3), in date order.
+    for topic, partition, batch in producer.delivered:
+        if topic == "decisions":
+            assert all(sum(r.key) % PARTITIONS == partition for r in batch)
+    for stream in ("ES1", "NQ1", "YM1"):
+        sent = [decode_payload(r.value)["date"] for topic, _, batch in producer.delivered if topic == "decisions"
+                for r in batch if r.key == stream.encode()]
+        assert sent == dates

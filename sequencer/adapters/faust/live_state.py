@@ -7,10 +7,11 @@ tested with plain dicts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 from sequencer.adapters.files.checkpoints import CheckpointStore, OlderCheckpoint
 from sequencer.app.codecs import decode_payload, encode_event
@@ -139,7 +140,14 @@ def changelog_partition(state: StreamState | None, stream: str, topic: str, part
 
 
 class CheckpointSchedule:
-    """Writes changed states every ``every_events`` applied events or ``every_seconds``."""
+    """Which states a periodic checkpoint round writes: the streams changed since
+    the last round, every ``every_events`` applied events or ``every_seconds``.
+
+    The bookkeeping (`note`, `due`, `take`, `settle`) runs on the event loop
+    only; `save_round` touches nothing of it and is the part an executor
+    thread runs, so a batch can be noted while a round's files are written
+    (`CheckpointWriter`). `write` is the three in a row, for callers without
+    a loop."""
 
     def __init__(self, store: CheckpointStore, every_events: int, every_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -165,30 +173,128 @@ class CheckpointSchedule:
         return (self._events_since >= self.every_events
                 or self._clock() - self._last_at >= self.every_seconds)
 
-    def write(self, states: dict[str, StreamState], force: bool = False) -> int:
-        """Write the changed streams' states (all of ``states`` when ``force``); returns how
-        many files were written.
+    def take(self, states: dict[str, StreamState], force: bool = False) -> list[StreamState]:
+        """The states this round writes (every one of ``states`` when ``force``, else the
+        changed ones among them), in stream order; the round is counted from now.
+
+        They leave the changed set now: a batch noted while the round writes
+        marks its streams changed again for the next round. Changed streams
+        absent from ``states`` (the worker's streams now) are not its to
+        write and are forgotten."""
+        streams = set(states) if force else self._dirty & set(states)
+        self._dirty &= set(states)
+        self._dirty -= streams
+        self._events_since = 0
+        self._last_at = self._clock()
+        return [states[stream] for stream in sorted(streams)]
+
+    def save_round(self, states: Iterable[StreamState],
+                   still_owned: Callable[[StreamState], bool] = lambda state: True) -> "RoundResult":
+        """Save each state unless its stream stopped being ``still_owned`` meanwhile.
+
+        Reads and writes only the store (and the files): safe in a thread while
+        the loop notes batches. Never raises for one file: a failure is logged
+        and its stream returned in ``failed``."""
+        written, refused, failed, skipped = [], [], [], []
+        for state in states:
+            if not still_owned(state):
+                skipped.append(state.stream)
+                continue
+            try:
+                self.store.save(state)
+                written.append(state.stream)
+            except OlderCheckpoint:  # logged by the store
+                refused.append(state.stream)
+            except (OSError, SequencerError) as error:
+                failed.append(state.stream)
+                logger.error("checkpoint of %s not written: %s", state.stream, error)
+        return RoundResult(tuple(written), tuple(refused), tuple(failed), tuple(skipped))
+
+    def settle(self, result: "RoundResult") -> None:
+        """Count a finished round; its failed streams are changed again (the next round retries).
 
         ``last_written_at`` moves only when every file of the round was written
         (or refused as older than the file on disk): a round with failures
         leaves the age metric growing, and ``failures`` counts them."""
-        streams = set(states) if force else self._dirty & set(states)
-        count = failed = 0
-        for stream in sorted(streams):
-            try:
-                self.store.save(states[stream])
-                count += 1
-            except OlderCheckpoint:  # logged by the store
-                self.refused_older += 1
-            except (OSError, SequencerError) as error:
-                failed += 1
-                logger.error("checkpoint of %s not written: %s", stream, error)
-                continue
-            self._dirty.discard(stream)
-        self._events_since = 0
-        self._last_at = self._clock()
-        self.failures += failed
-        if streams and not failed:
+        self._dirty.update(result.failed)
+        self.failures += len(result.failed)
+        self.refused_older += len(result.refused)
+        self.written += len(result.written)
+        if (result.written or result.refused) and not result.failed:
             self.last_written_at = time.time()
-        self.written += count
-        return count
+
+    def write(self, states: dict[str, StreamState], force: bool = False) -> int:
+        """One round in the caller's thread: `take`, `save_round`, `settle`; returns the files written."""
+        result = self.save_round(self.take(states, force))
+        self.settle(result)
+        return len(result.written)
+
+
+class RoundResult(NamedTuple):
+    """The streams of one checkpoint round, by what became of their file."""
+
+    written: tuple[str, ...]
+    refused: tuple[str, ...]  # the file on disk holds a newer state
+    failed: tuple[str, ...]  # not written (disk, permissions): changed again
+    skipped: tuple[str, ...]  # no longer this worker's when its turn came
+
+
+class CheckpointWriter:
+    """Checkpoint rounds off the batch path, one at a time.
+
+    `start_if_due` is what the batch path calls: it never waits; when the
+    schedule is due and no round runs, it starts one as a task. A round
+    (`write`) takes the states to write on the loop (``states()``: the
+    streams this worker owns now; the values are immutable, so the
+    snapshot is the states as the last committed batch left them), then
+    writes their files in an executor, each only if ``owns(stream)`` still
+    holds for its state when its turn comes (a revocation meanwhile drops it). Rounds are
+    serialised by a lock, so two saves of one file never race (the store's
+    older-state check and its rename are not atomic together) and a later
+    round, which took later states, always writes after an earlier one.
+    A revocation or a stop awaits `write` and so waits for the round in flight."""
+
+    def __init__(self, schedule: CheckpointSchedule, states: Callable[[], dict[str, StreamState]],
+                 owns: Callable[[StreamState], bool]) -> None:
+        self.schedule = schedule
+        self._states = states
+        self._owns = owns
+        self._lock = asyncio.Lock()
+        self._running: asyncio.Task | None = None
+
+    def start_if_due(self) -> bool:
+        """Start a round in the background when one is due and none runs; True if it started."""
+        if self._running is not None and not self._running.done():
+            return False
+        if not self.schedule.due():
+            return False
+        self._running = asyncio.ensure_future(self.write())
+        self._running.add_done_callback(_log_round_failure)
+        return True
+
+    async def write(self, force: bool = False) -> int:
+        """Run one round now (after the one in flight); returns the files written."""
+        async with self._lock:
+            todo = self.schedule.take(self._states(), force)
+            if not todo:
+                return 0
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(None, self.schedule.save_round, todo, self._owns)
+            self.schedule.settle(result)
+        if result.written:
+            logger.info("checkpoints written for %d streams to %s", len(result.written),
+                        self.schedule.store.folder)
+        if result.skipped:
+            logger.info("checkpoints of %d streams not written: their partitions were revoked "
+                        "during the round", len(result.skipped))
+        return len(result.written)
+
+    async def idle(self) -> None:
+        """Wait for the round in flight, if any (its failure is logged, not raised)."""
+        if self._running is not None:
+            await asyncio.wait([self._running])
+
+
+def _log_round_failure(task: "asyncio.Task[int]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("checkpoint round failed", exc_info=task.exception())

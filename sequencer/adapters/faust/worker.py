@@ -33,6 +33,7 @@ from sequencer.adapters.faust.live_state import (
     LAST_EVENTS_TABLE,
     STATES_TABLE,
     CheckpointSchedule,
+    CheckpointWriter,
     LiveStates,
     changelog_partition,
 )
@@ -57,6 +58,13 @@ BATCH_SIZE = 5000
 #: Seconds a partial batch waits for more events before it is processed.
 BATCH_WITHIN_S = 0.05
 
+#: Bytes of one produce batch (Faust's default: 16 KiB). aiokafka queues a
+#: partition's next batch only once the one before it has left in a request,
+#: so a batch commit's thousands of decisions (about 460 bytes each) in 16 KiB
+#: batches took one round trip per 35 records per partition. Below the 1 MiB
+#: a Kafka broker accepts in one record batch by default (message.max.bytes).
+PRODUCE_BATCH_BYTES = 512 * 1024
+
 #: Seconds between checks for partitions whose fetched records never arrived.
 STALL_CHECK_S = 2.0
 #: Seconds between looks at why the worker folds nothing (worker_status).
@@ -73,6 +81,7 @@ class WorkerRuntime:
     live: LiveStates
     processor: EventProcessor
     schedule: CheckpointSchedule
+    checkpoints: CheckpointWriter | None = None  # rounds of the schedule, off the batch path
     started_at: float = field(default_factory=time.time)
     last_batch_at: float | None = None
     rate_window: list[tuple[float, int]] = field(default_factory=list)
@@ -231,6 +240,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         stream_buffer_maxsize=32768,
         stream_wait_empty=False,
         producer_acks=-1,
+        producer_max_batch_size=PRODUCE_BATCH_BYTES,
         # No standby copies: a promoted standby was seen to resume stale (see
         # docs/benchmarks.md, "scale-out"); a takeover restores from the changelog.
         table_standby_replicas=0,
@@ -271,6 +281,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     schedule = CheckpointSchedule(store, settings.checkpoint_every_events, settings.checkpoint_every_seconds)
     runtime = WorkerRuntime(settings, config, store, live, processor, schedule,
                             states_table=states_table, last_events_table=last_events_table)
+    runtime.checkpoints = CheckpointWriter(schedule, runtime.states,
+                                           lambda state: runtime.owns(state.stream, state))
     app.sequencer = runtime  # read by the web views and the CLI
 
     # Set while no batch is between its fold and its last table write; a
@@ -307,8 +319,10 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         runtime.last_batch_at = time.time()
         runtime.rate_window.append((time.monotonic(), len(records)))
         schedule.note(outcome.states, len(outcome.decisions))
-        if schedule.due():
-            await _write_checkpoints(runtime)
+        # Never awaited here: writing 200 files took up to 1.2 s, and the next
+        # batch's decisions waited for it (docs/benchmarks.md, "Checkpoints off
+        # the batch path").
+        runtime.checkpoints.start_if_due()
         return 0.0
 
     @app.agent(events_topic, name="fold-day-events")
@@ -337,8 +351,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
 
     @app.timer(interval=max(1.0, settings.checkpoint_every_seconds / 2), on_leader=False)
     async def periodic_checkpoint() -> None:
-        if schedule.due():
-            await _write_checkpoints(runtime)
+        runtime.checkpoints.start_if_due()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app_: faust.App, assigned: Any, **kwargs: Any) -> None:
@@ -362,12 +375,14 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         except asyncio.TimeoutError:
             logger.error("a batch was still in flight when partitions were revoked")
         runtime.drop_partitions(lost)
-        await _write_checkpoints(runtime)
+        await runtime.checkpoints.write()  # after the round in flight, which skips what was lost
         input_offsets.forget()
 
     @app.on_before_shutdown.connect
     async def write_final_checkpoints(app_: faust.App, **kwargs: Any) -> None:
-        await _write_checkpoints(runtime, force=True)
+        # At shutdown every owned stream, not only those this run touched: a
+        # stream folded by an earlier, killed run may have a stale file.
+        await runtime.checkpoints.write(force=True)
 
     @app.timer(interval=WAIT_REPORT_S, on_leader=False)
     async def report_waiting() -> None:
@@ -379,20 +394,6 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     install_short_fetch_wait(app)  # after fast drain: it subclasses the installed consumer
     register_views(app, runtime)
     return app
-
-
-async def _write_checkpoints(runtime: WorkerRuntime, force: bool = False) -> int:
-    # Only streams of the partitions this worker owns now (runtime.states()).
-    # At shutdown (force) every one of them, not only those this run touched:
-    # a stream folded by an earlier, killed run may have a stale file.
-    states = runtime.states()
-    if not states:
-        return 0
-    loop = asyncio.get_running_loop()
-    count = await loop.run_in_executor(None, runtime.schedule.write, states, force)
-    if count:
-        logger.info("checkpoints written for %d streams to %s", count, runtime.store.folder)
-    return count
 
 
 def _in_recovery(app: faust.App) -> bool:
