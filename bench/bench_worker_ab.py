@@ -4,7 +4,7 @@
         --variant within10=HEAD:BATCH_WITHIN_S=0.01 --rounds 2 [--live-days 15] [--no-latency] [--no-rate]
 
 Each variant is a git commit of this repository (``NAME=REF``), optionally
-with module constants of ``sequencer/stream_app.py`` replaced
+with module constants of ``sequencer/adapters/faust/worker.py`` replaced
 (``NAME=REF:CONST=VALUE[,CONST=VALUE]``), unpacked with ``git archive`` into
 a temporary folder. The bench scripts of *this* tree (bench_latency.py,
 bench_streaming.py, synthetic.py) are copied into every variant, so all run
@@ -55,7 +55,7 @@ def unpack(name: str, spec: str, into: Path) -> Path:
             const, _, value = patch.partition("=")
             text, count = re.subn(rf"^{re.escape(const)} = .*$", f"{const} = {value}", text, flags=re.M)
             if count != 1:
-                raise SystemExit(f"variant {name}: no single `{const} = ...` line in sequencer/stream_app.py")
+                raise SystemExit(f"variant {name}: no single `{const} = ...` line in sequencer/adapters/faust/worker.py")
         module.write_text(text)
     return tree
 

@@ -1,5 +1,5 @@
 """The edges: files, Kafka, Faust and HTTP. Every Kafka or Faust client import lives here.
 
 Adapters import `sequencer.domain`, `sequencer.app` and each other, never `sequencer.cli`
-or `sequencer.ui` (``tests/test_layers.py``).
+or `sequencer.ui` (``tests/unit/test_layers.py``).
 """

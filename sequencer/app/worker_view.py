@@ -3,7 +3,7 @@
 The Faust worker (`sequencer.adapters.faust.worker.WorkerRuntime`) satisfies `WorkerView`
 structurally; the views (`sequencer.adapters.http.views`) are typed against it, so neither
 module imports the other (the worker registers the views). Members are only those the
-views use; ``tests/test_layers.py`` checks that the runtime still offers each of them.
+views use; ``tests/unit/test_layers.py`` checks that the runtime still offers each of them.
 """
 
 from __future__ import annotations

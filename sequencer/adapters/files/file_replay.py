@@ -6,7 +6,7 @@ input file but keeps only the rows of its own streams (``StreamPartition``),
 folds them, writes its decisions to a part file and saves its streams'
 checkpoints. The parent merges the parts in (date, stream) order and the
 rejects in (file, line) order, so every output is the same, byte for byte, as
-a single-process run (tests/test_file_replay.py checks it).
+a single-process run (tests/system/test_file_replay.py checks it).
 
 Nothing is written unless every process has read its input: a file that
 cannot be read fails the whole run before any checkpoint changes. The

@@ -18,7 +18,7 @@ Slot choice (``current_time``) reads only the histories; ``no_trade_next``
 reads the median, ``no_trade_on_low_median`` and the base. So configurations
 that differ only in these keys (and in trade rules, applied after the fold)
 give the same trade projections, and one fold serves them all.
-tests/test_sweep.py checks the claim by folding under each such key and
+tests/system/test_sweep.py checks the claim by folding under each such key and
 comparing projections, and that a key outside the set does change them.
 """
 

@@ -16,10 +16,10 @@ import asyncio
 import threading
 from pathlib import Path
 
-from sequencer.checkpoints import CheckpointStore
-from sequencer.live_state import CheckpointSchedule, CheckpointWriter
+from sequencer.adapters.files.checkpoints import CheckpointStore
+from sequencer.adapters.faust.live_state import CheckpointSchedule, CheckpointWriter
 
-from .test_state_and_checkpoints import CONFIG, SAVED_AT, some_state
+from tests.unit.test_state_and_checkpoints import CONFIG, SAVED_AT, some_state
 
 
 class GatedStore(CheckpointStore):
