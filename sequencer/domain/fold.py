@@ -114,9 +114,8 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
     for slot, history in state.time_slot_histories.items():
         outcome = outcomes.get(slot)
         if outcome is not None:
-            history = history + (SCORES[outcome.result],)
-            if len(history) > depth:
-                history = history[-depth:]
+            # Capped by one slice: a slice of a whole tuple is that tuple, no copy.
+            history = (history + (SCORES[outcome.result],))[-depth:]
         histories[slot] = history
         sums[slot] = sum(history)
 
@@ -184,9 +183,17 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
             position = config.median_position - 1
             median = sorted(rolling_window)[position]
             ladder_median = median if same_windows else sorted(ladder_window)[position]
-            rolling_target = min(max(_floor_median(median, spec.increment), base), cap)
+            # min(max(floor, base), cap) as compares: the builtins cost a call
+            # each, and the compares pick the same value as they would.
+            rolling_target = _floor_median(median, spec.increment)
+            if base > rolling_target:
+                rolling_target = base
+            if cap < rolling_target:
+                rolling_target = cap
             # The highest rung at or below the median (rungs ascend); rung 0 at least.
-            desired = max(bisect_right(rungs, ladder_median) - 1, 0)
+            desired = bisect_right(rungs, ladder_median) - 1
+            if desired < 0:
+                desired = 0
             if desired > step:
                 if days >= config.promotion_days:
                     step += 1
@@ -198,11 +205,25 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
                 days = 1
             else:
                 days += 1
-            ladder_target = min(rungs[step], cap)
+            ladder_target = rungs[step]
+            if cap < ladder_target:
+                ladder_target = cap
             no_trade_next = config.no_trade_on_low_median and median < base
+            # The float texts from the table (``_text``) without a call when
+            # they are there: only non-zero floats are (10 and 10.0, 0.0 and
+            # -0.0 compare equal but print differently).
+            median_text = _FLOAT_TEXTS.get(median) if type(median) is float else None
+            if median_text is None:
+                median_text = _text(median)
+            rolling_text = _FLOAT_TEXTS.get(rolling_target) if type(rolling_target) is float else None
+            if rolling_text is None:
+                rolling_text = _text(rolling_target)
+            ladder_text = _FLOAT_TEXTS.get(ladder_target) if type(ladder_target) is float else None
+            if ladder_text is None:
+                ladder_text = _text(ladder_target)
             target_reason = (
-                f"median {_text(median)} -> rolling {_text(rolling_target)}; ladder step {step} "
-                f"(desired {desired}, day {days} at level) -> {_text(ladder_target)}"
+                f"median {median_text} -> rolling {rolling_text}; ladder step {step} "
+                f"(desired {desired}, day {days} at level) -> {ladder_text}"
             )
             if no_trade_next:
                 target_reason += f"; median below base {base}: no trade next"
@@ -213,11 +234,12 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
     if traded_outcome is not None and not state.no_trade_next:
         was_traded = True
         profit = traded_outcome.profit
-        profit = 0.0 if profit is None else float(profit)
+        if type(profit) is not float:  # float() of a float is that float: skip the call
+            profit = 0.0 if profit is None else float(profit)
     else:
         was_traded = False
         profit = 0.0
-    profit_usd = _round(profit * spec.point_value)
+    profit_usd = round(profit * spec.point_value, 10)  # _round, inlined (a call per event)
 
     # Step 5.
     mode = config.target_mode

@@ -138,3 +138,45 @@ def test_config_id_computed_once_is_the_hash_of_the_canonical_config(config):
     blob = json.dumps(config.canonical(), sort_keys=True, separators=(",", ":"))
     assert config.config_id == hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
     assert dataclasses.replace(config).config_id == config.config_id
+
+
+def _plain_max_drawdown(day_totals):
+    """The definition the report used before: running sums, their running peak from E_0 = 0, the largest gap."""
+    from itertools import accumulate
+    import operator
+
+    equity = list(accumulate(day_totals))
+    peaks = accumulate(equity, max, initial=0.0)
+    next(peaks)
+    return max(map(operator.sub, peaks, equity), default=0.0) if equity else 0.0
+
+
+finite_totals = st.lists(st.one_of(st.floats(-1e12, 1e12), st.sampled_from([0.0, -0.0, 500.0, -500.0, 5e-324])),
+                         max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(finite_totals)
+def test_max_drawdown_loop_is_the_plain_definition(totals):
+    assert struct.pack("<d", metrics._max_drawdown(totals)) == struct.pack("<d", _plain_max_drawdown(totals))
+
+
+def _plain_sharpe(day_totals):
+    """The definition before: null for fewer than 2 dates or when the smallest total is the largest."""
+    if len(day_totals) < 2 or min(day_totals) == max(day_totals):
+        return None
+    mean = math.fsum(day_totals) / len(day_totals)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in day_totals) / (len(day_totals) - 1))
+    return mean / std * math.sqrt(252) if std else None
+
+
+same_totals = st.builds(lambda v, n: [v] * n, st.sampled_from([0.1, -0.0, 0.0, 1e11 / 3, 500.0]), st.integers(0, 30))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(finite_totals, same_totals, st.lists(st.sampled_from([0.0, -0.0]), max_size=5)))
+def test_sharpe_is_the_plain_definition(totals):
+    fast, plain = metrics._sharpe(totals), _plain_sharpe(totals)
+    assert (fast is None) == (plain is None)
+    if plain is not None:
+        assert fast == pytest.approx(plain, rel=1e-12)

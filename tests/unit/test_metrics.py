@@ -362,3 +362,26 @@ def test_report_part_without_breakdowns_has_the_same_metrics():
     full = performance_report(WEEK)
     lean = merge_report_parts([report_part(DecisionColumns.of(WEEK), breakdowns=False)])
     assert (lean.streams, lean.all, lean.by) == (full.streams, full.all, {})
+
+
+@settings(max_examples=150, deadline=None)
+@given(decision_logs(), RULES, st.data())
+def test_decisions_kept_by_stream_give_the_report_of_the_whole(log, rules, data):
+    """``StreamDecisions`` (what a replay keeps while it folds) reports what the
+    columns of the same decisions report, also given out of date order or a date twice."""
+    from sequencer.domain import DecisionColumns, merge_report_parts, report_part
+    from sequencer.domain.metrics import StreamDecisions
+
+    given = data.draw(st.permutations(log)) if data.draw(st.booleans()) else log
+    if given and data.draw(st.booleans()):
+        given = given + [given[0]._replace(result="Win", profit_usd=1e6)]  # a (stream, date) twice: the first counts
+    kept = StreamDecisions.for_rules(rules)
+    for decision in given:
+        kept.add(decision)
+    breakdowns = data.draw(st.booleans())
+    report = merge_report_parts([kept.report_part(rules, breakdowns=breakdowns)], rules)
+    whole = performance_report(log, rules)
+    assert (report.streams, report.all) == (whole.streams, whole.all)
+    assert report == merge_report_parts([report_part(DecisionColumns.of(given), rules, breakdowns=breakdowns)],
+                                        rules)
+    assert len(kept) == len(given)

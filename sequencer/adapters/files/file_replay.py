@@ -34,16 +34,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sequencer.adapters.files.checkpoints import CheckpointStore
-from sequencer.domain import (
-    DayEvent,
-    DecisionColumns,
-    ReportPart,
-    SequencerConfig,
-    SequencerError,
-    StreamState,
-    TradeRules,
-    report_part,
-)
+from sequencer.domain import DayEvent, ReportPart, SequencerConfig, SequencerError, StreamState, TradeRules
+from sequencer.domain.metrics import StreamDecisions
 from sequencer.adapters.files.file_writes import naming
 from sequencer.adapters.files.record_files import DecisionCsvWriter, write_rejects_csv
 from sequencer.app.replay import replay_events
@@ -238,25 +230,30 @@ def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[s
     if partition is not None:
         states = {s: state for s, state in states.items() if partition.owns(s)}
     report.found(len(batch.events))
-    kept: list = []
+    # The report's fields of each decision, kept while the decision is fresh
+    # (the decision itself is freed once written).
+    kept = StreamDecisions.for_rules(keep.rules) if keep is not None else None
     with naming(decisions_path), decisions_path.open("w", newline="", encoding="utf-8") as handle:
         writer = DecisionCsvWriter(handle)
-        on_decision = writer.write
-        if keep is not None:
-            def on_decision(decision, write=writer.write, append=kept.append):
-                write(decision)
-                append(decision)
+        on_decision = writer.write if kept is None else _both(writer.write, kept.add)
         result = replay_events(batch.events, config, states, until=until,
                                on_decision=on_decision, on_progress=report.folded)
     store.save_all(result.states[s] for s in sorted(result.states))
     rejects = batch.rejects + [_refused(event, reason) for event, reason in result.refused]
     performance = []
-    if keep is not None:
-        columns = DecisionColumns.of(kept, slot_sums=keep.rules.min_slot_sum is not None)
-        performance.append(report_part(columns, keep.rules, breakdowns=False))  # performance.csv has none
+    if kept is not None:
+        performance.append(kept.report_part(keep.rules, breakdowns=False))  # performance.csv has none
     return ReplaySummary(len(batch.events), batch.rows, len(result.states), result.applied,
                          result.already_applied, result.after_until, rejects, len(result.refused),
                          performance=performance)
+
+
+def _both(first: Callable[[Any], None], second: Callable[[Any], None]) -> Callable[[Any], None]:
+    """One callback that calls ``first`` then ``second``."""
+    def both(value: Any) -> None:
+        first(value)
+        second(value)
+    return both
 
 
 def _refused(event: DayEvent, reason: str) -> Reject:
