@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from .clock import latest_event_date_now
-from .codecs import DEFAULT_MAX_EVENT_BYTES, decode_payload
+from .codecs import DEFAULT_MAX_EVENT_BYTES, EventDecoder
 from .domain import (
     DayEvent,
     Decision,
@@ -34,7 +34,6 @@ from .domain import (
     StreamState,
     apply_day,
     initial_state,
-    parse_day_event,
     partition_key,
 )
 from .domain.events import latest_event_date, shown
@@ -151,6 +150,7 @@ class EventProcessor:
         self._lookup_state = lookup_state
         self._lookup_last_event = lookup_last_event
         self.max_event_bytes = max_event_bytes
+        self._decoder = EventDecoder(config, max_event_bytes)
         self._latest_date = latest_date
         self.counters = ProcessingCounters()
 
@@ -161,8 +161,7 @@ class EventProcessor:
         this record's error (logged with its traceback), never the batch's.
         """
         try:
-            return parse_day_event(decode_payload(record.value, self.max_event_bytes), self.config,
-                                   latest_date)
+            return self._decoder.decode(record.value, latest_date)
         except InvalidEvent:
             raise
         except Exception as error:  # noqa: BLE001 - one record must not stop the worker
