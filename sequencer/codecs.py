@@ -92,8 +92,12 @@ def decode_payload(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Any
 _Number = int | float | None  # int stays int (10, not 10.0): decisions keep their bytes
 
 
-class _OutcomeFields(msgspec.Struct, forbid_unknown_fields=True):
-    """A slot outcome as the schema types it (SPEC 3)."""
+class _OutcomeFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A slot outcome as the schema types it (SPEC 3).
+
+    ``gc=False``: decoded structs hold only strings, numbers and a dict and are
+    never part of a cycle, so the cyclic collector need not track them (it
+    otherwise rescans every one of them in a long batch)."""
 
     result: str
     peak: _Number = None
@@ -103,7 +107,7 @@ class _OutcomeFields(msgspec.Struct, forbid_unknown_fields=True):
     profit: _Number = None
 
 
-class _EventFields(msgspec.Struct, forbid_unknown_fields=True):
+class _EventFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A day event as the schema types it. Unknown keys are refused here, so such a
     record takes the generic path, which ignores them: msgspec skips an unknown
     value without checking its UTF-8 or its depth, where msgpack and ``json``

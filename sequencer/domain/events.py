@@ -336,6 +336,8 @@ class EventRules:
         self.config = config
         self._identities: dict[tuple[Any, Any, Any], tuple[str, str, str]] = {}
         self._dates: dict[str, str] = {}
+        self._directions: set[str] = set()  # directions already found valid ("Long", "Short")
+        self._session_slots: dict[str, dict[Any, str]] = {}  # session -> raw slot -> slot, all valid
 
     def identity(self, stream: Any, instrument: Any, session: Any) -> tuple[str, str, str]:
         """(stream, instrument, session) of a valid stream; an instrument or session of None
@@ -391,8 +393,10 @@ class EventRules:
                 name = canonical_result(result)
             except InvalidEvent as error:
                 raise InvalidEvent(f"slot {slot}: {error.reason}") from None
-        if direction is not None:
+        if direction is not None and direction not in self._directions:
             validate_direction(direction, slot)
+            if len(self._directions) < 1024:
+                self._directions.add(direction)
         limit = NUMBER_LIMIT  # each chained comparison is also False for NaN and infinities
         if peak is not None and not 0 <= peak <= limit:
             check_number(peak, f"slot {slot}: peak", True)
@@ -409,18 +413,44 @@ class EventRules:
         """A day event of typed fields; each value of ``slots`` has the attributes of a
         ``SlotOutcome`` (result, peak, target, direction, range, profit), typed as
         ``outcome`` says. ``instrument``/``session`` None: left out. Checks in
-        ``parse_day_event``'s order, so a record with several faults gets its reason."""
+        ``parse_day_event``'s order, so a record with several faults gets its reason.
+
+        The loop is the worker's per-event cost: an outcome whose every field
+        passes a plain comparison is built here; any other goes through
+        ``outcome``, which says what is wrong."""
         stream, instrument, session = self.identity(stream, instrument, session)
-        date = self.date(date, latest_date)
-        session_slots = self.config.sessions[session]
+        day = self._dates.get(date)
+        if day is None or (latest_date is not None and day > latest_date):
+            day = self.date(date, latest_date)
+        slot_names = self._session_slots.get(session)
+        if slot_names is None:
+            slot_names = self._session_slots[session] = {}
+        names, directions, limit = RESULT_NAMES, self._directions, NUMBER_LIMIT
         found: dict[str, SlotOutcome] = {}
         for raw_slot, o in slots.items():
-            slot = normalize_slot(raw_slot)
-            if slot not in session_slots:
-                raise InvalidEvent(f"unknown slot {slot} for session {session}")
+            slot = slot_names.get(raw_slot)
+            if slot is None:
+                slot = self.slot(raw_slot, session)
+                if len(slot_names) < 1024:
+                    slot_names[raw_slot] = slot
             if slot in found:
                 raise InvalidEvent(f"slot {slot} appears twice")
-            found[slot] = self.outcome(slot, o.result, o.peak, o.target, o.direction, o.range, o.profit)
+            result, peak, target, direction, range_, profit = (
+                names.get(o.result), o.peak, o.target, o.direction, o.range, o.profit)
+            # Each chained comparison is False for NaN and infinities too.
+            if (result is None or (direction is not None and direction not in directions)
+                    or (peak is not None and not 0 <= peak <= limit)
+                    or (target is not None and not -limit <= target <= limit)
+                    or (range_ is not None and not 0 <= range_ <= limit)
+                    or (profit is not None and not -limit <= profit <= limit)):
+                found[slot] = self.outcome(slot, o.result, peak, target, direction, range_, profit)
+            else:
+                found[slot] = _new_outcome(SlotOutcome, (result, peak, target, direction, range_, profit))
         if len(found) > 1:
-            found = {s: found[s] for s in session_slots if s in found}
-        return DayEvent(stream, instrument, session, date, MappingProxyType(found))
+            found = {s: found[s] for s in self.config.sessions[session] if s in found}
+        return DayEvent(stream, instrument, session, day, MappingProxyType(found))
+
+
+#: Builds a SlotOutcome from a tuple of its fields without the generated keyword
+#: ``__new__`` (a Python-level call); only for fields already checked.
+_new_outcome = tuple.__new__
