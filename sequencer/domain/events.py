@@ -247,6 +247,18 @@ def check_number(value: Any, what: str, non_negative: bool = False) -> float | i
     return value
 
 
+def cell_number(value: Any, what: str, non_negative: bool = False) -> float | None:
+    """A number of a file cell: text is parsed, the value checked (``check_number``), a float returned."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise InvalidEvent(f"{what} {shown(value)} is not a number") from None
+    return float(check_number(value, what, non_negative))
+
+
 def parse_slot_outcome(slot: str, data: Any) -> SlotOutcome:
     if type(data) is not dict and not isinstance(data, Mapping):
         raise InvalidEvent(f"slot {slot}: outcome must be a map, got {type(data).__name__}")
@@ -336,6 +348,9 @@ class EventRules:
         self.config = config
         self._identities: dict[tuple[Any, Any, Any], tuple[str, str, str]] = {}
         self._dates: dict[str, str] = {}
+        #: Date values (texts, or dates of a Parquet file) already parsed -> ISO date, not yet
+        #: checked against a latest date.
+        self.parsed_dates: Mapping[str, str] = MappingProxyType(self._dates)
         self._directions: set[str] = set()  # directions already found valid ("Long", "Short")
         self._session_slots: dict[str, dict[Any, str]] = {}  # session -> raw slot -> slot, all valid
 
@@ -372,7 +387,7 @@ class EventRules:
             date = None
         if date is None:
             date = parse_iso_date(value)
-            if type(value) is str and len(self._dates) < 100_000:
+            if len(self._dates) < 100_000:
                 self._dates[value] = date
         return check_not_future(date, latest_date)
 
@@ -407,6 +422,23 @@ class EventRules:
         if profit is not None and not -limit <= profit <= limit:
             check_number(profit, f"slot {slot}: profit")
         return SlotOutcome(name, peak, target, direction, range_, profit)
+
+    def cells_outcome(self, slot: str, result: Any, peak: Any, target: Any, direction: Any,
+                      range_: Any, profit: Any) -> SlotOutcome:
+        """A slot outcome from the cells of a long-format row (CSV text, or the values of
+        a Parquet or JSON-lines row): numbers may be written as text and become floats,
+        an empty cell is None. Checked in the order result, peak, target, direction,
+        range, profit."""
+        if result is None:
+            raise InvalidEvent(f"slot {slot}: missing result")
+        return SlotOutcome(
+            canonical_result(result),
+            cell_number(peak, f"slot {slot}: peak", True),
+            cell_number(target, f"slot {slot}: target"),
+            validate_direction(None if direction is None else str(direction), slot),
+            cell_number(range_, f"slot {slot}: range", True),
+            cell_number(profit, f"slot {slot}: profit"),
+        )
 
     def day_event(self, stream: str, instrument: str | None, session: str | None, date: str,
                   slots: Mapping[str, Any], latest_date: str | None) -> DayEvent:
