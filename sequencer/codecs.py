@@ -144,6 +144,18 @@ class EventDecoder:
                 fields = self._msgpack(data)
         except Exception:  # noqa: BLE001 - any refusal of the schema: the generic path says why
             return self._generic(data, latest_date)
+        return self.of_fields(fields, latest_date)
+
+    def json_fields(self, data: bytes) -> "_EventFields | None":
+        """The typed fields of a JSON day event, or None when the schema refuses it (the
+        caller then takes the generic path, ``loads_json`` and ``parse_day_event``)."""
+        try:
+            return self._json(data)
+        except Exception:  # noqa: BLE001 - any refusal: the generic path says why
+            return None
+
+    def of_fields(self, fields: "_EventFields", latest_date: str | None) -> DayEvent:
+        """The day event of typed fields (``json_fields``), checked by the rules."""
         instrument = None if fields.instrument is msgspec.UNSET else fields.instrument
         session = None if fields.session is msgspec.UNSET else fields.session
         return self.rules.day_event(fields.stream, instrument, session, fields.date, fields.slots,

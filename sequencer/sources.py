@@ -20,13 +20,12 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator
 
 from .clock import latest_event_date_now
-from .codecs import DEFAULT_MAX_EVENT_BYTES, loads_json
+from .codecs import DEFAULT_MAX_EVENT_BYTES, EventDecoder, loads_json
 from .domain import DayEvent, InvalidEvent, SequencerConfig, SlotOutcome, parse_day_event
 from .domain.events import (
     DIRECTION_MAX_CHARS,
     NUMBER_LIMIT,
     RESULT_NAMES,
-    EventRules,
 )
 
 logger = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ def read_day_events(paths: Iterable[str | Path], config: SequencerConfig,
         if path.suffix.lower() == ".csv":
             grouper.read_csv(path, on_bytes)
             continue
-        for line, get, raw in _rows(path, on_bytes):
+        for line, get, raw in _rows(path, on_bytes, grouper.decoder):
             grouper.add_row(str(path), line, get, raw)
     return grouper.finish()
 
@@ -168,13 +167,13 @@ def _open_text(path: Path, on_bytes: ByteCounter | None, encoding: str, newline:
     return io.TextIOWrapper(binary, encoding=encoding, newline=newline, errors="surrogateescape")
 
 
-def _rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
+def _rows(path: Path, on_bytes: ByteCounter | None = None, decoder: EventDecoder | None = None) -> Iterator[Row]:
     """Rows of a Parquet or JSON lines file (CSV has its own fast reader)."""
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         return _parquet_rows(path, on_bytes)
     if suffix in (".jsonl", ".ndjson", ".json"):
-        return _jsonl_rows(path, on_bytes)
+        return _jsonl_rows(path, on_bytes, decoder)
     raise SourceError(f"{path}: unsupported file type {suffix!r} (csv, parquet, jsonl)")
 
 
@@ -226,7 +225,10 @@ def _parquet_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[R
         yield row + 1, get, None
 
 
-def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
+def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None,
+                decoder: EventDecoder | None = None) -> Iterator[Row]:
+    """Rows of a JSON lines file; a line that the typed decoder reads as a whole day
+    event is handed over as its typed fields (the rest as ``json`` parses them)."""
     with _open_text(path, on_bytes, "utf-8-sig", None) as handle:
         for line_no, text in enumerate(handle, start=1):
             text = text.strip()
@@ -237,6 +239,10 @@ def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row
                     raise InvalidEvent(f"line of {len(text)} characters exceeds the limit of "
                                        f"{DEFAULT_MAX_EVENT_BYTES}")
                 _check_decodable(text)
+                fields = decoder.json_fields(text.encode("utf-8", "surrogatepass")) if decoder else None
+                if fields is not None:
+                    yield line_no, _WholeEvent(None, fields), text
+                    continue
                 obj = loads_json(text)
             except InvalidEvent as error:
                 yield line_no, _bad_row(error.reason), text[:DEFAULT_MAX_EVENT_BYTES]
@@ -265,13 +271,20 @@ def _bad_row(reason: str) -> Callable[[str], Any]:
 
 
 class _WholeEvent:
-    """Marker getter: the JSON line is a complete day event, not a long-format row."""
+    """Marker getter: the JSON line is a complete day event, not a long-format row:
+    its parsed JSON ``obj``, or the typed ``fields`` of ``EventDecoder.json_fields``."""
 
-    def __init__(self, obj: dict) -> None:
+    def __init__(self, obj: dict | None, fields: Any = None) -> None:
         self.obj = obj
+        self.fields = fields
 
     def __call__(self, column: str) -> Any:
+        if self.obj is None:
+            return getattr(self.fields, column, None)
         return self.obj.get(column)
+
+    def stream(self) -> Any:
+        return self.fields.stream if self.obj is None else self.obj.get("stream")
 
 
 def _whole_event(obj: dict) -> _WholeEvent:
@@ -296,7 +309,8 @@ class _DayGrouper:
         self.whole: dict[tuple[str, str], DayEvent] = {}
         self.rejects: list[Reject] = []
         self.rows = 0
-        self.rules = EventRules(config)
+        self.decoder = EventDecoder(config)
+        self.rules = self.decoder.rules
         self._names: dict[str, tuple[str, str, str]] = {}
         self._row_keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
 
@@ -309,7 +323,8 @@ class _DayGrouper:
             if raw is not None:
                 _check_decodable(raw)
             if isinstance(get, _WholeEvent):
-                event = parse_day_event(get.obj, self.config, self.latest_date)
+                event = (self.decoder.of_fields(get.fields, self.latest_date) if get.obj is None
+                         else parse_day_event(get.obj, self.config, self.latest_date))
                 stream, date = event.stream, event.date  # a duplicate's reject names its day
                 key = (stream, date)
                 if key in self.days or key in self.whole:
@@ -338,7 +353,7 @@ class _DayGrouper:
 
     def _owns(self, get: Callable[[str], Any]) -> bool:
         if isinstance(get, _WholeEvent):
-            stream = get.obj.get("stream")
+            stream = get.stream()
         else:
             try:
                 stream = get("stream")

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sequencer.domain import SequencerConfig
+
+from .test_typed_codecs import near_valid_events, valid_events
 from sequencer.domain.events import latest_event_date
-from sequencer.sources import COLUMNS, _column_index, _csv_getter, _DayGrouper, _short_row, read_day_events
+from sequencer.sources import (COLUMNS, _column_index, _csv_getter, _DayGrouper, _jsonl_rows, _short_row,
+                               read_day_events)
 
 CONFIG = SequencerConfig()
 LATEST = latest_event_date(dt.date(2025, 6, 30))
@@ -100,3 +104,25 @@ def test_fast_csv_path_equals_the_generic_row_path(tmp_path_factory, rows):
         writer.writerows(rows)
     fast = read_day_events([path], CONFIG, latest_date=LATEST)
     assert typed(fast) == typed(generic_read(path, LATEST))
+
+
+def _read_jsonl(path: Path, typed_lines: bool):
+    """A JSON lines file through the grouper, its whole-event lines typed or as ``json`` parses them."""
+    grouper = _DayGrouper(CONFIG, None, LATEST)
+    for line, get, raw in _jsonl_rows(path, None, grouper.decoder if typed_lines else None):
+        grouper.add_row(str(path), line, get, raw)
+    return grouper.finish()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(near_valid_events(), valid_events()), min_size=1, max_size=8))
+def test_whole_day_events_of_json_lines_read_typed_as_parsed(tmp_path_factory, docs):
+    lines = []
+    for doc in docs:
+        try:
+            lines.append(json.dumps(doc))
+        except (TypeError, ValueError):
+            continue
+    path = tmp_path_factory.mktemp("jsonl") / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert typed(_read_jsonl(path, True)) == typed(_read_jsonl(path, False))
