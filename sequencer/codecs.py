@@ -178,8 +178,35 @@ def decode_event(data: bytes, config: SequencerConfig, max_bytes: int = DEFAULT_
     return decoder.decode(data, latest_date)
 
 
+class _OutcomeOut(msgspec.Struct, omit_defaults=True, gc=False):
+    """A slot outcome as written: the fields of ``DayEvent.to_dict``, a None left out."""
+
+    result: str
+    peak: _Number = None
+    target: _Number = None
+    direction: str | None = None
+    range: _Number = None
+    profit: _Number = None
+
+
+class _EventOut(msgspec.Struct, gc=False):
+    """A day event as written, keys in ``DayEvent.to_dict``'s order (the same bytes)."""
+
+    stream: str
+    instrument: str
+    session: str
+    date: str
+    slots: dict[str, _OutcomeOut]
+
+
+_EVENT_ENCODER = msgspec.msgpack.Encoder()
+
+
 def encode_event(event: DayEvent) -> bytes:
-    return msgpack.packb(event.to_dict(), use_bin_type=True)
+    """The msgpack bytes of ``event.to_dict()`` (tested byte for byte), built by msgspec."""
+    return _EVENT_ENCODER.encode(_EventOut(
+        event.stream, event.instrument, event.session, event.date,
+        {slot: _OutcomeOut(*outcome) for slot, outcome in event.slots.items()}))
 
 
 #: One packer for every decision: ``msgpack.packb`` builds a new one per call

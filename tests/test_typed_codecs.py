@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sequencer.codecs import EventDecoder, decode_event
+from sequencer.codecs import EventDecoder, decode_event, encode_event
 from sequencer.domain import InvalidEvent, SequencerConfig
 from sequencer.domain.events import EventRules, latest_event_date
 
@@ -255,3 +255,13 @@ def test_rules_remember_nothing_wrong():
     assert rules.date("2025-07-02", None) == "2025-07-02"
     assert rules.identity("ES1", None, None) == ("ES1", "ES", "S1")
     assert math.isclose(rules.outcome("07:30", "win", 1.5, None, None, None, None).peak, 1.5)
+
+
+@settings(max_examples=500, deadline=None)
+@given(valid_events())
+def test_encode_event_writes_the_bytes_of_packb_of_to_dict(doc):
+    """The publisher's bytes are what ``msgpack.packb(event.to_dict())`` wrote before."""
+    event = decode_event(msgpack.packb(doc), CONFIG)
+    data = encode_event(event)
+    assert data == msgpack.packb(event.to_dict(), use_bin_type=True)
+    assert decode_event(data, CONFIG) == event
