@@ -311,6 +311,8 @@ class _DayGrouper:
         self.rows = 0
         self.decoder = EventDecoder(config)
         self.rules = self.decoder.rules
+        #: Date cells accepted (parsed, not after ``latest_date``) -> ISO date.
+        self._accepted_dates: dict[str, str] = {}
         self._names: dict[str, tuple[str, str, str]] = {}
         self._row_keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
 
@@ -375,7 +377,10 @@ class _DayGrouper:
         return found
 
     def _date(self, value: Any) -> str:
-        return self.rules.date(value, self.latest_date)
+        date = self.rules.date(value, self.latest_date)
+        if type(value) is str:  # accepted: the CSV fast path looks it up
+            self._accepted_dates[value] = date
+        return date
 
     def _slot(self, value: Any, session: str) -> str:
         if value is not None and not isinstance(value, str):
@@ -410,9 +415,9 @@ class _DayGrouper:
             source = str(path)
             grouper = self
             keys = self._row_keys
-            dates = self.rules.parsed_dates
-            latest = self.latest_date
+            dates = self._accepted_dates
             parse_date = self._date
+            new_outcome = tuple.__new__  # the fields are checked: no keyword __new__ (a Python call)
             days = self.days
             whole = self.whole
             foreign = self.foreign_streams
@@ -432,9 +437,7 @@ class _DayGrouper:
                     stream, slot = keys[(values[i_stream], values[i_instrument], values[i_session], values[i_time])]
                     # A new date (each row of a long file may start one) is parsed
                     # here; a bad one raises InvalidEvent, a ValueError.
-                    date = dates.get(values[i_date])
-                    if date is None or (latest is not None and date > latest):
-                        date = parse_date(values[i_date])
+                    date = dates.get(values[i_date]) or parse_date(values[i_date])
                     result = results[values[i_result]]
                     peak = values[i_peak]
                     peak = float(peak) if peak else None
@@ -465,7 +468,7 @@ class _DayGrouper:
                     grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
                     continue
                 rows += 1
-                day[slot] = SlotOutcome(result, peak, target, values[i_direction] or None, rng, profit)
+                day[slot] = new_outcome(SlotOutcome, (result, peak, target, values[i_direction] or None, rng, profit))
             grouper.rows += rows
 
     def finish(self) -> SourceBatch:

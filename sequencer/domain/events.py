@@ -348,9 +348,6 @@ class EventRules:
         self.config = config
         self._identities: dict[tuple[Any, Any, Any], tuple[str, str, str]] = {}
         self._dates: dict[str, str] = {}
-        #: Date values (texts, or dates of a Parquet file) already parsed -> ISO date, not yet
-        #: checked against a latest date.
-        self.parsed_dates: Mapping[str, str] = MappingProxyType(self._dates)
         self._directions: set[str] = set()  # directions already found valid ("Long", "Short")
         self._session_slots: dict[str, dict[Any, str]] = {}  # session -> raw slot -> slot, all valid
 
