@@ -92,8 +92,8 @@ def decode_payload(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Any
 _Number = int | float | None  # int stays int (10, not 10.0): decisions keep their bytes
 
 
-class _OutcomeFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """A slot outcome as the schema types it (SPEC 3).
+class _OutcomeFields(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
+    """A slot outcome as the schema types it (SPEC 3); written without its None fields.
 
     ``gc=False``: decoded structs hold only strings, numbers and a dict and are
     never part of a cycle, so the cyclic collector need not track them (it
@@ -107,17 +107,18 @@ class _OutcomeFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     profit: _Number = None
 
 
-class _EventFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class _EventFields(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
     """A day event as the schema types it. Unknown keys are refused here, so such a
     record takes the generic path, which ignores them: msgspec skips an unknown
     value without checking its UTF-8 or its depth, where msgpack and ``json``
-    refuse the whole record."""
+    refuse the whole record. Written with the keys in ``DayEvent.to_dict``'s
+    order (``kw_only`` lets the optional fields come first), so the bytes are its."""
 
     stream: str
-    date: str
-    slots: dict[str, _OutcomeFields]
     instrument: str | msgspec.UnsetType = msgspec.UNSET
     session: str | msgspec.UnsetType = msgspec.UNSET
+    date: str
+    slots: dict[str, _OutcomeFields]
 
 
 class EventDecoder:
@@ -178,35 +179,14 @@ def decode_event(data: bytes, config: SequencerConfig, max_bytes: int = DEFAULT_
     return decoder.decode(data, latest_date)
 
 
-class _OutcomeOut(msgspec.Struct, omit_defaults=True, gc=False):
-    """A slot outcome as written: the fields of ``DayEvent.to_dict``, a None left out."""
-
-    result: str
-    peak: _Number = None
-    target: _Number = None
-    direction: str | None = None
-    range: _Number = None
-    profit: _Number = None
-
-
-class _EventOut(msgspec.Struct, gc=False):
-    """A day event as written, keys in ``DayEvent.to_dict``'s order (the same bytes)."""
-
-    stream: str
-    instrument: str
-    session: str
-    date: str
-    slots: dict[str, _OutcomeOut]
-
-
 _EVENT_ENCODER = msgspec.msgpack.Encoder()
 
 
 def encode_event(event: DayEvent) -> bytes:
     """The msgpack bytes of ``event.to_dict()`` (tested byte for byte), built by msgspec."""
-    return _EVENT_ENCODER.encode(_EventOut(
-        event.stream, event.instrument, event.session, event.date,
-        {slot: _OutcomeOut(*outcome) for slot, outcome in event.slots.items()}))
+    return _EVENT_ENCODER.encode(_EventFields(
+        stream=event.stream, instrument=event.instrument, session=event.session, date=event.date,
+        slots={slot: _OutcomeFields(*outcome) for slot, outcome in event.slots.items()}))
 
 
 #: One packer for every decision: ``msgpack.packb`` builds a new one per call
