@@ -2,6 +2,15 @@
 
 One codec per record type. Decoding untrusted bytes raises ``InvalidEvent``
 with a specific reason, so the caller can dead-letter the original bytes.
+
+Day events are decoded by msgspec into typed structs (``_EventFields``), in C:
+the schema checks every type at once, and the domain's ``EventRules`` then
+applies what a schema cannot say (SPEC 3's name pattern, known names, dates,
+finite numbers, result spellings). A record the schema refuses (a wrong type,
+a missing field, an extra key, bytes that are not UTF-8, broken msgpack or
+JSON) is decoded again by the generic path, ``decode_payload`` and
+``parse_day_event``, which finds its first fault and says it in the words it
+always has; ``tests/unit/test_typed_codecs.py`` holds the two paths equal.
 """
 
 from __future__ import annotations
@@ -13,8 +22,10 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import msgpack
+import msgspec
 
 from sequencer.domain import DayEvent, Decision, InvalidEvent, SequencerConfig, parse_day_event
+from sequencer.domain.events import EventRules
 
 if TYPE_CHECKING:
     from sequencer.app.records import DeadLetter
@@ -78,13 +89,104 @@ def decode_payload(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Any
         raise InvalidEvent(f"malformed msgpack ({detail[:200]})") from None
 
 
+_Number = int | float | None  # int stays int (10, not 10.0): decisions keep their bytes
+
+
+class _OutcomeFields(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=False):
+    """A slot outcome as the schema types it (SPEC 3); written without its None fields.
+
+    ``gc=False``: decoded structs hold only strings, numbers and a dict and are
+    never part of a cycle, so the cyclic collector need not track them (it
+    otherwise rescans every one of them in a long batch)."""
+
+    result: str
+    peak: _Number = None
+    target: _Number = None
+    direction: str | None = None
+    range: _Number = None
+    profit: _Number = None
+
+
+class _EventFields(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
+    """A day event as the schema types it. Unknown keys are refused here, so such a
+    record takes the generic path, which ignores them: msgspec skips an unknown
+    value without checking its UTF-8 or its depth, where msgpack and ``json``
+    refuse the whole record. Written with the keys in ``DayEvent.to_dict``'s
+    order (``kw_only`` lets the optional fields come first), so the bytes are its."""
+
+    stream: str
+    instrument: str | msgspec.UnsetType = msgspec.UNSET
+    session: str | msgspec.UnsetType = msgspec.UNSET
+    date: str
+    slots: dict[str, _OutcomeFields]
+
+
+class EventDecoder:
+    """msgpack or JSON bytes -> a valid ``DayEvent``, or ``InvalidEvent`` with the reason.
+
+    One per configuration: it holds the typed decoders and the configuration's
+    ``EventRules`` (which remember the streams and dates they have checked).
+    """
+
+    def __init__(self, config: SequencerConfig, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.config = config
+        self.max_bytes = max_bytes
+        self.rules = EventRules(config)
+        self._msgpack = msgspec.msgpack.Decoder(_EventFields).decode
+        self._json = msgspec.json.Decoder(_EventFields).decode
+
+    def decode(self, data: bytes, latest_date: str | None = None) -> DayEvent:
+        if data is None or not data or len(data) > self.max_bytes:
+            return self._generic(data, latest_date)  # says which limit
+        try:
+            if data.lstrip()[:1] == b"{":
+                fields = self._json(data)
+            else:
+                fields = self._msgpack(data)
+        except Exception:  # noqa: BLE001 - any refusal of the schema: the generic path says why
+            return self._generic(data, latest_date)
+        return self.of_fields(fields, latest_date)
+
+    def json_fields(self, data: bytes) -> "_EventFields | None":
+        """The typed fields of a JSON day event, or None when the schema refuses it (the
+        caller then takes the generic path, ``loads_json`` and ``parse_day_event``)."""
+        try:
+            return self._json(data)
+        except Exception:  # noqa: BLE001 - any refusal: the generic path says why
+            return None
+
+    def of_fields(self, fields: "_EventFields", latest_date: str | None) -> DayEvent:
+        """The day event of typed fields (``json_fields``), checked by the rules."""
+        instrument = None if fields.instrument is msgspec.UNSET else fields.instrument
+        session = None if fields.session is msgspec.UNSET else fields.session
+        return self.rules.day_event(fields.stream, instrument, session, fields.date, fields.slots,
+                                    latest_date)
+
+    def _generic(self, data: bytes, latest_date: str | None) -> DayEvent:
+        return parse_day_event(decode_payload(data, self.max_bytes), self.config, latest_date)
+
+
+_LAST_DECODER: list[EventDecoder] = []  # the decoder of the last config ``decode_event`` saw
+
+
 def decode_event(data: bytes, config: SequencerConfig, max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  latest_date: str | None = None) -> DayEvent:
-    return parse_day_event(decode_payload(data, max_bytes), config, latest_date)
+    """``EventDecoder(config, max_bytes).decode``; a caller with many events keeps its own decoder."""
+    decoder = _LAST_DECODER[0] if _LAST_DECODER else None
+    if decoder is None or decoder.config is not config or decoder.max_bytes != max_bytes:
+        decoder = EventDecoder(config, max_bytes)
+        _LAST_DECODER[:] = [decoder]
+    return decoder.decode(data, latest_date)
+
+
+_EVENT_ENCODER = msgspec.msgpack.Encoder()
 
 
 def encode_event(event: DayEvent) -> bytes:
-    return msgpack.packb(event.to_dict(), use_bin_type=True)
+    """The msgpack bytes of ``event.to_dict()`` (tested byte for byte), built by msgspec."""
+    return _EVENT_ENCODER.encode(_EventFields(
+        stream=event.stream, instrument=event.instrument, session=event.session, date=event.date,
+        slots={slot: _OutcomeFields(*outcome) for slot, outcome in event.slots.items()}))
 
 
 #: One packer for every decision: ``msgpack.packb`` builds a new one per call

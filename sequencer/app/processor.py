@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from sequencer.app.clock import latest_event_date_now
-from sequencer.app.codecs import DEFAULT_MAX_EVENT_BYTES, decode_payload
+from sequencer.app.codecs import DEFAULT_MAX_EVENT_BYTES, EventDecoder
 from sequencer.app.records import DeadLetter, SourceRecord
 from sequencer.domain import (
     DayEvent,
@@ -35,7 +35,6 @@ from sequencer.domain import (
     StreamState,
     apply_day,
     initial_state,
-    parse_day_event,
 )
 from sequencer.domain.events import latest_event_date
 from sequencer.domain.errors import shown
@@ -126,6 +125,7 @@ class EventProcessor:
         self._lookup_state = lookup_state
         self._lookup_last_event = lookup_last_event
         self.max_event_bytes = max_event_bytes
+        self._decoder = EventDecoder(config, max_event_bytes)
         self._latest_date = latest_date
         self.counters = ProcessingCounters()
 
@@ -136,8 +136,7 @@ class EventProcessor:
         this record's error (logged with its traceback), never the batch's.
         """
         try:
-            return parse_day_event(decode_payload(record.value, self.max_event_bytes), self.config,
-                                   latest_date)
+            return self._decoder.decode(record.value, latest_date)
         except InvalidEvent:
             raise
         except Exception as error:  # noqa: BLE001 - one record must not stop the worker

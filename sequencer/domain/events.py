@@ -208,6 +208,18 @@ def check_number(value: Any, what: str, non_negative: bool = False) -> float | i
     return value
 
 
+def cell_number(value: Any, what: str, non_negative: bool = False) -> float | None:
+    """A number of a file cell: text is parsed, the value checked (``check_number``), a float returned."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise InvalidEvent(f"{what} {shown(value)} is not a number") from None
+    return float(check_number(value, what, non_negative))
+
+
 def parse_slot_outcome(slot: str, data: Any) -> SlotOutcome:
     if type(data) is not dict and not isinstance(data, Mapping):
         raise InvalidEvent(f"slot {slot}: outcome must be a map, got {type(data).__name__}")
@@ -269,3 +281,166 @@ def parse_day_event(data: Any, config: SequencerConfig, latest_date: str | None 
         slots[slot] = parse_slot_outcome(slot, outcome)
     ordered = {s: slots[s] for s in session_slots if s in slots}
     return DayEvent(stream, instrument, session, date, MappingProxyType(ordered))
+
+
+#: Every accepted spelling of a result as it is usually written (as given,
+#: upper, lower, capitalised) -> its name: one dict lookup for the common case.
+#: Any other string goes through ``canonical_result`` (stripped, any case).
+RESULT_NAMES: Mapping[str, str] = MappingProxyType({
+    spelling: name
+    for upper, name in _RESULT_SPELLINGS.items()
+    for spelling in {upper, upper.lower(), upper.capitalize(), name}
+})
+
+
+class EventRules:
+    """SPEC 3's rules that a schema cannot say, for fields that already have their types.
+
+    A typed decoder (``codecs``) checks the types (strings, numbers, maps) and
+    hands the fields over; the long-format file reader hands over its cells.
+    Both then ask the same checks as ``parse_day_event``, in its order and with
+    its words: the name pattern and its parts, known instrument, session and
+    slot, the date, finite numbers in range, the result's spellings. The
+    checks of a (stream, instrument, session) and of a date are remembered,
+    since a long input repeats the same few of them.
+    """
+
+    def __init__(self, config: SequencerConfig) -> None:
+        self.config = config
+        self._identities: dict[tuple[Any, Any, Any], tuple[str, str, str]] = {}
+        self._dates: dict[str, str] = {}
+        self._directions: set[str] = set()  # directions already found valid ("Long", "Short")
+        self._session_slots: dict[str, dict[Any, str]] = {}  # session -> raw slot -> slot, all valid
+
+    def identity(self, stream: Any, instrument: Any, session: Any) -> tuple[str, str, str]:
+        """(stream, instrument, session) of a valid stream; an instrument or session of None
+        is left out (the stream name implies it). Raises ``InvalidEvent``."""
+        key = (stream, instrument, session)
+        try:
+            cached = self._identities.get(key)
+        except TypeError:  # unhashable (a JSON list or map): checked below, never remembered
+            key, cached = None, None
+        if cached is not None:
+            return cached
+        name = validate_stream_name(stream)
+        name_instrument, name_session = split_stream_name(name)
+        instrument = name_instrument if instrument is None else instrument
+        session = name_session if session is None else session
+        if instrument not in self.config.instruments:
+            raise InvalidEvent(f"unknown instrument {shown(instrument)}")
+        if session not in self.config.sessions:
+            raise InvalidEvent(f"unknown session {shown(session)}")
+        if (instrument, session) != (name_instrument, name_session):
+            raise InvalidEvent(f"instrument/session {instrument}/{session} disagree with stream name {name}")
+        found = (name, instrument, session)
+        if key is not None and len(self._identities) < 100_000:
+            self._identities[key] = found
+        return found
+
+    def date(self, value: Any, latest_date: str | None) -> str:
+        """The ISO date of ``value`` (``parse_iso_date``), not after ``latest_date``."""
+        try:
+            date = self._dates.get(value)
+        except TypeError:  # unhashable: parse_iso_date says why it is no date
+            date = None
+        if date is None:
+            date = parse_iso_date(value)
+            if len(self._dates) < 100_000:
+                self._dates[value] = date
+        return check_not_future(date, latest_date)
+
+    def slot(self, value: Any, session: str) -> str:
+        """The slot ``value`` names (``normalize_slot``), one of ``session``'s."""
+        slot = normalize_slot(value)
+        if slot not in self.config.sessions[session]:
+            raise InvalidEvent(f"unknown slot {slot} for session {session}")
+        return slot
+
+    def outcome(self, slot: str, result: str, peak: float | None, target: float | None,
+                direction: str | None, range_: float | None, profit: float | None) -> SlotOutcome:
+        """A slot outcome of typed fields (``result`` a string, the numbers int, float or
+        None, ``direction`` a string or None), checked as ``parse_slot_outcome`` checks them."""
+        name = RESULT_NAMES.get(result)
+        if name is None:
+            try:
+                name = canonical_result(result)
+            except InvalidEvent as error:
+                raise InvalidEvent(f"slot {slot}: {error.reason}") from None
+        if direction is not None and direction not in self._directions:
+            validate_direction(direction, slot)
+            if len(self._directions) < 1024:
+                self._directions.add(direction)
+        limit = NUMBER_LIMIT  # each chained comparison is also False for NaN and infinities
+        if peak is not None and not 0 <= peak <= limit:
+            check_number(peak, f"slot {slot}: peak", True)
+        if target is not None and not -limit <= target <= limit:
+            check_number(target, f"slot {slot}: target")
+        if range_ is not None and not 0 <= range_ <= limit:
+            check_number(range_, f"slot {slot}: range", True)
+        if profit is not None and not -limit <= profit <= limit:
+            check_number(profit, f"slot {slot}: profit")
+        return SlotOutcome(name, peak, target, direction, range_, profit)
+
+    def cells_outcome(self, slot: str, result: Any, peak: Any, target: Any, direction: Any,
+                      range_: Any, profit: Any) -> SlotOutcome:
+        """A slot outcome from the cells of a long-format row (CSV text, or the values of
+        a Parquet or JSON-lines row): numbers may be written as text and become floats,
+        an empty cell is None. Checked in the order result, peak, target, direction,
+        range, profit."""
+        if result is None:
+            raise InvalidEvent(f"slot {slot}: missing result")
+        return SlotOutcome(
+            canonical_result(result),
+            cell_number(peak, f"slot {slot}: peak", True),
+            cell_number(target, f"slot {slot}: target"),
+            validate_direction(None if direction is None else str(direction), slot),
+            cell_number(range_, f"slot {slot}: range", True),
+            cell_number(profit, f"slot {slot}: profit"),
+        )
+
+    def day_event(self, stream: str, instrument: str | None, session: str | None, date: str,
+                  slots: Mapping[str, Any], latest_date: str | None) -> DayEvent:
+        """A day event of typed fields; each value of ``slots`` has the attributes of a
+        ``SlotOutcome`` (result, peak, target, direction, range, profit), typed as
+        ``outcome`` says. ``instrument``/``session`` None: left out. Checks in
+        ``parse_day_event``'s order, so a record with several faults gets its reason.
+
+        The loop is the worker's per-event cost: an outcome whose every field
+        passes a plain comparison is built here; any other goes through
+        ``outcome``, which says what is wrong."""
+        stream, instrument, session = self.identity(stream, instrument, session)
+        day = self._dates.get(date)
+        if day is None or (latest_date is not None and day > latest_date):
+            day = self.date(date, latest_date)
+        slot_names = self._session_slots.get(session)
+        if slot_names is None:
+            slot_names = self._session_slots[session] = {}
+        names, directions, limit = RESULT_NAMES, self._directions, NUMBER_LIMIT
+        found: dict[str, SlotOutcome] = {}
+        for raw_slot, o in slots.items():
+            slot = slot_names.get(raw_slot)
+            if slot is None:
+                slot = self.slot(raw_slot, session)
+                if len(slot_names) < 1024:
+                    slot_names[raw_slot] = slot
+            if slot in found:
+                raise InvalidEvent(f"slot {slot} appears twice")
+            result, peak, target, direction, range_, profit = (
+                names.get(o.result), o.peak, o.target, o.direction, o.range, o.profit)
+            # Each chained comparison is False for NaN and infinities too.
+            if (result is None or (direction is not None and direction not in directions)
+                    or (peak is not None and not 0 <= peak <= limit)
+                    or (target is not None and not -limit <= target <= limit)
+                    or (range_ is not None and not 0 <= range_ <= limit)
+                    or (profit is not None and not -limit <= profit <= limit)):
+                found[slot] = self.outcome(slot, o.result, peak, target, direction, range_, profit)
+            else:
+                found[slot] = _new_outcome(SlotOutcome, (result, peak, target, direction, range_, profit))
+        if len(found) > 1:
+            found = {s: found[s] for s in self.config.sessions[session] if s in found}
+        return DayEvent(stream, instrument, session, day, MappingProxyType(found))
+
+
+#: Builds a SlotOutcome from a tuple of its fields without the generated keyword
+#: ``__new__`` (a Python-level call); only for fields already checked.
+_new_outcome = tuple.__new__

@@ -20,21 +20,9 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator
 
 from sequencer.app.clock import latest_event_date_now
-from sequencer.app.codecs import DEFAULT_MAX_EVENT_BYTES, loads_json
+from sequencer.app.codecs import DEFAULT_MAX_EVENT_BYTES, EventDecoder, loads_json
 from sequencer.domain import DayEvent, InvalidEvent, SequencerConfig, SlotOutcome, parse_day_event
-from sequencer.domain.events import (
-    DIRECTION_MAX_CHARS,
-    NUMBER_LIMIT,
-    canonical_result,
-    check_not_future,
-    check_number,
-    parse_iso_date,
-    split_stream_name,
-    validate_direction,
-    validate_stream_name,
-)
-from sequencer.domain.slot_time import normalize_slot
-from sequencer.domain.errors import shown
+from sequencer.domain.events import DIRECTION_MAX_CHARS, NUMBER_LIMIT, RESULT_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -118,9 +106,9 @@ def read_day_events(paths: Iterable[str | Path], config: SequencerConfig,
     for path in paths:
         path = Path(path)
         if path.suffix.lower() == ".csv":
-            _read_csv_fast(path, grouper, on_bytes)
+            grouper.read_csv(path, on_bytes)
             continue
-        for line, get, raw in _rows(path, on_bytes):
+        for line, get, raw in _rows(path, on_bytes, grouper.decoder):
             grouper.add_row(str(path), line, get, raw)
     return grouper.finish()
 
@@ -175,13 +163,13 @@ def _open_text(path: Path, on_bytes: ByteCounter | None, encoding: str, newline:
     return io.TextIOWrapper(binary, encoding=encoding, newline=newline, errors="surrogateescape")
 
 
-def _rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
+def _rows(path: Path, on_bytes: ByteCounter | None = None, decoder: EventDecoder | None = None) -> Iterator[Row]:
     """Rows of a Parquet or JSON lines file (CSV has its own fast reader)."""
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         return _parquet_rows(path, on_bytes)
     if suffix in (".jsonl", ".ndjson", ".json"):
-        return _jsonl_rows(path, on_bytes)
+        return _jsonl_rows(path, on_bytes, decoder)
     raise SourceError(f"{path}: unsupported file type {suffix!r} (csv, parquet, jsonl)")
 
 
@@ -201,95 +189,6 @@ def _csv_getter(values: list[str], positions: dict[str, int | None]) -> Callable
         value = values[i]
         return value if value != "" else None
     return get
-
-
-def _read_csv_fast(path: Path, grouper: "_DayGrouper", on_bytes: ByteCounter | None = None) -> None:
-    """The common case, inlined: a row that fails here goes through the generic path.
-
-    Each distinct (stream, instrument, session, time) is validated once by the
-    generic path and cached, each distinct date parsed once; a chained
-    comparison checks number ranges (it is False for NaN and infinities).
-    """
-    with _open_text(path, on_bytes, "utf-8-sig", "") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            return
-        index = _column_index(path, header)
-        width = len(header)
-        positions = {c: index.get(c) for c in COLUMNS}
-        i_date, i_time, i_stream, i_result = (index[c] for c in REQUIRED_COLUMNS)
-        # An absent optional column reads as the header's width: one past the
-        # row, padded below with an empty cell, so the loop needs no branch.
-        i_session, i_instrument, i_target, i_peak, i_direction, i_range, i_profit = (
-            index.get(c, width) for c in ("session", "instrument", "target", "peak",
-                                          "direction", "range", "profit"))
-        source = str(path)
-        keys = grouper._row_keys
-        dates = grouper._dates
-        parse_date = grouper._date
-        days = grouper.days
-        whole = grouper.whole
-        foreign = grouper.foreign_streams
-        results = _RESULT_FAST
-        limit = NUMBER_LIMIT  # the chained comparisons are also False for NaN and infinities
-        direction_chars = DIRECTION_MAX_CHARS
-        rows = 0
-        for values in reader:
-            if len(values) != width:
-                if values:
-                    grouper.add_row(source, reader.line_num, _short_row(len(values), width), ",".join(values))
-                continue
-            if foreign and values[i_stream] in foreign:
-                continue
-            values.append("")
-            try:
-                stream, slot = keys[(values[i_stream], values[i_instrument], values[i_session], values[i_time])]
-                # A new date (each row of a long file may start one) is parsed
-                # here; a bad one raises InvalidEvent, a ValueError.
-                date = dates.get(values[i_date]) or parse_date(values[i_date])
-                result = results[values[i_result]]
-                peak = values[i_peak]
-                peak = float(peak) if peak else None
-                target = values[i_target]
-                target = float(target) if target else None
-                rng = values[i_range]
-                rng = float(rng) if rng else None
-                profit = values[i_profit]
-                profit = float(profit) if profit else None
-            except (KeyError, ValueError):
-                peak = rng = -1.0  # sends the row down the generic path below
-            if (
-                (peak is not None and not 0 <= peak <= limit)
-                or (rng is not None and not 0 <= rng <= limit)
-                or (target is not None and not -limit <= target <= limit)
-                or (profit is not None and not -limit <= profit <= limit)
-                or (len(values[i_direction]) > direction_chars or not values[i_direction].isprintable())
-            ):
-                del values[-1]
-                grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
-                continue
-            key = (stream, date)
-            day = days.get(key)
-            if day is None:
-                day = days[key] = {}
-            if slot in day or (whole and key in whole):
-                del values[-1]
-                grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
-                continue
-            rows += 1
-            day[slot] = SlotOutcome(result, peak, target, values[i_direction] or None, rng, profit)
-        grouper.rows += rows
-
-
-_RESULT_FAST = {
-    spelling: name
-    for upper, name in {
-        "WIN": "Win", "LOSS": "Loss", "BE": "BE", "BREAK_EVEN": "BE", "BREAKEVEN": "BE",
-        "NOTRADE": "NoTrade", "NO_TRADE": "NoTrade", "NO TRADE": "NoTrade", "TIME": "TIME",
-    }.items()
-    for spelling in {upper, upper.lower(), upper.capitalize(), name}
-}
 
 
 def _short_row(found: int, expected: int) -> Callable[[str], Any]:
@@ -322,7 +221,10 @@ def _parquet_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[R
         yield row + 1, get, None
 
 
-def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row]:
+def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None,
+                decoder: EventDecoder | None = None) -> Iterator[Row]:
+    """Rows of a JSON lines file; a line that the typed decoder reads as a whole day
+    event is handed over as its typed fields (the rest as ``json`` parses them)."""
     with _open_text(path, on_bytes, "utf-8-sig", None) as handle:
         for line_no, text in enumerate(handle, start=1):
             text = text.strip()
@@ -333,6 +235,10 @@ def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[Row
                     raise InvalidEvent(f"line of {len(text)} characters exceeds the limit of "
                                        f"{DEFAULT_MAX_EVENT_BYTES}")
                 _check_decodable(text)
+                fields = decoder.json_fields(text.encode("utf-8", "surrogatepass")) if decoder else None
+                if fields is not None:
+                    yield line_no, _WholeEvent(None, fields), text
+                    continue
                 obj = loads_json(text)
             except InvalidEvent as error:
                 yield line_no, _bad_row(error.reason), text[:DEFAULT_MAX_EVENT_BYTES]
@@ -361,13 +267,20 @@ def _bad_row(reason: str) -> Callable[[str], Any]:
 
 
 class _WholeEvent:
-    """Marker getter: the JSON line is a complete day event, not a long-format row."""
+    """Marker getter: the JSON line is a complete day event, not a long-format row:
+    its parsed JSON ``obj``, or the typed ``fields`` of ``EventDecoder.json_fields``."""
 
-    def __init__(self, obj: dict) -> None:
+    def __init__(self, obj: dict | None, fields: Any = None) -> None:
         self.obj = obj
+        self.fields = fields
 
     def __call__(self, column: str) -> Any:
+        if self.obj is None:
+            return getattr(self.fields, column, None)
         return self.obj.get(column)
+
+    def stream(self) -> Any:
+        return self.fields.stream if self.obj is None else self.obj.get("stream")
 
 
 def _whole_event(obj: dict) -> _WholeEvent:
@@ -392,9 +305,10 @@ class _DayGrouper:
         self.whole: dict[tuple[str, str], DayEvent] = {}
         self.rejects: list[Reject] = []
         self.rows = 0
-        self._streams: dict[tuple[Any, Any, Any], tuple[str, str, str]] = {}
-        self._dates: dict[Any, str] = {}
-        self._slots: dict[Any, str] = {}
+        self.decoder = EventDecoder(config)
+        self.rules = self.decoder.rules
+        #: Date cells accepted (parsed, not after ``latest_date``) -> ISO date.
+        self._accepted_dates: dict[str, str] = {}
         self._names: dict[str, tuple[str, str, str]] = {}
         self._row_keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
 
@@ -407,7 +321,8 @@ class _DayGrouper:
             if raw is not None:
                 _check_decodable(raw)
             if isinstance(get, _WholeEvent):
-                event = parse_day_event(get.obj, self.config, self.latest_date)
+                event = (self.decoder.of_fields(get.fields, self.latest_date) if get.obj is None
+                         else parse_day_event(get.obj, self.config, self.latest_date))
                 stream, date = event.stream, event.date  # a duplicate's reject names its day
                 key = (stream, date)
                 if key in self.days or key in self.whole:
@@ -420,7 +335,8 @@ class _DayGrouper:
             if not isinstance(get, _WholeEvent):
                 raw_key = tuple("" if get(c) is None else str(get(c)) for c in ("stream", "instrument", "session", "time"))
                 self._row_keys[raw_key] = (stream, slot)
-            outcome = _outcome(slot, get)
+            outcome = self.rules.cells_outcome(slot, get("result"), get("peak"), get("target"),
+                                               get("direction"), get("range"), get("profit"))
             day = self.days.setdefault((stream, date), {})
             if (stream, date) in self.whole:
                 raise InvalidEvent(f"duplicate: {stream} {date} already came as a whole day event")
@@ -435,7 +351,7 @@ class _DayGrouper:
 
     def _owns(self, get: Callable[[str], Any]) -> bool:
         if isinstance(get, _WholeEvent):
-            stream = get.obj.get("stream")
+            stream = get.stream()
         else:
             try:
                 stream = get("stream")
@@ -452,48 +368,104 @@ class _DayGrouper:
         return owned
 
     def _stream(self, stream: Any, instrument: Any, session: Any) -> tuple[str, str, str]:
-        key = (stream, instrument, session)
-        try:
-            cached = self._streams.get(key)
-        except TypeError:  # unhashable (a JSON list or map): validated below, never cached
-            key, cached = None, None
-        if cached is not None:
-            return cached
-        name = validate_stream_name(stream)
-        name_instrument, name_session = split_stream_name(name)
-        instrument = name_instrument if instrument is None else instrument
-        session = name_session if session is None else session
-        if instrument not in self.config.instruments:
-            raise InvalidEvent(f"unknown instrument {shown(instrument)}")
-        if session not in self.config.sessions:
-            raise InvalidEvent(f"unknown session {shown(session)}")
-        if (instrument, session) != (name_instrument, name_session):
-            raise InvalidEvent(f"instrument/session {instrument}/{session} disagree with stream name {name}")
-        if key is not None:
-            self._streams[key] = (name, instrument, session)
-        self._names[name] = (name, instrument, session)
-        return name, instrument, session
+        found = self.rules.identity(stream, instrument, session)
+        self._names[found[0]] = found
+        return found
 
     def _date(self, value: Any) -> str:
-        try:
-            return self._dates[value]
-        except (KeyError, TypeError):
-            date = check_not_future(parse_iso_date(value), self.latest_date)
-            try:
-                self._dates[value] = date
-            except TypeError:
-                pass
-            return date
+        date = self.rules.date(value, self.latest_date)
+        if type(value) is str:  # accepted: the CSV fast path looks it up
+            self._accepted_dates[value] = date
+        return date
 
     def _slot(self, value: Any, session: str) -> str:
         if value is not None and not isinstance(value, str):
             value = str(value)  # datetime.time from Parquet
-        slot = self._slots.get(value)
-        if slot is None:
-            slot = self._slots[value] = normalize_slot(value)
-        if slot not in self.config.sessions[session]:
-            raise InvalidEvent(f"unknown slot {slot} for session {session}")
-        return slot
+        return self.rules.slot(value, session)
+
+    def read_csv(self, path: Path, on_bytes: ByteCounter | None = None) -> None:
+        """Rows of a CSV file: the common case inlined, any other row through ``add_row``.
+
+        The checks and spellings are the domain's (``EventRules``, ``RESULT_NAMES``,
+        ``NUMBER_LIMIT``, ``DIRECTION_MAX_CHARS``): each distinct (stream,
+        instrument, session, time) is validated once by ``add_row`` and remembered,
+        each distinct date parsed once; a chained comparison checks number ranges
+        (it is False for NaN and infinities). A row that fails any of it goes
+        through ``add_row``, which says why (``tests/unit/test_csv_paths.py`` holds the
+        two paths equal).
+        """
+        with _open_text(path, on_bytes, "utf-8-sig", "") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                return
+            index = _column_index(path, header)
+            width = len(header)
+            positions = {c: index.get(c) for c in COLUMNS}
+            i_date, i_time, i_stream, i_result = (index[c] for c in REQUIRED_COLUMNS)
+            # An absent optional column reads as the header's width: one past the
+            # row, padded below with an empty cell, so the loop needs no branch.
+            i_session, i_instrument, i_target, i_peak, i_direction, i_range, i_profit = (
+                index.get(c, width) for c in ("session", "instrument", "target", "peak",
+                                              "direction", "range", "profit"))
+            source = str(path)
+            grouper = self
+            keys = self._row_keys
+            dates = self._accepted_dates
+            parse_date = self._date
+            new_outcome = tuple.__new__  # the fields are checked: no keyword __new__ (a Python call)
+            days = self.days
+            whole = self.whole
+            foreign = self.foreign_streams
+            results = RESULT_NAMES
+            limit = NUMBER_LIMIT  # the chained comparisons are also False for NaN and infinities
+            direction_chars = DIRECTION_MAX_CHARS
+            rows = 0
+            for values in reader:
+                if len(values) != width:
+                    if values:
+                        grouper.add_row(source, reader.line_num, _short_row(len(values), width), ",".join(values))
+                    continue
+                if foreign and values[i_stream] in foreign:
+                    continue
+                values.append("")
+                try:
+                    stream, slot = keys[(values[i_stream], values[i_instrument], values[i_session], values[i_time])]
+                    # A new date (each row of a long file may start one) is parsed
+                    # here; a bad one raises InvalidEvent, a ValueError.
+                    date = dates.get(values[i_date]) or parse_date(values[i_date])
+                    result = results[values[i_result]]
+                    peak = values[i_peak]
+                    peak = float(peak) if peak else None
+                    target = values[i_target]
+                    target = float(target) if target else None
+                    rng = values[i_range]
+                    rng = float(rng) if rng else None
+                    profit = values[i_profit]
+                    profit = float(profit) if profit else None
+                except (KeyError, ValueError):
+                    peak = rng = -1.0  # sends the row down the generic path below
+                if (
+                    (peak is not None and not 0 <= peak <= limit)
+                    or (rng is not None and not 0 <= rng <= limit)
+                    or (target is not None and not -limit <= target <= limit)
+                    or (profit is not None and not -limit <= profit <= limit)
+                    or (len(values[i_direction]) > direction_chars or not values[i_direction].isprintable())
+                ):
+                    del values[-1]
+                    grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                    continue
+                key = (stream, date)
+                day = days.get(key)
+                if day is None:
+                    day = days[key] = {}
+                if slot in day or (whole and key in whole):
+                    del values[-1]
+                    grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                    continue
+                rows += 1
+                day[slot] = new_outcome(SlotOutcome, (result, peak, target, values[i_direction] or None, rng, profit))
+            grouper.rows += rows
 
     def finish(self) -> SourceBatch:
         events: list[DayEvent] = list(self.whole.values())
@@ -506,32 +478,6 @@ class _DayGrouper:
             events.append(DayEvent(stream, instrument, session, date, MappingProxyType(ordered)))
         events.sort(key=lambda e: (e.date, e.stream))
         return SourceBatch(events, self.rejects, self.rows)
-
-
-def _number(value: Any, what: str, non_negative: bool = False) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise InvalidEvent(f"{what} {shown(value)} is not a number") from None
-    return float(check_number(value, what, non_negative))
-
-
-def _outcome(slot: str, get: Callable[[str], Any]) -> SlotOutcome:
-    result = get("result")
-    if result is None:
-        raise InvalidEvent(f"slot {slot}: missing result")
-    direction = get("direction")
-    return SlotOutcome(
-        canonical_result(result),
-        _number(get("peak"), f"slot {slot}: peak", True),
-        _number(get("target"), f"slot {slot}: target"),
-        validate_direction(None if direction is None else str(direction), slot),
-        _number(get("range"), f"slot {slot}: range", True),
-        _number(get("profit"), f"slot {slot}: profit"),
-    )
 
 
 def _raw(get: Callable[[str], Any]) -> str:

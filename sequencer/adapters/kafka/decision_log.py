@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any, Callable, Mapping
 
-from sequencer.app.codecs import decode_decision
+from sequencer.app.codecs import decode_dead_letter, decode_decision
 from sequencer.domain import Decision
 from sequencer.adapters.kafka.lag import committed_offsets
 from sequencer.adapters.kafka.log_reader import read_topic
@@ -44,14 +44,14 @@ async def read_decisions(bootstrap: str, topic: str, *,
 async def read_dead_letters(bootstrap: str, topic: str, *,
                             security: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every dead letter on ``topic`` (msgpack maps: reason, stream, source_*, key, value)."""
-    import msgpack
+    import msgpack  # for its error types; the letters are read by their codec
 
     letters: list[dict[str, Any]] = []
 
     def take(records: list) -> None:
         for record in records:
             try:
-                letter = msgpack.unpackb(record.value, raw=False)
+                letter = decode_dead_letter(record.value)
             except (ValueError, msgpack.UnpackException):
                 continue  # not ours: another writer shares the topic
             if isinstance(letter, dict):
