@@ -11,10 +11,12 @@ import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 from sequencer.adapters.files.checkpoints import CheckpointStore, OlderCheckpoint
 from sequencer.app.codecs import decode_payload, encode_event
+from sequencer.app.worker_view import SavedCheckpoint
 from sequencer.domain import (
     DayEvent,
     SequencerConfig,
@@ -252,7 +254,9 @@ class CheckpointWriter:
     serialised by a lock, so two saves of one file never race (the store's
     older-state check and its rename are not atomic together) and a later
     round, which took later states, always writes after an earlier one.
-    A revocation or a stop awaits `write` and so waits for the round in flight."""
+    A revocation or a stop awaits `write` and so waits for the round in flight.
+    `save_now` (``POST /streams/{s}/checkpoint``) is a round of one stream under
+    the same lock and rules."""
 
     def __init__(self, schedule: CheckpointSchedule, states: Callable[[], dict[str, StreamState]],
                  owns: Callable[[StreamState], bool]) -> None:
@@ -288,6 +292,27 @@ class CheckpointWriter:
             logger.info("checkpoints of %d streams not written: their partitions were revoked "
                         "during the round", len(result.skipped))
         return len(result.written)
+
+    async def save_now(self, stream: str) -> SavedCheckpoint | None:
+        """Write one stream's checkpoint now, as a round would; None when it is not this worker's.
+
+        Under the rounds' lock, so after the round in flight and before the
+        next one: the state is taken when its turn comes (never older than
+        what an earlier round wrote) and saved only if ``owns`` still holds
+        for it in the executor. Raises what the store's ``save`` raises:
+        `OlderCheckpoint` when the file holds a newer state, `OSError` or
+        `CheckpointError` when it cannot be written. The schedule's counters
+        are left alone: they count the periodic rounds."""
+        async with self._lock:
+            state = self._states().get(stream)
+            if state is None:
+                return None
+            loop = asyncio.get_running_loop()
+            path = await loop.run_in_executor(None, self._save_if_owned, state)
+        return None if path is None else SavedCheckpoint(state, path)
+
+    def _save_if_owned(self, state: StreamState) -> Path | None:
+        return self.schedule.store.save(state) if self._owns(state) else None
 
     async def idle(self) -> None:
         """Wait for the round in flight, if any (its failure is logged, not raised)."""
