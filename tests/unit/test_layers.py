@@ -47,11 +47,7 @@ MAX_TOP_LEVEL_MODULES = 8
 #: Imports that break a rule today, each with why and what removes it. A test fails when
 #: one of them is gone, so the list only shrinks.
 KNOWN_KAFKA_OUTSIDE_ADAPTERS: dict[tuple[str, str], str] = {}
-KNOWN_WRONG_WAY = {
-    ("sequencer.app.batch_commit", "sequencer.adapters.faust.live_state"):
-        "the batch commit encodes states with live_state's table codec (encode_state, "
-        "encode_last_event); that codec belongs in app/codecs",
-}
+KNOWN_WRONG_WAY: dict[tuple[str, str], str] = {}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """`sequencer.adapters.faust.live_state` on its own: where the worker finds a stream's state
-(cache, then table, then checkpoint), the table codecs, the changelog partition
+(cache, then table, then checkpoint), the changelog partition
 and the periodic checkpoint schedule. Plain dicts stand for the Faust tables."""
 
 from __future__ import annotations
@@ -11,14 +11,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from sequencer.adapters.files.checkpoints import CheckpointStore
 from sequencer.domain import SequencerConfig, initial_state, state_to_dict
-from sequencer.adapters.faust.live_state import (
-    CheckpointSchedule,
-    LiveStates,
-    changelog_partition,
-    decode_state,
-    encode_last_event,
-    encode_state,
-)
+from sequencer.adapters.faust.live_state import CheckpointSchedule, LiveStates, changelog_partition
+from sequencer.app.codecs import decode_state, encode_event, encode_state
 from sequencer.app.replay import replay_events
 from sequencer.adapters.files.sources import read_day_events
 
@@ -79,7 +73,7 @@ def test_drop_keeps_the_seed_and_forget_of_a_stream_does_not(folded):
 
 def test_the_last_event_is_read_from_its_table_once_and_a_bad_one_is_none(es_events):
     reads: list[str] = []
-    table = {"ES1": encode_last_event(es_events[-1]), "NQ1": b"\xc1 not msgpack"}
+    table = {"ES1": encode_event(es_events[-1]), "NQ1": b"\xc1 not msgpack"}
 
     def read(stream: str) -> bytes | None:
         reads.append(stream)

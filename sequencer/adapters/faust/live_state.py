@@ -8,14 +8,13 @@ tested with plain dicts.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 from sequencer.adapters.files.checkpoints import CheckpointStore, OlderCheckpoint
-from sequencer.app.codecs import decode_payload, encode_event
+from sequencer.app.codecs import decode_payload, decode_state
 from sequencer.app.worker_view import SavedCheckpoint
 from sequencer.domain import (
     DayEvent,
@@ -24,8 +23,6 @@ from sequencer.domain import (
     SequencerError,
     offsets_in_topic,
     parse_day_event,
-    state_from_dict,
-    state_to_dict,
 )
 
 logger = logging.getLogger(__name__)
@@ -33,15 +30,6 @@ logger = logging.getLogger(__name__)
 #: The worker's two Faust tables (rebuild and verify write and read their changelogs).
 STATES_TABLE = "stream-states"
 LAST_EVENTS_TABLE = "last-events"
-
-
-def encode_state(state: StreamState) -> bytes:
-    """The table value: the SPEC 4 state JSON."""
-    return json.dumps(state_to_dict(state), separators=(",", ":"), allow_nan=False).encode()
-
-
-def decode_state(data: bytes, config: SequencerConfig) -> StreamState:
-    return state_from_dict(json.loads(data), config)
 
 
 class LiveStates:
@@ -121,10 +109,6 @@ class LiveStates:
             self._cache.pop(stream, None)
             self._last_events.pop(stream, None)
             self._seeds.pop(stream, None)
-
-
-def encode_last_event(event: DayEvent) -> bytes:
-    return encode_event(event)
 
 
 def changelog_partition(state: StreamState | None, stream: str, topic: str, partitions: int) -> int:
