@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import HealthCheck, given, settings
 
 from sequencer.adapters.files.checkpoints import CheckpointStore
 from sequencer.domain import SequencerConfig, initial_state, state_to_dict
@@ -15,6 +16,9 @@ from sequencer.adapters.faust.live_state import CheckpointSchedule, LiveStates, 
 from sequencer.app.codecs import decode_state, encode_event, encode_state
 from sequencer.app.replay import replay_events
 from sequencer.adapters.files.sources import read_day_events
+
+from tests.support import frozen_event_validation as frozen
+from tests.unit.test_typed_codecs import outcome_of, records
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 CONFIG = SequencerConfig()
@@ -86,6 +90,21 @@ def test_the_last_event_is_read_from_its_table_once_and_a_bad_one_is_none(es_eve
     assert live.last_event("NQ1") is None
     live.put("ES1", initial_state("ES1", CONFIG), es_events[0])
     assert live.last_event("ES1") == es_events[0]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records())
+def test_a_last_event_value_decodes_as_the_generic_validation_does(data):
+    # The typed decoder reads the last-events table; whatever the bytes, the event (values
+    # and their types) or the refusal is what decode_payload + parse_day_event made of them
+    # (the frozen copy of that path in tests/support), a refusal being None here.
+    live = LiveStates(CONFIG, read_table={}.get, read_last_event=lambda stream: data)
+    found = live.last_event("ES1")
+    expected = outcome_of(lambda raw: frozen.decode_event(raw, CONFIG), data)
+    if found is None:
+        assert expected[0] == "refused"
+    else:
+        assert outcome_of(lambda raw: found, data) == expected
 
 
 def test_the_changelog_partition_is_the_partition_of_the_states_events(folded):

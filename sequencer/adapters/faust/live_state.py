@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 from sequencer.adapters.files.checkpoints import CheckpointStore, OlderCheckpoint
-from sequencer.app.codecs import decode_payload, decode_state
+from sequencer.app.codecs import EventDecoder, decode_state
 from sequencer.app.worker_view import SavedCheckpoint
 from sequencer.domain import (
     DayEvent,
@@ -22,7 +22,6 @@ from sequencer.domain import (
     StreamState,
     SequencerError,
     offsets_in_topic,
-    parse_day_event,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,6 +49,9 @@ class LiveStates:
         self._seeds = dict(seeds or {})
         self._cache: dict[str, StreamState] = {}
         self._last_events: dict[str, DayEvent] = {}
+        # The last-events table holds encode_event's bytes: the typed decoder reads them
+        # (the generic path only for a value its schema refuses, as for any record).
+        self._decode_event = EventDecoder(config).decode
         self.seeded: list[str] = []
 
     def get(self, stream: str) -> StreamState | None:
@@ -81,7 +83,7 @@ class LiveStates:
             raw = self._read_last_event(stream)
             if raw is not None:
                 try:
-                    event = parse_day_event(decode_payload(raw), self.config)
+                    event = self._decode_event(raw)
                 except ValueError:
                     return None
                 self._last_events[stream] = event
