@@ -178,12 +178,17 @@ def view_runtime(writer: CheckpointWriter, store: CheckpointStore, owned_states)
                            state=lambda stream: owned_states().get(stream))
 
 
-async def test_a_post_during_a_round_waits_and_the_rounds_older_state_never_wins(tmp_path):
+def es1_writer(tmp_path: Path, days: int):
+    """A gated store and a writer over one stream, ES1, folded ``days`` days, always owned."""
     store = GatedStore(tmp_path)
     schedule = CheckpointSchedule(store, every_events=1, every_seconds=3600)
-    states = {"ES1": some_state("ES1", days=3)}
+    states = {"ES1": some_state("ES1", days=days)}
     current = lambda: dict(states)  # noqa: E731
-    writer = CheckpointWriter(schedule, current, lambda state: True)
+    return store, schedule, states, current, CheckpointWriter(schedule, current, lambda state: True)
+
+
+async def test_a_post_during_a_round_waits_and_the_rounds_older_state_never_wins(tmp_path):
+    store, schedule, states, current, writer = es1_writer(tmp_path, days=3)
 
     schedule.note(["ES1"], 1)
     assert writer.start_if_due()
@@ -202,11 +207,7 @@ async def test_a_post_during_a_round_waits_and_the_rounds_older_state_never_wins
 
 
 async def test_a_round_due_during_a_post_writes_after_it(tmp_path):
-    store = GatedStore(tmp_path)
-    schedule = CheckpointSchedule(store, every_events=1, every_seconds=3600)
-    states = {"ES1": some_state("ES1", days=5)}
-    current = lambda: dict(states)  # noqa: E731
-    writer = CheckpointWriter(schedule, current, lambda state: True)
+    store, schedule, states, current, writer = es1_writer(tmp_path, days=5)
 
     post = asyncio.ensure_future(checkpoint_now(view_runtime(writer, store, current), "ES1"))
     await wait_thread(store.entered)  # the POST holds ES1 at 5 days, inside its save
