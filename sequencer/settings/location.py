@@ -81,7 +81,10 @@ def parse_path(value: Any) -> Path:
         value = Path(value)
     if not isinstance(value, Path):
         raise ValueError(f"must be a path, got {value!r}")
-    return value.expanduser()
+    try:
+        return value.expanduser()
+    except RuntimeError:  # "~user" of no such user, or no home directory: a bad value, no traceback
+        raise ValueError(f"must be a path whose '~' names a known user's home, got {str(value)!r}") from None
 
 
 _PARSERS = {"config_name": parse_config_name, "config_file": parse_path, "state_dir": parse_path}

@@ -81,3 +81,10 @@ def test_replay_refuses_a_bad_location_variable_in_one_line(tmp_path: Path) -> N
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("sequencer: error: SEQUENCER_CONFIG_NAME: must be ")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tilde_of_no_user_is_a_bad_value_not_a_traceback() -> None:
+    for read in (StateLocation.from_env, Settings.from_env):
+        with pytest.raises(SettingsError, match=r"^SEQUENCER_STATE_DIR: must be a path whose '~' names a known "
+                                                r"user's home, got '~no-such-user-here/st'$"):
+            read({"SEQUENCER_STATE_DIR": "~no-such-user-here/st"})
