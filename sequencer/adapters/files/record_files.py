@@ -59,8 +59,9 @@ class DecisionCsvWriter:
     copy, a cell per field and a quoting scan of each: a third of the
     writer's time). The template holds the stream and instrument as
     ``csv.writer`` wrote them and the slot_sums JSON already quoted; of
-    the other text fields, the date, result and reasons are quoted per row
-    (``_csv_text``); traded_slot and next_slot are slots of the layout,
+    the other text fields, the date, result and reasons are quoted as they
+    need (``_csv_text``: the reasons per row, a date or result once per
+    distinct text); traded_slot and next_slot are slots of the layout,
     ``HH:MM`` by the config's rules (a layout whose slots would need
     quoting falls back to ``writerow``). Numbers and booleans are written
     as ``str`` writes them, as ``csv.writer`` does.
@@ -74,6 +75,8 @@ class DecisionCsvWriter:
         # distinct combinations in a long replay, too many to cache rows)
         self._templates: dict[tuple[str, str, tuple[str, ...]], str | None] = {}
         self._sums_templates: dict[tuple[str, ...], str] = {}
+        # date and result texts as cells (quoted if they had to be), by text
+        self._cells: dict[str | None, str] = {}
         self.count = 0
 
     def write(self, decision: Decision) -> None:
@@ -87,8 +90,14 @@ class DecisionCsvWriter:
         if template is None:
             self._write_row(decision, slots)
         else:
+            date_cell = self._cells.get(date)  # a few thousand dates, each checked once
+            if date_cell is None:
+                date_cell = self._cells[date] = _csv_text(date)
+            result_cell = self._cells.get(result)  # a handful of results and None
+            if result_cell is None:
+                result_cell = self._cells[result] = "" if result is None else _csv_text(result)
             self._handle.write(template % (
-                _csv_text(date), traded_slot, "" if result is None else _csv_text(result),
+                date_cell, traded_slot, result_cell,
                 "" if peak is None else peak, *sums.values(), time_change, next_slot,
                 "" if rolling_median is None else rolling_median, rolling_median_target, median_ladder_target,
                 ladder_step, days_at_level, next_target, no_trade_next, _csv_text(time_reason),
