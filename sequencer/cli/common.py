@@ -17,7 +17,9 @@ from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_fol
 from sequencer.adapters.files.config_file import load_config
 from ..domain import SequencerConfig
 
-DEFAULT_STATE_DIR = Path("data/sequencer_runs/state")
+from ..settings.location import STATE_DIR, StateLocation
+
+DEFAULT_STATE_DIR: Path = STATE_DIR.default
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *,
@@ -50,6 +52,21 @@ def settings_of(args: argparse.Namespace, **overrides: Any):  # -> sequencer.set
 
     return Settings.from_env(config_file=args.config, config_name=config_name_of(args),
                              state_dir=args.state_dir, **overrides)
+
+
+def location_of(args: argparse.Namespace) -> StateLocation:
+    """The configuration name and file and the state folder alone, resolved as
+    `settings_of` resolves them but without pydantic (the other settings are
+    neither read nor checked: a command that uses only these starts faster)."""
+    return StateLocation.from_env(config_file=args.config, config_name=config_name_of(args),
+                                  state_dir=args.state_dir)
+
+
+def located(args: argparse.Namespace) -> tuple[StateLocation, SequencerConfig, CheckpointStore]:
+    """(location, config, store) of a command that needs no other setting (`location_of`)."""
+    location = location_of(args)
+    config = load_config(location.config_file)
+    return location, config, CheckpointStore(checkpoint_folder(location.state_dir, location.config_name), config)
 
 
 def selected(args: argparse.Namespace, **overrides: Any):

@@ -17,7 +17,7 @@ from sequencer.adapters.files.file_replay import PerformanceOf, ReplayWatch, cho
 from sequencer.adapters.files.file_writes import check_folder
 from sequencer.adapters.files.sources import expand_inputs
 from sequencer.adapters.files.state_folder import back_up_checkpoints
-from .common import add_config_arguments, add_rules_argument, selected
+from .common import add_config_arguments, add_rules_argument, located
 from .performance_view import write_performance
 from ..adapters.progress import progress_bar
 
@@ -51,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     check_folder(args.out, "--out")
-    settings, config, store = selected(args)
-    rules = load_rules(settings.config_file, args.rules)  # refused before any work
+    location, config, store = located(args)
+    rules = load_rules(location.config_file, args.rules)  # refused before any work
     progress = _Progress()
     try:
         return _replay(args, config, rules, store, started, progress)

@@ -21,6 +21,11 @@ it; the rest of the code receives a `Settings` and never looks at
 
 Parsing and checks are pydantic-settings'; the rules (blank means default,
 overrides, one `SettingsError` naming the variable) are in ``base.py``.
+The three location settings (configuration name and file, state folder) have
+their rules in ``location.py``, standard library only: `StateLocation` reads
+just those without importing pydantic, for commands that need no more
+(``sequencer replay``). Importing this package imports pydantic only when one
+of the pydantic-backed names is first used.
 Secrets (``sasl_password``, ``api_token``) are left out of ``repr``. The TLS
 context and the Kafka client arguments are built by
 `sequencer.adapters.kafka.connection.KafkaConnection`.
@@ -28,12 +33,18 @@ context and the Kafka client arguments are built by
 
 from __future__ import annotations
 
-from .base import SettingsError, SettingsSection
-from .kafka import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSettings
-from .state import StateSettings
-from .topics import TopicSettings
-from .web import WebSettings
-from .worker import WorkerSettings
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from .location import SettingsError, StateLocation
+
+if TYPE_CHECKING:
+    from .base import SettingsSection
+    from .kafka import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSettings
+    from .state import StateSettings
+    from .topics import TopicSettings
+    from .web import WebSettings
+    from .worker import WorkerSettings
 
 __all__ = [
     "SASL_MECHANISMS",
@@ -42,18 +53,24 @@ __all__ = [
     "Settings",
     "SettingsError",
     "SettingsSection",
+    "StateLocation",
     "StateSettings",
     "TopicSettings",
     "WebSettings",
     "WorkerSettings",
 ]
 
+#: Where each pydantic-backed name lives. They are imported on first use
+#: (PEP 562), so that importing the package, or `StateLocation` from it, does
+#: not import pydantic-settings (a replay needs only the state location).
+_LAZY = {"SettingsSection": ".base", "SASL_MECHANISMS": ".kafka", "SECURITY_PROTOCOLS": ".kafka",
+         "KafkaSettings": ".kafka", "StateSettings": ".state", "TopicSettings": ".topics",
+         "WebSettings": ".web", "WorkerSettings": ".worker", "Settings": "._composed"}
 
-class Settings(WorkerSettings, WebSettings, StateSettings, TopicSettings, KafkaSettings):
-    """Typed runtime settings of a Sequencer process: every section's fields, flat.
 
-    (Bases in reverse so that the fields, and so the errors, come in the order above.)
-
-    Each field's environment variable is its ``validation_alias``;
-    `Settings.env_var` looks it up.
-    """
+def __getattr__(name: str):  # noqa: ANN202 (PEP 562)
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name], __name__), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value

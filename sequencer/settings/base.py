@@ -28,23 +28,9 @@ from pydantic import BeforeValidator, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from sequencer.domain.errors import SequencerError
+from .location import SettingsError, given
 
 __all__ = ["Expected", "SettingsError", "SettingsSection", "refuse_bool"]
-
-
-class SettingsError(SequencerError, ValueError):
-    """A setting has a bad value; the message starts with the variable's name.
-
-    ``variable`` is the environment variable (e.g. ``SEQUENCER_PARTITIONS``),
-    ``field`` the `Settings` field it feeds.
-    """
-
-    def __init__(self, variable: str, field_name: str, problem: str) -> None:
-        super().__init__(f"{variable}: {problem}")
-        self.variable = variable
-        self.field = field_name
-        self.problem = problem
 
 
 class Expected(NamedTuple):
@@ -109,8 +95,9 @@ class SettingsSection(BaseSettings):
         # surrounding spaces are no part of any value; a blank one means "not set"
         if not isinstance(values, dict):
             return values
-        stripped = {k: v.strip() if isinstance(v, str) else v for k, v in values.items()}
-        return {k: v for k, v in stripped.items() if v != ""}
+        # (location.given is the rule; only text can be blank, an explicit None stays)
+        taken = {k: given(v) if isinstance(v, str) else v for k, v in values.items()}
+        return {k: v for k, v in taken.items() if v is not None or not isinstance(values[k], str)}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:

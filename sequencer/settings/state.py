@@ -8,24 +8,24 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from .base import Expected, SettingsSection, refuse_bool
+from .location import CONFIG_NAME_EXPECTED, CONFIG_FILE, CONFIG_NAME, STATE_DIR, parse_config_name, parse_path
 
 __all__ = ["StateSettings"]
 
 
-def _expand(path: Path | None) -> Path | None:
-    return path.expanduser() if path is not None else None
+def _optional_path(path: Path | None) -> Path | None:
+    return parse_path(path) if path is not None else None
 
 
 class StateSettings(SettingsSection):
-    #: A configuration name becomes a directory name and part of the Faust app
-    #: id (and so of consumer group and changelog topic names).
-    config_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$"), Expected(
-        "letters, digits, '_' or '-', at most 64 (it becomes a folder and topic name)")] = Field(
-        "default", validation_alias="SEQUENCER_CONFIG_NAME")
-    config_file: Annotated[Path | None, AfterValidator(_expand), Expected("a path")] = Field(
-        None, validation_alias="SEQUENCER_CONFIG_FILE")
-    state_dir: Annotated[Path, AfterValidator(_expand), Expected("a path")] = Field(
-        Path("data/sequencer_runs/state"), validation_alias="SEQUENCER_STATE_DIR")
+    # The rules of these three are location.py's (a replay reads them there,
+    # without pydantic); the fields only apply them.
+    config_name: Annotated[str, AfterValidator(parse_config_name), Expected(CONFIG_NAME_EXPECTED)] = Field(
+        CONFIG_NAME.default, validation_alias=CONFIG_NAME.name)
+    config_file: Annotated[Path | None, AfterValidator(_optional_path), Expected("a path")] = Field(
+        CONFIG_FILE.default, validation_alias=CONFIG_FILE.name)
+    state_dir: Annotated[Path, AfterValidator(parse_path), Expected("a path")] = Field(
+        STATE_DIR.default, validation_alias=STATE_DIR.name)
     #: A checkpoint is written after this many applied events or this many
     #: seconds, whichever comes first.
     checkpoint_every_events: Annotated[int, refuse_bool, Field(ge=1), Expected("an integer >= 1")] = Field(

@@ -35,32 +35,96 @@ def _cell(value: Any) -> Any:
 _NULLABLE = tuple(DECISION_FIELDS.index(name) for name in ("result", "peak", "rolling_median"))
 
 
+def _csv_text(text: str) -> str:
+    """*text* as a field exactly as ``csv.writer`` (default dialect, QUOTE_MINIMAL) writes it."""
+    if '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    if "," in text or "\n" in text or "\r" in text:
+        return '"' + text + '"'
+    return text
+
+
+def _csv_row(fields: Iterable[Any]) -> str:
+    """One row as ``csv.writer`` writes it (used once per layout, to build a template)."""
+    out = io.StringIO()
+    csv.writer(out).writerow(fields)
+    return out.getvalue()
+
+
 class DecisionCsvWriter:
-    """Writes one row per decision; ``slot_sums`` as a JSON object, empty cell for null."""
+    """Writes one row per decision; ``slot_sums`` as a JSON object, empty cell for null.
+
+    The bytes are ``csv.writer``'s; they are built by a %-template per
+    (stream, instrument, slot layout) rather than by ``writerow`` (a list
+    copy, a cell per field and a quoting scan of each: a third of the
+    writer's time). The template holds the stream and instrument as
+    ``csv.writer`` wrote them and the slot_sums JSON already quoted; of
+    the other text fields, the date, result and reasons are quoted as they
+    need (``_csv_text``: the reasons per row, a date or result once per
+    distinct text); traded_slot and next_slot are slots of the layout,
+    ``HH:MM`` by the config's rules (a layout whose slots would need
+    quoting falls back to ``writerow``). Numbers and booleans are written
+    as ``str`` writes them, as ``csv.writer`` does.
+    """
 
     def __init__(self, handle: TextIO) -> None:
+        self._handle = handle
         self._writer = csv.writer(handle)
         self._writer.writerow(DECISION_FIELDS)
-        # slot_sums as compact JSON, from a template per slot layout: a
-        # stream's slots never change, its sums do (tens of thousands of
-        # distinct combinations in a long replay, too many to cache).
+        # a stream's slots never change, its sums do (tens of thousands of
+        # distinct combinations in a long replay, too many to cache rows)
+        self._templates: dict[tuple[str, str, tuple[str, ...]], str | None] = {}
         self._sums_templates: dict[tuple[str, ...], str] = {}
+        # date and result texts as cells (quoted if they had to be), by text
+        self._cells: dict[str | None, str] = {}
         self.count = 0
 
     def write(self, decision: Decision) -> None:
-        row = list(decision)
-        sums = decision.slot_sums
+        (stream, instrument, date, traded_slot, result, peak, sums, time_change, next_slot, rolling_median,
+         rolling_median_target, median_ladder_target, ladder_step, days_at_level, next_target, no_trade_next,
+         time_reason, target_reason, traded, profit, profit_usd) = decision
         slots = tuple(sums)
+        template = self._templates.get((stream, instrument, slots), "")
+        if template == "":
+            template = self._templates[stream, instrument, slots] = self._row_template(stream, instrument, slots)
+        if template is None:
+            self._write_row(decision, slots)
+        else:
+            date_cell = self._cells.get(date)  # a few thousand dates, each checked once
+            if date_cell is None:
+                date_cell = self._cells[date] = _csv_text(date)
+            result_cell = self._cells.get(result)  # a handful of results and None
+            if result_cell is None:
+                result_cell = self._cells[result] = "" if result is None else _csv_text(result)
+            self._handle.write(template % (
+                date_cell, traded_slot, result_cell,
+                "" if peak is None else peak, *sums.values(), time_change, next_slot,
+                "" if rolling_median is None else rolling_median, rolling_median_target, median_ladder_target,
+                ladder_step, days_at_level, next_target, no_trade_next, _csv_text(time_reason),
+                _csv_text(target_reason), traded, profit, profit_usd))
+        self.count += 1
+
+    def _sums_template(self, slots: tuple[str, ...]) -> str:
         template = self._sums_templates.get(slots)
         if template is None:
             template = self._sums_templates[slots] = (
-                "{" + ",".join(json.dumps(slot) + ":%d" for slot in slots) + "}")
-        row[6] = template % tuple(sums.values())
+                "{" + ",".join(json.dumps(slot).replace("%", "%%") + ":%d" for slot in slots) + "}")
+        return template
+
+    def _row_template(self, stream: str, instrument: str, slots: tuple[str, ...]) -> str | None:
+        if any(_csv_text(slot) != slot for slot in slots):
+            return None
+        head = _csv_row([stream, instrument, ""])[:-2].replace("%", "%%")  # "stream,instrument,"
+        sums = _csv_text(self._sums_template(slots))
+        return (head + "%s,%s,%s,%s," + sums + ",%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\r\n")
+
+    def _write_row(self, decision: Decision, slots: tuple[str, ...]) -> None:
+        row = list(decision)
+        row[6] = self._sums_template(slots) % tuple(decision.slot_sums.values())
         for i in _NULLABLE:  # result, peak, rolling_median may be null
             if row[i] is None:
                 row[i] = ""
         self._writer.writerow(row)
-        self.count += 1
 
 
 def write_decisions_csv(path: Path, decisions: Iterable[Decision]) -> int:

@@ -1,0 +1,71 @@
+"""decisions.csv: the writer's template rows are byte for byte what csv.writer writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from types import MappingProxyType
+
+from hypothesis import given, settings, strategies as st
+
+from sequencer.adapters.files.record_files import DecisionCsvWriter, read_decision_file
+from sequencer.domain import DECISION_FIELDS, Decision
+
+# any text, the characters csv quotes and '%' (the templates' own) made likely
+TEXT = st.text(st.sampled_from('a1:,"\r\n% -') | st.characters(exclude_categories=("Cs",)), max_size=12)
+FLOAT = st.floats(allow_nan=False)
+SLOTS = st.lists(st.sampled_from(["07:30", "08:00", "09:00", "10:30"]) | TEXT, min_size=1, max_size=4, unique=True)
+
+
+@st.composite
+def decisions(draw, layouts):
+    stream, instrument, slots = draw(st.sampled_from(layouts))
+    sums = MappingProxyType({slot: draw(st.integers(-26, 13)) for slot in slots})
+    return Decision(
+        stream=stream, instrument=instrument, date=draw(st.sampled_from(["2024-01-02", "1980-12-31"]) | TEXT),
+        traded_slot=draw(st.sampled_from(slots)), result=draw(st.none() | st.sampled_from(["Win", "Loss"]) | TEXT),
+        peak=draw(st.none() | FLOAT), slot_sums=sums, time_change=draw(st.booleans()),
+        next_slot=draw(st.sampled_from(slots)), rolling_median=draw(st.none() | FLOAT),
+        rolling_median_target=draw(FLOAT), median_ladder_target=draw(FLOAT), ladder_step=draw(st.integers(0, 14)),
+        days_at_level=draw(st.integers(0, 10**6)), next_target=draw(FLOAT), no_trade_next=draw(st.booleans()),
+        time_reason=draw(TEXT), target_reason=draw(TEXT), traded=draw(st.booleans()), profit=draw(FLOAT),
+        profit_usd=draw(FLOAT))
+
+
+def csv_writer_bytes(rows: list[Decision]) -> str:
+    """The independent oracle: csv.writer over each decision, slot_sums as compact JSON, null as ''."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(DECISION_FIELDS)
+    for decision in rows:
+        row = ["" if value is None else value for value in decision]
+        row[6] = json.dumps(dict(decision.slot_sums), separators=(",", ":"))
+        writer.writerow(row)
+    return out.getvalue()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(TEXT.filter(bool), TEXT, SLOTS), min_size=1, max_size=3).flatmap(
+    lambda layouts: st.lists(decisions(layouts), max_size=8)))
+def test_rows_are_csv_writers_bytes(rows: list[Decision]) -> None:
+    out = io.StringIO()
+    writer = DecisionCsvWriter(out)
+    for decision in rows:
+        writer.write(decision)
+    assert out.getvalue() == csv_writer_bytes(rows)
+    assert writer.count == len(rows)
+
+
+def test_a_written_file_reads_back_equal(tmp_path) -> None:
+    sums = MappingProxyType({"07:30": -2, "08:00": 1, "09:00": 0})
+    first = Decision("ES1", "ES", "2024-01-02", "07:30", "Loss", 18.25, sums, True, "08:00", None, 10.0, 10.0, 0, 1,
+                     10.0, False, "Loss at 07:30 (sum -2): switch to 08:00 (sum 1)", 'median 12.0, "ladder" 10.0',
+                     True, -10.0, -500.0)
+    second = first._replace(date="2024-01-03", result=None, peak=None, traded=False, profit=0.0, profit_usd=0.0)
+    path = tmp_path / "decisions.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = DecisionCsvWriter(handle)
+        writer.write(first)
+        writer.write(second)
+    assert read_decision_file(path).decisions == [first, second]
