@@ -539,7 +539,7 @@ def run_child(args: argparse.Namespace) -> None:
     worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
     if shape.fast_drain:
         # After the Worker set the app's loop, before the consumer exists.
-        from sequencer.adapters.faust.consumer import fast_drain_consumer_class
+        from sequencer.adapters.faust.private_api import fast_drain_consumer_class
 
         app.transport.Consumer = fast_drain_consumer_class()
     profile = os.environ.get("BENCH_PROFILE")  # path: write a cProfile of the child

@@ -87,7 +87,7 @@ def _publisher(settings) -> EventPublisher:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from sequencer.cli.progress import progress_bar
+    from sequencer.adapters.progress import progress_bar
 
     settings = _settings(args)
     batch = _read(args.inputs, args)

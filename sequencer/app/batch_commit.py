@@ -50,10 +50,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence
 
-from sequencer.app.codecs import dead_letter_key, encode_decision
+from sequencer.app.codecs import dead_letter_key, encode_decision, encode_event, encode_state
 from sequencer.domain import SequencerError, StreamState
 from sequencer.domain.events import DayEvent
-from sequencer.adapters.faust.live_state import encode_last_event, encode_state
 from sequencer.app.processor import BatchOutcome, EventProcessor
 from sequencer.app.records import DeadLetter, SourceRecord
 
@@ -193,7 +192,7 @@ class BatchCommit:
                 applied = outcome.last_events.get(stream)
                 written[stream] = self.table.previous(stream)
                 for partition, record in self.table.write(
-                        stream, encode_state(state), None if applied is None else encode_last_event(applied),
+                        stream, encode_state(state), None if applied is None else encode_event(applied),
                         outcome.partition_of.get(stream)):
                     changelog.setdefault((record.topic, partition), []).append(record)
             pending = await self._send_changelog(changelog)

@@ -1,6 +1,8 @@
-"""Wire codecs: day events and decisions as msgpack (JSON accepted on input).
+"""Wire codecs: day events and decisions as msgpack (JSON accepted on input), stream
+states as the worker's table values (SPEC 4 JSON), dead letters.
 
-One codec per record type. Decoding untrusted bytes raises ``InvalidEvent``
+One codec per record type. The worker's two tables hold a state (``encode_state``)
+and a day event (``encode_event``: the last-events table's value is the event record). Decoding untrusted bytes raises ``InvalidEvent``
 with a specific reason, so the caller can dead-letter the original bytes.
 
 Day events are decoded by msgspec into typed structs (``_EventFields``), in C:
@@ -24,7 +26,16 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import msgspec
 
-from sequencer.domain import DayEvent, Decision, InvalidEvent, SequencerConfig, parse_day_event
+from sequencer.domain import (
+    DayEvent,
+    Decision,
+    InvalidEvent,
+    SequencerConfig,
+    StreamState,
+    parse_day_event,
+    state_from_dict,
+    state_to_dict,
+)
 from sequencer.domain.events import EventRules
 
 if TYPE_CHECKING:
@@ -203,6 +214,16 @@ def encode_decision(decision: Decision) -> bytes:
 
 def decode_decision(data: bytes) -> Decision:
     return Decision.from_dict(msgpack.unpackb(data, raw=False))
+
+
+def encode_state(state: StreamState) -> bytes:
+    """The stream-states table value (and its changelog record): the SPEC 4 state JSON, compact."""
+    return json.dumps(state_to_dict(state), separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode_state(data: bytes, config: SequencerConfig) -> StreamState:
+    """A table value back to the state; ``ValueError``/``TypeError`` for one that is not a valid state."""
+    return state_from_dict(json.loads(data), config)
 
 
 def _cut_bytes(name: str, data: bytes | None, limit: int) -> dict[str, Any]:

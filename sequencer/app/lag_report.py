@@ -75,7 +75,12 @@ class GroupReading:
 
 
 def stream_and_date(value: bytes | None) -> tuple[str, str] | None:
-    """The stream name and ISO date of a day event's bytes; None when it has no valid pair."""
+    """The stream name and ISO date of a day event's bytes; None when it has no valid pair.
+
+    A peek, not the day event's decoder (``EventDecoder``): a record counts for
+    freshness by its stream and date alone, whatever its slots hold or lack, and
+    a timestamp's date part counts (tests/unit/test_lag_status.py holds both);
+    the typed decoder would refuse such records, and it needs the configuration."""
     try:
         payload = decode_payload(value)
     except InvalidEvent:

@@ -9,7 +9,7 @@ views use; ``tests/unit/test_layers.py`` checks that the runtime still offers ea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, MutableMapping, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, MutableMapping, NamedTuple, Protocol
 
 from sequencer.app.latency import DecisionLatency
 from sequencer.app.processor import EventProcessor
@@ -34,8 +34,6 @@ class CheckpointFiles(Protocol):
 
     folder: Path
 
-    def save(self, state: StreamState) -> Path: ...
-
     def clear(self, stream: str) -> list[Path]: ...
 
     def path_for(self, stream: str, instrument: str) -> Path: ...
@@ -55,6 +53,21 @@ class CheckpointRounds(Protocol):
     last_written_at: float | None
 
 
+class SavedCheckpoint(NamedTuple):
+    """A checkpoint written on request: the state saved and its file."""
+
+    state: StreamState
+    path: Path
+
+
+class CheckpointSaver(Protocol):
+    """The checkpoint rounds as ``POST .../checkpoint`` uses them
+    (`sequencer.adapters.faust.live_state.CheckpointWriter`): one stream's file now,
+    under the same lock and rules as the periodic rounds."""
+
+    async def save_now(self, stream: str) -> SavedCheckpoint | None: ...
+
+
 class WorkerView(Protocol):
     """A running worker, as ``GET /lag``, ``/streams``, ``/metrics``, ``/status`` and the POSTs see it."""
 
@@ -63,6 +76,7 @@ class WorkerView(Protocol):
     live: StateCache
     processor: EventProcessor
     schedule: CheckpointRounds
+    checkpoints: CheckpointSaver
     latency: DecisionLatency
     status: WorkerStatus
     states_table: ChangelogTable | None

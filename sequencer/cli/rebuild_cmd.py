@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from .common import add_config_arguments, selected
-from .progress import progress_bar
+from ..adapters.progress import progress_bar
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser) -> None:

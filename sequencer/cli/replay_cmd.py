@@ -19,7 +19,7 @@ from sequencer.adapters.files.sources import expand_inputs
 from sequencer.adapters.files.state_folder import back_up_checkpoints
 from .common import add_config_arguments, add_rules_argument, selected
 from .performance_view import write_performance
-from .progress import progress_bar
+from ..adapters.progress import progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -121,7 +121,7 @@ async def _publish_and_collect(settings, config, inputs, args, worker) -> int:
     from sequencer.app.processor import reason_kind
     from sequencer.adapters.files.record_files import write_decisions_csv, write_rejects_csv
     from sequencer.adapters.files.sources import expand_inputs, read_day_events
-    from .progress import progress_bar
+    from ..adapters.progress import progress_bar
 
     batch = read_day_events(expand_inputs(inputs), config)
     write_rejects_csv(args.out / "rejects.csv", batch.rejects)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from .progress import progress_bar
+from ..adapters.progress import progress_bar
 from .rebuild_cmd import add_broker_arguments, settings_and_store
 
 

@@ -326,6 +326,11 @@ class EventRules:
         name_instrument, name_session = split_stream_name(name)
         instrument = name_instrument if instrument is None else instrument
         session = name_session if session is None else session
+        # A JSON list or map here would make the lookups below raise TypeError.
+        if not isinstance(instrument, str):
+            raise InvalidEvent(f"instrument must be a string, got {shown(instrument)}")
+        if not isinstance(session, str):
+            raise InvalidEvent(f"session must be a string, got {shown(session)}")
         if instrument not in self.config.instruments:
             raise InvalidEvent(f"unknown instrument {shown(instrument)}")
         if session not in self.config.sessions:

@@ -22,7 +22,7 @@ class WorkerSettings(SettingsSection):
     #: (with its full length and sha256), so it always fits the broker's limit.
     dead_letter_value_bytes: _Bytes = Field(16384, validation_alias="SEQUENCER_DEAD_LETTER_VALUE_BYTES")
     #: Hand messages from the consumer to the stream without Faust's per-message
-    #: task race (sequencer/adapters/faust/consumer.py): about 2.5x the rate. Turn off to
+    #: task race (sequencer/adapters/faust/private_api.py): about 2.5x the rate. Turn off to
     #: run Faust's own consumer unchanged.
     fast_drain: _Switch = Field(True, validation_alias="SEQUENCER_FAST_DRAIN")
     #: Send each changelog record in a batch of its own (flush after each).

@@ -81,7 +81,7 @@ async def faust_subject(bootstrap: str) -> AsyncIterator[Subject]:
     import faust
     from aiokafka import AIOKafkaProducer
 
-    from sequencer.adapters.faust.consumer import install as install_fast_drain
+    from sequencer.adapters.faust.private_api import install_fast_drain
     from sequencer.adapters.faust.fetch_wait import install as install_short_fetch_wait
     from sequencer.settings import Settings
     from sequencer.adapters.faust.worker import FaustConsumerPort

@@ -17,9 +17,9 @@ from sequencer.app.batch_commit import (
     RetryDelay,
     Step,
 )
-from sequencer.app.codecs import decode_payload
+from sequencer.app.codecs import decode_payload, encode_state
 from sequencer.domain import SequencerConfig, initial_state, parse_day_event, state_from_dict
-from sequencer.adapters.faust.live_state import LiveStates, encode_state
+from sequencer.adapters.faust.live_state import LiveStates
 from sequencer.app.processor import EventProcessor
 from sequencer.app.records import SourceRecord
 

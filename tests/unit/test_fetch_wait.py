@@ -6,7 +6,7 @@ from __future__ import annotations
 import faust
 import pytest
 
-from sequencer.adapters.faust.consumer import install as install_fast_drain
+from sequencer.adapters.faust.private_api import install_fast_drain
 from sequencer.adapters.faust.fetch_wait import FETCH_MAX_WAIT_MS, install
 
 

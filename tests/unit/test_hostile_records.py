@@ -369,3 +369,17 @@ def test_a_quoted_stream_with_a_newline_is_rejected_in_a_csv(tmp_path):
     batch = read_day_events([path], CONFIG, latest_date=LATEST)
     assert [(e.stream, e.date) for e in batch.events] == [("ES1", "2025-01-03")]
     assert "stream name" in batch.rejects[0].reason
+
+
+@pytest.mark.parametrize("field, value", [("instrument", ["ES"]), ("session", []), ("instrument", {"a": 1}),
+                                          ("session", 1)])
+def test_a_json_lines_row_with_a_non_string_instrument_or_session_is_rejected_not_raised(tmp_path, field, value):
+    # A list or map here once reached a set lookup and raised TypeError, ending the whole replay.
+    row = {"stream": "ES1", "instrument": "ES", "session": "S1", "date": "2025-01-02"}
+    row[field] = value
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    batch = read_day_events([path], SequencerConfig())
+    assert batch.events == []
+    assert [(r.line, r.reason) for r in batch.rejects] == [
+        (1, f"{field} must be a string, got {value!r}")]

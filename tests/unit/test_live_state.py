@@ -1,5 +1,5 @@
 """`sequencer.adapters.faust.live_state` on its own: where the worker finds a stream's state
-(cache, then table, then checkpoint), the table codecs, the changelog partition
+(cache, then table, then checkpoint), the changelog partition
 and the periodic checkpoint schedule. Plain dicts stand for the Faust tables."""
 
 from __future__ import annotations
@@ -8,19 +8,17 @@ from pathlib import Path
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import HealthCheck, given, settings
 
 from sequencer.adapters.files.checkpoints import CheckpointStore
 from sequencer.domain import SequencerConfig, initial_state, state_to_dict
-from sequencer.adapters.faust.live_state import (
-    CheckpointSchedule,
-    LiveStates,
-    changelog_partition,
-    decode_state,
-    encode_last_event,
-    encode_state,
-)
+from sequencer.adapters.faust.live_state import CheckpointSchedule, LiveStates, changelog_partition
+from sequencer.app.codecs import decode_state, encode_event, encode_state
 from sequencer.app.replay import replay_events
 from sequencer.adapters.files.sources import read_day_events
+
+from tests.support import frozen_event_validation as frozen
+from tests.unit.test_typed_codecs import outcome_of, records
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 CONFIG = SequencerConfig()
@@ -79,7 +77,7 @@ def test_drop_keeps_the_seed_and_forget_of_a_stream_does_not(folded):
 
 def test_the_last_event_is_read_from_its_table_once_and_a_bad_one_is_none(es_events):
     reads: list[str] = []
-    table = {"ES1": encode_last_event(es_events[-1]), "NQ1": b"\xc1 not msgpack"}
+    table = {"ES1": encode_event(es_events[-1]), "NQ1": b"\xc1 not msgpack"}
 
     def read(stream: str) -> bytes | None:
         reads.append(stream)
@@ -92,6 +90,21 @@ def test_the_last_event_is_read_from_its_table_once_and_a_bad_one_is_none(es_eve
     assert live.last_event("NQ1") is None
     live.put("ES1", initial_state("ES1", CONFIG), es_events[0])
     assert live.last_event("ES1") == es_events[0]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records())
+def test_a_last_event_value_decodes_as_the_generic_validation_does(data):
+    # The typed decoder reads the last-events table; whatever the bytes, the event (values
+    # and their types) or the refusal is what decode_payload + parse_day_event made of them
+    # (the frozen copy of that path in tests/support), a refusal being None here.
+    live = LiveStates(CONFIG, read_table={}.get, read_last_event=lambda stream: data)
+    found = live.last_event("ES1")
+    expected = outcome_of(lambda raw: frozen.decode_event(raw, CONFIG), data)
+    if found is None:
+        assert expected[0] == "refused"
+    else:
+        assert outcome_of(lambda raw: found, data) == expected
 
 
 def test_the_changelog_partition_is_the_partition_of_the_states_events(folded):

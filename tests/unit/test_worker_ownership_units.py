@@ -10,12 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from sequencer.adapters.files.checkpoints import CheckpointStore, OlderCheckpoint, is_older
-from sequencer.adapters.faust.live_state import (
-    CheckpointSchedule,
-    LiveStates,
-    changelog_partition,
-    encode_state,
-)
+from sequencer.adapters.faust.live_state import CheckpointSchedule, LiveStates, changelog_partition
+from sequencer.app.codecs import encode_state
 from sequencer.adapters.faust.worker import WorkerRuntime
 from sequencer.app.worker_status import WAIT_LOG_S, WorkerStatus
 

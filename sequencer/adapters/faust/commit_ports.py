@@ -6,6 +6,7 @@ from typing import Any, Awaitable, Sequence
 
 import faust
 
+from sequencer.adapters.faust.private_api import aiokafka_producer
 from sequencer.app.batch_commit import Outgoing
 
 
@@ -21,7 +22,7 @@ class FaustProducerPort:
         self._known_topics: set[str] = set()
 
     def _aiokafka(self) -> Any:
-        return self.app.producer._ensure_producer()
+        return aiokafka_producer(self.app.producer)
 
     async def partition_for(self, topic: str, key: bytes | None) -> int:
         if topic not in self._known_topics:

@@ -8,22 +8,20 @@ tested with plain dicts.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
+from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 from sequencer.adapters.files.checkpoints import CheckpointStore, OlderCheckpoint
-from sequencer.app.codecs import decode_payload, encode_event
+from sequencer.app.codecs import EventDecoder, decode_state
+from sequencer.app.worker_view import SavedCheckpoint
 from sequencer.domain import (
     DayEvent,
     SequencerConfig,
     StreamState,
     SequencerError,
     offsets_in_topic,
-    parse_day_event,
-    state_from_dict,
-    state_to_dict,
 )
 
 logger = logging.getLogger(__name__)
@@ -31,15 +29,6 @@ logger = logging.getLogger(__name__)
 #: The worker's two Faust tables (rebuild and verify write and read their changelogs).
 STATES_TABLE = "stream-states"
 LAST_EVENTS_TABLE = "last-events"
-
-
-def encode_state(state: StreamState) -> bytes:
-    """The table value: the SPEC 4 state JSON."""
-    return json.dumps(state_to_dict(state), separators=(",", ":"), allow_nan=False).encode()
-
-
-def decode_state(data: bytes, config: SequencerConfig) -> StreamState:
-    return state_from_dict(json.loads(data), config)
 
 
 class LiveStates:
@@ -60,6 +49,9 @@ class LiveStates:
         self._seeds = dict(seeds or {})
         self._cache: dict[str, StreamState] = {}
         self._last_events: dict[str, DayEvent] = {}
+        # The last-events table holds encode_event's bytes: the typed decoder reads them
+        # (the generic path only for a value its schema refuses, as for any record).
+        self._decode_event = EventDecoder(config).decode
         self.seeded: list[str] = []
 
     def get(self, stream: str) -> StreamState | None:
@@ -91,7 +83,7 @@ class LiveStates:
             raw = self._read_last_event(stream)
             if raw is not None:
                 try:
-                    event = parse_day_event(decode_payload(raw), self.config)
+                    event = self._decode_event(raw)
                 except ValueError:
                     return None
                 self._last_events[stream] = event
@@ -119,10 +111,6 @@ class LiveStates:
             self._cache.pop(stream, None)
             self._last_events.pop(stream, None)
             self._seeds.pop(stream, None)
-
-
-def encode_last_event(event: DayEvent) -> bytes:
-    return encode_event(event)
 
 
 def changelog_partition(state: StreamState | None, stream: str, topic: str, partitions: int) -> int:
@@ -252,7 +240,9 @@ class CheckpointWriter:
     serialised by a lock, so two saves of one file never race (the store's
     older-state check and its rename are not atomic together) and a later
     round, which took later states, always writes after an earlier one.
-    A revocation or a stop awaits `write` and so waits for the round in flight."""
+    A revocation or a stop awaits `write` and so waits for the round in flight.
+    `save_now` (``POST /streams/{s}/checkpoint``) is a round of one stream under
+    the same lock and rules."""
 
     def __init__(self, schedule: CheckpointSchedule, states: Callable[[], dict[str, StreamState]],
                  owns: Callable[[StreamState], bool]) -> None:
@@ -288,6 +278,27 @@ class CheckpointWriter:
             logger.info("checkpoints of %d streams not written: their partitions were revoked "
                         "during the round", len(result.skipped))
         return len(result.written)
+
+    async def save_now(self, stream: str) -> SavedCheckpoint | None:
+        """Write one stream's checkpoint now, as a round would; None when it is not this worker's.
+
+        Under the rounds' lock, so after the round in flight and before the
+        next one: the state is taken when its turn comes (never older than
+        what an earlier round wrote) and saved only if ``owns`` still holds
+        for it in the executor. Raises what the store's ``save`` raises:
+        `OlderCheckpoint` when the file holds a newer state, `OSError` or
+        `CheckpointError` when it cannot be written. The schedule's counters
+        are left alone: they count the periodic rounds."""
+        async with self._lock:
+            state = self._states().get(stream)
+            if state is None:
+                return None
+            loop = asyncio.get_running_loop()
+            path = await loop.run_in_executor(None, self._save_if_owned, state)
+        return None if path is None else SavedCheckpoint(state, path)
+
+    def _save_if_owned(self, state: StreamState) -> Path | None:
+        return self.schedule.store.save(state) if self._owns(state) else None
 
     async def idle(self) -> None:
         """Wait for the round in flight, if any (its failure is logged, not raised)."""

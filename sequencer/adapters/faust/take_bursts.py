@@ -19,8 +19,8 @@ Apart from the wait it does what ``take_events`` does, with the same Faust
 calls (faust-streaming 0.15.x): a processor adds each event to the buffer
 while the stream is drained passively; adding waits while a batch is being
 consumed and while a full buffer is not yet taken; each event is acked after
-its batch's consumer returns. ``Stream._enable_passive`` and
-``Stream._processors`` are private to Faust.
+its batch's consumer returns. The two private Faust names it needs are in
+`private_api` (use 5).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any, AsyncIterator
+
+from sequencer.adapters.faust.private_api import enable_passive_drain, remove_stream_processor
 
 #: Seconds without a new record after which a partial batch is handed over.
 #: The records of one fetch reach the stream microseconds apart; a burst
@@ -81,7 +83,7 @@ async def take_bursts(stream: Any, max_: int, within: float, settle: float = SET
 
     stream.enable_acks = False  # each event is acked after its batch's consumer returns
     stream.add_processor(add_to_buffer)
-    stream._enable_passive(aiter(stream.channel))
+    enable_passive_drain(stream)
     try:
         while not stream.should_stop:
             await stream.wait_for_stopped(arrived, timeout=within)
@@ -102,4 +104,4 @@ async def take_bursts(stream: Any, max_: int, within: float, settle: float = SET
                 consumed.set()
     finally:
         stream.enable_acks = acks_before
-        stream._processors.remove(add_to_buffer)
+        remove_stream_processor(stream, add_to_buffer)

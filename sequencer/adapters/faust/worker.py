@@ -41,7 +41,7 @@ from sequencer.adapters.faust.live_state import (
 from sequencer.app.processor import EventProcessor
 from sequencer.app.records import SourceRecord
 from sequencer.settings import Settings
-from sequencer.adapters.faust.consumer import install as install_fast_drain
+from sequencer.adapters.faust.private_api import commit_offsets, install_fast_drain
 from sequencer.adapters.faust.fetch_wait import install as install_short_fetch_wait
 from sequencer.adapters.faust.take_bursts import take_bursts
 from sequencer.adapters.faust.commit_ports import FaustProducerPort, FaustTablePort
@@ -187,7 +187,7 @@ class FaustConsumerPort:
         return await self.app.consumer.position(_faust_tp(tp))
 
     async def seek(self, tp: str, offset: int) -> None:
-        # seek_wait, not seek: Faust's seek calls aiokafka from this thread
+        # seek_wait (public), not seek: Faust's seek calls aiokafka from this thread
         # while the consumer thread may be inside fetched_records, whose
         # `del self._records[tp]` then raised KeyError and crashed the Fetcher
         # (seen once in CI right after an assignment). seek_wait runs it on the
@@ -195,9 +195,9 @@ class FaustConsumerPort:
         await self.app.consumer.seek_wait({_faust_tp(tp): offset})
 
     async def commit(self, offsets: Any) -> bool:
-        # Faust's consumer-thread commit: its public commit() only commits
-        # what Faust acked itself, and acks are off for this topic.
-        return await self.app.consumer._commit({_faust_tp(tp): offset for tp, offset in offsets.items()})
+        # Not Faust's public commit(): it commits only what Faust acked, and acks
+        # are off for this topic (private_api, use 1).
+        return await commit_offsets(self.app.consumer, {_faust_tp(tp): offset for tp, offset in offsets.items()})
 
     async def group_offsets(self) -> dict[str, int]:
         settings = self.settings

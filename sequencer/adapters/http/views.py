@@ -24,7 +24,8 @@ A worker answers only for the streams of the partitions assigned to it now
 (several workers: ask each, or read the checkpoints); a stream of another
 worker's partition is 404. ``POST .../checkpoint`` answers 409 when the file
 on disk is newer and 503 naming the file and the OS error when it cannot be
-written (read-only folder, disk full).
+written (read-only folder, disk full); it writes through the worker's
+checkpoint rounds (`checkpoint_now`), never beside one.
 
 Limits: a reset that lands while a batch
 of the same stream is between fold and table write is overwritten by that
@@ -79,6 +80,41 @@ def checkpoint_files(folder: Path) -> dict[str, Path]:
         if stream is not None:
             found[stream] = path
     return found
+
+
+async def checkpoint_now(runtime: WorkerView, stream: str) -> tuple[int, dict[str, Any]]:
+    """``POST /streams/{stream}/checkpoint`` after its token check: (HTTP status, JSON body).
+
+    The file is written by the runtime's checkpoint writer, one round of one
+    stream under the periodic rounds' lock: a round in flight finishes first,
+    so its older snapshot never lands after the newer state written here, and
+    the next round waits for this one. 404 for a stream this worker does not
+    own (or no longer owns when its turn comes), 409 when the file holds a
+    newer state, 503 naming the file and the OS error when it cannot be written.
+    """
+    unknown = (404, {"error": f"unknown stream {stream!r}", "stream": stream})
+    if not STREAM_NAME.fullmatch(stream):
+        return unknown
+    try:
+        saved = await runtime.checkpoints.save_now(stream)
+    except OlderCheckpoint as refusal:
+        return 409, {"error": str(refusal), "stream": stream}
+    except (OSError, CheckpointError) as failure:
+        # A read-only or full folder, a folder in the file's place: say
+        # which file and why, not a bare 500.
+        reason = (failure.problem if isinstance(failure, CheckpointError)
+                  else failure.strerror or type(failure).__name__)
+        state = runtime.state(stream)
+        where = (runtime.store.path_for(stream, state.instrument) if state is not None
+                 else runtime.store.folder)
+        logger.error("checkpoint of %s not written over HTTP: %s: %s", stream, where, reason)
+        return 503, {"error": f"checkpoint of {stream} not written: {where}: {reason}",
+                     "stream": stream, "folder": str(runtime.store.folder)}
+    if saved is None:
+        return unknown
+    state, path = saved
+    return 200, {"stream": stream, "path": str(path), "saved_at": _saved_at_of(path),
+                 "last_processed_date": state.last_processed_date, "events_applied": state.events_applied}
 
 
 def _saved_at_of(path: Path) -> str | None:
@@ -270,25 +306,8 @@ def register_views(app: "faust.App", runtime: WorkerView) -> None:
             refused = api.authorized(request)
             if refused:
                 return error(self, 403, refused)
-            state = api.state(stream)
-            if state is None:
-                return error(self, 404, f"unknown stream {stream!r}", stream=stream)
-            try:
-                path = await asyncio.get_running_loop().run_in_executor(None, runtime.store.save, state)
-            except OlderCheckpoint as refusal:
-                return error(self, 409, str(refusal), stream=stream)
-            except (OSError, CheckpointError) as failure:
-                # A read-only or full folder, a folder in the file's place: say
-                # which file and why, not a bare 500.
-                reason = (failure.problem if isinstance(failure, CheckpointError)
-                          else failure.strerror or type(failure).__name__)
-                where = runtime.store.path_for(state.stream, state.instrument)
-                logger.error("checkpoint of %s not written over HTTP: %s: %s", stream, where, reason)
-                return error(self, 503, f"checkpoint of {stream} not written: {where}: {reason}",
-                             stream=stream, folder=str(runtime.store.folder))
-            return self.json({"stream": stream, "path": str(path), "saved_at": _saved_at_of(path),
-                              "last_processed_date": state.last_processed_date,
-                              "events_applied": state.events_applied})
+            status, body = await checkpoint_now(runtime, stream)
+            return self.json(body, status=status)
 
     @app.page("/streams/{stream}/reset", name="sequencer-stream-reset")
     class ResetView(View):

@@ -32,9 +32,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.adapters.files.checkpoints import CheckpointStore, OlderCheckpoint, stream_of_file
-from sequencer.app.codecs import encode_event
+from sequencer.app.codecs import encode_event, encode_state
 from sequencer.domain import DayEvent, SequencerConfig, SequencerError, StreamState, offsets_in_topic
-from sequencer.adapters.faust.live_state import LAST_EVENTS_TABLE, STATES_TABLE, encode_state
+from sequencer.adapters.faust.live_state import LAST_EVENTS_TABLE, STATES_TABLE
 from sequencer.app.log_fold import LogFold, chosen_streams
 from sequencer.adapters.kafka.log_reader import ChangelogContents, changelog_topic, read_changelog, read_topic
 

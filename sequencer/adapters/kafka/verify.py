@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterable
 from sequencer.adapters.kafka.connection import KafkaConnection
 from sequencer.adapters.files.checkpoints import CheckpointStore, stream_of_file
 from sequencer.domain import InvalidState, SequencerConfig, StreamState, offsets_in_topic, state_to_dict
-from sequencer.adapters.faust.live_state import STATES_TABLE, decode_state
+from sequencer.adapters.faust.live_state import STATES_TABLE
+from sequencer.app.codecs import decode_state
 from sequencer.app.log_fold import LogFold, chosen_streams
 from sequencer.adapters.kafka.log_reader import changelog_topic, read_changelog, read_topic
 

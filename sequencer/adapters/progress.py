@@ -1,4 +1,9 @@
-"""Progress bars on a terminal (rate and ETA), silent otherwise."""
+"""Progress bars on a terminal (rate and ETA), silent otherwise.
+
+The terminal is an edge like a file: the bar lives under adapters so that both
+programs may show it, ``sequencer``'s commands and the ``streamer`` (which may
+import sequencer's adapters but not its cli).
+"""
 
 from __future__ import annotations
 
