@@ -49,7 +49,7 @@ def unpack(name: str, spec: str, into: Path) -> Path:
     for file in BENCH_FILES:
         shutil.copy(ROOT / "bench" / file, tree / "bench" / file)
     if patches:
-        module = tree / "sequencer" / "stream_app.py"
+        module = tree / "sequencer" / "adapters" / "faust" / "worker.py"
         text = module.read_text()
         for patch in patches.split(","):
             const, _, value = patch.partition("=")

@@ -65,6 +65,8 @@ def test_each_private_name_the_list_uses_still_exists():
         assert hasattr(consumer, name), name
     assert callable(getattr(Producer, "_ensure_producer", None))
     assert callable(getattr(AIOKafkaConsumerThread, "_create_worker_consumer", None))
+    stream = app("private-stream-names").stream(app("private-stream-channel").channel())
+    assert callable(getattr(stream, "_enable_passive", None)) and isinstance(stream._processors, list)
     # The public ones it names instead.
     assert callable(AIOKafkaFaustConsumer.seek_wait) and callable(faust.Table.send_changelog)
 

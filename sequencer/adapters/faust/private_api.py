@@ -31,6 +31,13 @@ Private uses, each with why no public API does it:
    ``AIOKafkaConsumerThread._create_worker_consumer`` and sets aiokafka's
    ``AIOKafkaConsumer._fetch_max_wait_ms`` (Faust fixes it at 1,500 ms).
 
+5. The agent's batches (`sequencer.adapters.faust.take_bursts`, through
+   `enable_passive_drain` and `remove_stream_processor`): ``Stream._enable_passive``
+   and ``Stream._processors``, as ``Stream.take_events`` uses them. Faust has
+   no public way to hand a batch over when its burst settles rather than at a
+   fixed ``within`` tick (docs/benchmarks.md, "Batches handed over when a burst
+   settles").
+
 Public APIs used where they exist: ``Consumer.seek_wait`` (a seek run on the
 consumer's thread), ``position``, ``highwater``, ``assignment``,
 ``Producer.key_partition`` and ``flush``, ``Table.send_changelog`` (reset
@@ -146,3 +153,13 @@ def install_fast_drain(app: Any) -> bool:
         return False
     app.transport.Consumer = fast_drain_consumer_class()
     return True
+
+
+def enable_passive_drain(stream: Any) -> None:
+    """Let ``stream`` drain its channel in the background, feeding its processors (use 5)."""
+    stream._enable_passive(aiter(stream.channel))
+
+
+def remove_stream_processor(stream: Any, processor: Any) -> None:
+    """Take ``processor`` off ``stream`` (use 5; Faust has ``add_processor`` only)."""
+    stream._processors.remove(processor)
