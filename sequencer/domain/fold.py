@@ -87,10 +87,24 @@ def _text(value: float) -> str:
     return text
 
 
+def ladder_rung(base: float, step: int) -> float:
+    """r_step = base * (1 + 0.5 step) of SPEC 5 step 4."""
+    return _round(base * (1 + 0.5 * step))
+
+
+def target_cap(base: float, max_target_pct: float) -> float:
+    """The highest target of SPEC 5 step 4: ``max_target_pct`` % of the base."""
+    return _round(base * max_target_pct / 100)
+
+
+def window_median(window, median_position: int) -> float:
+    """m of SPEC 5 step 4: the ``median_position``-th smallest peak of a full window."""
+    return sorted(window)[median_position - 1]
+
+
 @lru_cache(maxsize=256)
 def _target_rules(base: float, increment: float, max_target_pct: float) -> tuple[tuple[float, ...], float]:
-    rungs = tuple(_round(base * (1 + 0.5 * i)) for i in range(LADDER_RUNGS))
-    return rungs, _round(base * max_target_pct / 100)
+    return tuple(ladder_rung(base, i) for i in range(LADDER_RUNGS)), target_cap(base, max_target_pct)
 
 
 def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> tuple[StreamState, Decision | None]:
@@ -181,7 +195,7 @@ def apply_day(state: StreamState, event: DayEvent, config: SequencerConfig) -> t
         else:
             rungs, cap = _target_rules(base, spec.increment, config.max_target_pct)
             position = config.median_position - 1
-            median = sorted(rolling_window)[position]
+            median = sorted(rolling_window)[position]  # window_median, inlined: a call per event
             ladder_median = median if same_windows else sorted(ladder_window)[position]
             # min(max(floor, base), cap) as compares: the builtins cost a call
             # each, and the compares pick the same value as they would.

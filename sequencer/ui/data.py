@@ -40,6 +40,7 @@ from sequencer.adapters.files.checkpoints import (
 from sequencer.app.clock import utc_now_iso, utc_today
 from sequencer.adapters.files.config_file import load_config
 from ..domain import SequencerConfig, StreamState, state_to_dict
+from sequencer.domain.fold import ladder_rung, target_cap, window_median as median_of_full_window
 from sequencer.app.monitoring import stream_row
 
 
@@ -233,9 +234,7 @@ def partition_lag(state: dict[str, Any] | None, lag: dict[str, Any] | None) -> i
 
 def window_median(window: list[float], config: SequencerConfig) -> float | None:
     """m of SPEC 5 step 4 for a full window, else None (warm-up)."""
-    if len(window) < config.depth:
-        return None
-    return sorted(window)[config.median_position - 1]
+    return median_of_full_window(window, config.median_position) if len(window) >= config.depth else None
 
 
 def peak_window_rows(state: dict[str, Any], config: SequencerConfig) -> list[dict[str, Any]]:
@@ -258,10 +257,9 @@ def slot_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 def ladder_summary(state: dict[str, Any], config: SequencerConfig) -> dict[str, Any]:
     spec = config.instruments[state["instrument"]]
-    cap = spec.base * config.max_target_pct / 100
     step = state["median_ladder_current_step"]
-    return {"base": spec.base, "cap": round(cap, 10), "step": step,
-            "rung": round(spec.base * (1 + 0.5 * step), 10),
+    return {"base": spec.base, "cap": target_cap(spec.base, config.max_target_pct), "step": step,
+            "rung": ladder_rung(spec.base, step),
             "days_at_level": state["median_ladder_days_at_level"],
             "next_slot": state["current_time"], "next_target": state["current_target"],
             "target_mode": config.target_mode, "no_trade_next": state["no_trade_next"]}

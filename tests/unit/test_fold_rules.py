@@ -648,3 +648,20 @@ def test_sessions_from_a_config_file(tmp_path: Path):
     # a stream of the new session: 13:00 Loss (-2), 13:30 Win (1) -> switch to 13:30
     state, decisions = run(config, [{"13:00": o("Loss"), "13:30": o("Win")}], stream="ES3")
     assert decisions[0].next_slot == "13:30" and state.session == "S3"
+
+
+def test_the_ladder_rungs_cap_and_median_have_one_definition_the_ui_shares():
+    from sequencer.domain import SequencerConfig
+    from sequencer.domain.fold import ladder_rung, target_cap, window_median
+    from sequencer.ui.data import ladder_summary
+    # SPEC 5 step 4 by hand: r_i = base * (1 + 0.5 i); cap = base * max_target_pct / 100.
+    assert [ladder_rung(10, i) for i in (0, 1, 2, 14)] == [10, 15, 20, 80]
+    assert ladder_rung(0.5, 3) == 1.25
+    assert target_cap(10, 300) == 30
+    assert window_median([5, 1, 4, 2, 3], 3) == 3
+    config = SequencerConfig()
+    state = {"instrument": "ES", "median_ladder_current_step": 2, "median_ladder_days_at_level": 1,
+             "current_time": "09:00", "current_target": 20, "no_trade_next": False}
+    base = config.instruments["ES"].base
+    summary = ladder_summary(state, config)
+    assert summary["rung"] == base * 2 and summary["cap"] == base * config.max_target_pct / 100
