@@ -17,7 +17,7 @@ from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_fol
 from sequencer.adapters.files.config_file import load_config
 from ..domain import SequencerConfig
 
-from ..settings.location import STATE_DIR, StateLocation
+from ..settings.location import STATE_DIR, StateLocation, named_config
 
 DEFAULT_STATE_DIR: Path = STATE_DIR.default
 
@@ -41,9 +41,7 @@ def add_rules_argument(parser: argparse.ArgumentParser) -> None:
 
 def config_name_of(args: argparse.Namespace) -> str | None:
     """The configuration name the command line gives (None: not given, the settings decide)."""
-    if args.config_name:
-        return args.config_name
-    return None if args.config is None else Path(args.config).stem
+    return named_config(args.config_name, args.config)
 
 
 def settings_of(args: argparse.Namespace, **overrides: Any):  # -> sequencer.settings.Settings

@@ -66,14 +66,22 @@ class Variable(NamedTuple):
 
 #: A configuration name becomes a directory name and part of the Faust app id
 #: (and so of consumer group and changelog topic names).
-_CONFIG_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CONFIG_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CONFIG_NAME_EXPECTED = "letters, digits, '_' or '-', at most 64 (it becomes a folder and topic name)"
 
 
 def parse_config_name(value: Any) -> str:
-    if not isinstance(value, str) or not _CONFIG_NAME_PATTERN.fullmatch(value):
+    if not isinstance(value, str) or not CONFIG_NAME_PATTERN.fullmatch(value):
         raise ValueError(f"must be {CONFIG_NAME_EXPECTED}, got {value!r}")
     return value
+
+
+def named_config(config_name: str | None, config_file: Any) -> str | None:
+    """The configuration name options give: the name, else the config file's stem, else None
+    (the environment or the default decides)."""
+    if config_name:
+        return config_name
+    return None if config_file is None else Path(config_file).stem
 
 
 def parse_path(value: Any) -> Path:

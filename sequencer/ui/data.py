@@ -85,7 +85,9 @@ class Dashboard:
                  today: dt.date | None = None) -> None:
         from ..settings import Settings
 
-        name = options.config_name or (options.config.stem if options.config else None)
+        from ..settings.location import named_config
+
+        name = named_config(options.config_name, options.config)
         self.settings = Settings.from_env(environ, config_name=name, config_file=options.config,
                                           state_dir=options.state_dir, bootstrap_servers=options.bootstrap)
         self.options = options

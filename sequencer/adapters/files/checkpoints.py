@@ -22,6 +22,7 @@ from sequencer.domain.events import STREAM_NAME
 from sequencer.domain.state import load_state_document
 from sequencer.adapters.files.file_writes import check_folder, naming
 from sequencer.app.clock import utc_now_iso
+from sequencer.settings.location import CONFIG_NAME as CONFIG_NAME_SETTING, CONFIG_NAME_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ def stream_of_file(path: Path | str) -> str | None:
     """The stream a checkpoint file's name says (``state_{instrument}_{stream}.json``), or None."""
     match = _FILE_NAME.fullmatch(Path(path).name)
     return match.group(2) if match else None
-CONFIG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-DEFAULT_CONFIG_NAME = "default"
+# The name rule and the default live with the setting that names them.
+CONFIG_NAME = CONFIG_NAME_PATTERN
+DEFAULT_CONFIG_NAME = CONFIG_NAME_SETTING.default
 
 
 class CheckpointError(SequencerError):
