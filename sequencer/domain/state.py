@@ -197,7 +197,7 @@ def state_of_document(doc: Mapping[str, Any], config: SequencerConfig) -> Stream
     rolling = _window(doc, "rolling_median_window", config)
     ladder = _window(doc, "median_ladder_window", config)
     offsets = doc.get("source_offsets", {})
-    if not isinstance(offsets, Mapping) or not all(
+    if not _is_mapping(offsets) or not all(
         isinstance(k, str) and _is_int(v) and v >= 0 for k, v in offsets.items()
     ):
         raise InvalidState("source_offsets must map 'topic:partition' to a non-negative offset")
@@ -269,6 +269,11 @@ def load_state_document(doc: Any, config: SequencerConfig) -> tuple[StreamState,
 
 
 # --- field readers: each raises InvalidState naming the field ---------------------------
+
+
+def _is_mapping(value: Any) -> bool:
+    # A decoded document holds dicts: skip the ABC's slower isinstance for them.
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _is_int(value: Any) -> bool:
@@ -346,9 +351,14 @@ def _window(doc: Mapping[str, Any], key: str, config: SequencerConfig) -> tuple[
 def _histories(doc: Mapping[str, Any], session: str, config: SequencerConfig,
                drop_unknown: list[str] | None) -> Mapping[str, tuple[int, ...]]:
     raw = doc["time_slot_histories"]
-    if not isinstance(raw, Mapping):
+    if not _is_mapping(raw):
         raise InvalidState("time_slot_histories must map slot -> list of scores")
     session_slots = config.sessions[session]
+    depth = config.depth
+    if tuple(raw) == session_slots and all(type(scores) is list and len(scores) <= depth and _all_scores(scores)
+                                           for scores in raw.values()):
+        # As state_to_dict writes them: every slot of the session, in order, spelled HH:MM.
+        return MappingProxyType({slot: tuple(scores) for slot, scores in raw.items()})
     found: dict[str, tuple[int, ...]] = {}
     for raw_slot, scores in raw.items():
         try:
