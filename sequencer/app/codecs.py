@@ -243,10 +243,23 @@ class _DecisionFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 assert _DecisionFields.__struct_fields__ == DECISION_FIELDS, "the decision schema follows Decision"
+_SLOT_SUMS = DECISION_FIELDS.index("slot_sums")  # the one field that is not a plain value
 
 
-#: One encoder for every record: it keeps no state between calls, so sharing it is safe.
-_RECORD_ENCODER = msgspec.msgpack.Encoder()
+def _as_builtin(value: Any) -> Any:
+    """msgspec's hook for what it does not write itself: a subclass of float or str (a
+    ``numpy.float64``, say), which msgpack wrote as the float or string it is."""
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
+
+
+#: One encoder for every record: it keeps nothing between calls (each gets its own
+#: output buffer), so threads can share it. The hook runs only for a value msgspec
+#: does not know; plain values never reach it.
+_RECORD_ENCODER = msgspec.msgpack.Encoder(enc_hook=_as_builtin)
 _DECISION_DECODER = msgspec.msgpack.Decoder(_DecisionFields).decode
 
 
@@ -254,7 +267,8 @@ def encode_decision(decision: Decision) -> bytes:
     """The msgpack bytes of ``decision.to_dict()`` (tested byte for byte against
     ``msgpack.Packer(use_bin_type=True)``), written by msgspec."""
     # slot_sums as to_dict gives it: a read-only mapping written as the map it holds.
-    return _RECORD_ENCODER.encode(_DecisionFields(*decision[:6], dict(decision[6]), *decision[7:]))
+    return _RECORD_ENCODER.encode(_DecisionFields(
+        *decision[:_SLOT_SUMS], dict(decision[_SLOT_SUMS]), *decision[_SLOT_SUMS + 1:]))
 
 
 def decode_decision(data: bytes) -> Decision:
@@ -272,7 +286,7 @@ def decode_decision(data: bytes) -> Decision:
     except Exception:  # noqa: BLE001 - any refusal of the schema: the generic path says why
         return _decision_of_map(data)
     values = msgspec.structs.astuple(fields)
-    return Decision(*values[:6], MappingProxyType(values[6]), *values[7:])
+    return Decision(*values[:_SLOT_SUMS], MappingProxyType(values[_SLOT_SUMS]), *values[_SLOT_SUMS + 1:])
 
 
 def _decision_of_map(data: bytes) -> Decision:

@@ -52,6 +52,14 @@ OLD_PACKER = msgpack.Packer(use_bin_type=True)
 
 # --- values ------------------------------------------------------------------------------
 
+class _Float(float):
+    """A float subclass, as ``numpy.float64`` is: msgpack wrote it as a float."""
+
+
+class _Text(str):
+    """A str subclass: msgpack wrote it as a string."""
+
+
 ints = st.one_of(st.integers(-(2**63), 2**64 - 1), st.integers(-1000, 1000),
                  st.sampled_from([2**64, -(2**63) - 1, 10**30, 0, -1, 127, 128, -32, -33, 2**31, 2**32]))
 floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(0, 1e6),
@@ -98,11 +106,11 @@ def _value_of(name: str):
     kinds = DECISION_TYPES[name]
     options = []
     if str in kinds:
-        options.append(texts)
+        options.append(st.one_of(texts, texts.map(_Text)))
     if int in kinds:
         options.append(ints)
     if float in kinds:
-        options.append(floats)
+        options.append(st.one_of(floats, floats.map(_Float)))
     if bool in kinds:
         options.append(st.booleans())
     if NONE in kinds:
@@ -150,7 +158,8 @@ def test_a_decision_comes_back_with_its_values_and_their_types(decision):
         return  # not writable (an int beyond 64 bits, a lone surrogate): tested above
     back = decode_decision(data)
     assert type(back) is Decision and isinstance(back.slot_sums, MappingProxyType)
-    assert [type(v) for v in back] == [type(v) if n != "slot_sums" else MappingProxyType
+    written_as = {_Float: float, _Text: str}  # a subclass comes back as what it was written as
+    assert [type(v) for v in back] == [written_as.get(type(v), type(v)) if n != "slot_sums" else MappingProxyType
                                        for n, v in zip(DECISION_FIELDS, decision)]
     assert dict(back.slot_sums) == dict(decision.slot_sums)
     assert _same(back._replace(slot_sums=None), decision._replace(slot_sums=None))
@@ -183,13 +192,22 @@ def decision_bytes(draw):
         data = msgpack.packb(doc, use_bin_type=True)
     except (OverflowError, UnicodeEncodeError, ValueError):
         data = draw(st.binary(max_size=40))
-    damage = draw(st.sampled_from([None] * 8 + [0, 1, 2]))
+    return draw(damaged(data, [b"\xc1", b"\x00"]))
+
+
+@st.composite
+def damaged(draw, data: bytes, tails: list[bytes]):
+    """``data`` as it is (three times in four), truncated, with one byte changed, with one
+    of ``tails`` added, or replaced by random bytes."""
+    damage = draw(st.sampled_from([None] * 12 + [0, 1, 2, 3]))
     if damage == 0 and len(data) > 1:
         data = data[:draw(st.integers(1, len(data) - 1))]
     elif damage == 1 and data:
         at = draw(st.integers(0, len(data) - 1))
         data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1:]
     elif damage == 2:
+        data = data + draw(st.sampled_from(tails))
+    elif damage == 3:
         data = draw(st.binary(max_size=60))
     return data
 
@@ -373,17 +391,7 @@ def state_bytes(draw):
         data = json.dumps(doc, indent=draw(st.sampled_from([None, 2]))).encode()
     except (TypeError, ValueError):  # bytes, a lone surrogate: json cannot write those
         data = draw(st.binary(max_size=60))
-    damage = draw(st.sampled_from([None] * 12 + [0, 1, 2, 3]))
-    if damage == 0 and len(data) > 1:
-        data = data[:draw(st.integers(1, len(data) - 1))]
-    elif damage == 1 and data:
-        at = draw(st.integers(0, len(data) - 1))
-        data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1:]
-    elif damage == 2:
-        data = data + draw(st.sampled_from([b"x", b" ", b"\n", b"}", b"\xff"]))
-    elif damage == 3:
-        data = draw(st.binary(max_size=60))
-    return data
+    return draw(damaged(data, [b"x", b" ", b"\n", b"}", b"\xff"]))
 
 
 def _valid_text(**changes) -> bytes:
