@@ -203,12 +203,23 @@ def decode_event(data: bytes, config: SequencerConfig, max_bytes: int = DEFAULT_
     return decoder.decode(data, latest_date)
 
 
-_EVENT_ENCODER = msgspec.msgpack.Encoder()
+def _as_builtin(value: Any) -> Any:
+    """msgspec's hook for what it does not write itself: a subclass of float or str (a
+    ``numpy.float64``, say), which msgpack wrote as the float or string it is."""
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
 
 
+#: One encoder for every record: it keeps nothing between calls (each gets its own
+#: output buffer), so threads can share it. The hook runs only for a value msgspec
+#: does not know; plain values never reach it.
+_RECORD_ENCODER = msgspec.msgpack.Encoder(enc_hook=_as_builtin)
 def encode_event(event: DayEvent) -> bytes:
     """The msgpack bytes of ``event.to_dict()`` (tested byte for byte), built by msgspec."""
-    return _EVENT_ENCODER.encode(_EventFields(
+    return _RECORD_ENCODER.encode(_EventFields(
         stream=event.stream, instrument=event.instrument, session=event.session, date=event.date,
         slots={slot: _OutcomeFields(*outcome) for slot, outcome in event.slots.items()}))
 
@@ -246,20 +257,6 @@ assert _DecisionFields.__struct_fields__ == DECISION_FIELDS, "the decision schem
 _SLOT_SUMS = DECISION_FIELDS.index("slot_sums")  # the one field that is not a plain value
 
 
-def _as_builtin(value: Any) -> Any:
-    """msgspec's hook for what it does not write itself: a subclass of float or str (a
-    ``numpy.float64``, say), which msgpack wrote as the float or string it is."""
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
-
-
-#: One encoder for every record: it keeps nothing between calls (each gets its own
-#: output buffer), so threads can share it. The hook runs only for a value msgspec
-#: does not know; plain values never reach it.
-_RECORD_ENCODER = msgspec.msgpack.Encoder(enc_hook=_as_builtin)
 _DECISION_DECODER = msgspec.msgpack.Decoder(_DecisionFields).decode
 
 
