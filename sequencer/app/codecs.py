@@ -217,6 +217,8 @@ def _as_builtin(value: Any) -> Any:
 #: output buffer), so threads can share it. The hook runs only for a value msgspec
 #: does not know; plain values never reach it.
 _RECORD_ENCODER = msgspec.msgpack.Encoder(enc_hook=_as_builtin)
+
+
 def encode_event(event: DayEvent) -> bytes:
     """The msgpack bytes of ``event.to_dict()`` (tested byte for byte), built by msgspec."""
     return _RECORD_ENCODER.encode(_EventFields(
