@@ -1,16 +1,16 @@
 """``sequencer replay`` of files, on one process or split by stream across several.
 
 Streams fold independently (SPEC 5 never looks across streams), so a replay
-can split them the way a Kafka topic splits its keys: each process reads every
-input file but keeps only the rows of its own streams (``StreamPartition``),
-folds them, writes its decisions to a part file and saves its streams'
+can split them the way a Kafka topic splits its keys. The files are read once,
+by the parent; then one process per partition is forked (``StreamPartition``),
+which inherits the day events (copy-on-write: nothing is sent), folds those of
+its own streams, writes its decisions to a part file and saves its streams'
 checkpoints. The parent merges the parts in (date, stream) order and the
 rejects in (file, line) order, so every output is the same, byte for byte, as
 a single-process run (tests/system/test_file_replay.py checks it).
 
-Nothing is written unless every process has read its input: a file that
-cannot be read fails the whole run before any checkpoint changes. The
-checkpoints are saved into a staging folder and moved into place only once
+Nothing is written unless the whole input has been read: a file that cannot
+be read fails the run before any process starts. The checkpoints are saved into a staging folder and moved into place only once
 decisions.csv and rejects.csv are complete (``state_folder.StagedCheckpoints``),
 so a replay killed or interrupted before that leaves every checkpoint as it
 was. A partition process ends when its parent dies.
@@ -84,9 +84,8 @@ class PerformanceOf:
 
 @dataclass
 class ReplayWatch:
-    """What a progress display hears: bytes read (each file is read once per
-    partition, so this counts one pass), then the number of day events, then
-    increments of events folded."""
+    """What a progress display hears: bytes read, then the number of day
+    events, then increments of events folded."""
 
     on_read: Callable[[int], None] | None = None
     on_total: Callable[[int], None] | None = None
@@ -96,54 +95,18 @@ class ReplayWatch:
     on_committed: Callable[[], None] | None = None
 
 
-class _WatchReport:
-    """How the only partition of a one-process replay reports: straight to the watch."""
-
-    def __init__(self, watch: ReplayWatch) -> None:
-        self.watch = watch
-
-    def read(self, count: int) -> None:
-        if self.watch.on_read is not None:
-            self.watch.on_read(count)
-
-    def found(self, events: int) -> None:
-        if self.watch.on_total is not None:
-            self.watch.on_total(events)
-
-    def folded(self, count: int) -> None:
-        if self.watch.on_progress is not None:
-            self.watch.on_progress(count)
-
-
-class _SharedReport:
-    """How partition ``index`` of a split replay reports: into memory shared with the parent.
-
-    ``found`` also waits until every partition has read its input (or one failed).
-    """
+class _SharedProgress:
+    """Events folded by each partition of a split replay, in memory shared with the parent."""
 
     def __init__(self, jobs: int, context: Any) -> None:
         # Each slot has one writer; the parent only reads, so no lock is needed.
-        self.bytes = context.Array("q", jobs, lock=False)
-        self.totals = context.Array("q", jobs, lock=False)
         self.done = context.Array("q", jobs, lock=False)
-        self.ready = context.Array("b", jobs, lock=False)
-        self.barrier = context.Barrier(jobs)
-        self.index = 0
 
-    def of_partition(self, index: int) -> "_SharedReport":
-        self.index = index  # called in the partition's own process, after the fork
-        return self
-
-    def read(self, count: int) -> None:
-        self.bytes[self.index] += count
-
-    def found(self, events: int) -> None:
-        self.totals[self.index] = events
-        self.ready[self.index] = 1
-        self.barrier.wait()
-
-    def folded(self, count: int) -> None:
-        self.done[self.index] += count
+    def of_partition(self, index: int) -> Callable[[int], None]:
+        """What partition ``index`` calls with each increment (in its own process)."""
+        def folded(count: int) -> None:
+            self.done[index] += count
+        return folded
 
 
 def available_cores() -> int:
@@ -187,12 +150,17 @@ def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, S
     decisions = out_dir / "decisions.csv"
     unfinished = out_dir / ".decisions.csv.partial"
     try:
+        batch = read_day_events(paths, config, None, watch.on_read)
+        if watch.on_total is not None:
+            watch.on_total(len(batch.events))
         if jobs == 1:
-            summary = _replay_partition(paths, config, states, unfinished, staged.store, until,
-                                        None, _WatchReport(watch), keep)
+            summary = _fold_partition(batch.events, config, states, unfinished, staged.store, until,
+                                      watch.on_progress, keep)
         else:
-            summary = _replay_in_processes(paths, config, states, out_dir, unfinished, staged.store,
-                                           until, jobs, watch, keep)
+            summary = _fold_in_processes(batch.events, config, states, out_dir, unfinished, staged.store,
+                                         until, jobs, watch, keep)
+        summary.events, summary.rows = len(batch.events), batch.rows
+        summary.rejects[:0] = batch.rejects  # the files' rejects first, as they were read
         summary.rejects.sort(key=_reject_order(paths))
         write_rejects_csv(out_dir / "rejects.csv", summary.rejects)
         with _sigint_deferred() as interrupted:
@@ -221,31 +189,43 @@ def _sigint_deferred() -> Iterator[list]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
-                      decisions_path: Path, store: CheckpointStore, until: str | None,
-                      partition: StreamPartition | None,
-                      report: "_WatchReport | _SharedReport", keep: PerformanceOf | None = None) -> ReplaySummary:
-    """Fold one partition's streams; ``store`` is the staging store of ``StagedCheckpoints``."""
-    batch = read_day_events(paths, config, partition, report.read)
-    if partition is not None:
-        states = {s: state for s, state in states.items() if partition.owns(s)}
-    report.found(len(batch.events))
+def _fold_partition(events: list[DayEvent], config: SequencerConfig, states: dict[str, StreamState],
+                    decisions_path: Path, store: CheckpointStore, until: str | None,
+                    on_progress: Callable[[int], None] | None,
+                    keep: PerformanceOf | None = None) -> ReplaySummary:
+    """Fold one partition's events on its ``states``; ``store`` is the staging
+    store of ``StagedCheckpoints``. The summary counts no events, rows or read
+    rejects (the parent's read has them)."""
     # The report's fields of each decision, kept while the decision is fresh
     # (the decision itself is freed once written).
     kept = StreamDecisions.for_rules(keep.rules) if keep is not None else None
     with naming(decisions_path), decisions_path.open("w", newline="", encoding="utf-8") as handle:
         writer = DecisionCsvWriter(handle)
         on_decision = writer.write if kept is None else _both(writer.write, kept.add)
-        result = replay_events(batch.events, config, states, until=until,
-                               on_decision=on_decision, on_progress=report.folded)
+        result = replay_events(events, config, states, until=until,
+                               on_decision=on_decision, on_progress=on_progress)
     store.save_all(result.states[s] for s in sorted(result.states))
-    rejects = batch.rejects + [_refused(event, reason) for event, reason in result.refused]
+    rejects = [_refused(event, reason) for event, reason in result.refused]
     performance = []
     if kept is not None:
         performance.append(kept.report_part(keep.rules, breakdowns=False))  # performance.csv has none
-    return ReplaySummary(len(batch.events), batch.rows, len(result.states), result.applied,
-                         result.already_applied, result.after_until, rejects, len(result.refused),
-                         performance=performance)
+    return ReplaySummary(0, 0, len(result.states), result.applied, result.already_applied,
+                         result.after_until, rejects, len(result.refused), performance=performance)
+
+
+def _split(events: list[DayEvent], states: dict[str, StreamState],
+           jobs: int) -> list[tuple[list[DayEvent], dict[str, StreamState]]]:
+    """The events and states of each partition, in one pass (events stay in order)."""
+    partitions = [StreamPartition(index, jobs) for index in range(jobs)]
+    owner: dict[str, int] = {}
+    parts: list[list[DayEvent]] = [[] for _ in range(jobs)]
+    for event in events:
+        index = owner.get(event.stream)
+        if index is None:
+            index = owner[event.stream] = next(p.index for p in partitions if p.owns(event.stream))
+        parts[index].append(event)
+    return [(part, {s: state for s, state in states.items() if partition.owns(s)})
+            for part, partition in zip(parts, partitions)]
 
 
 def _both(first: Callable[[Any], None], second: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -263,21 +243,21 @@ def _refused(event: DayEvent, reason: str) -> Reject:
                   event.stream, event.date)
 
 
-def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
-                         out_dir: Path, decisions: Path, store: CheckpointStore, until: str | None,
-                         jobs: int, watch: ReplayWatch, keep: PerformanceOf | None) -> ReplaySummary:
+def _fold_in_processes(events: list[DayEvent], config: SequencerConfig, states: dict[str, StreamState],
+                       out_dir: Path, decisions: Path, store: CheckpointStore, until: str | None,
+                       jobs: int, watch: ReplayWatch, keep: PerformanceOf | None) -> ReplaySummary:
     context = multiprocessing.get_context("fork")
-    shared = _SharedReport(jobs, context)
+    shared = _SharedProgress(jobs, context)
     parts = [out_dir / f".decisions.part{i}.csv" for i in range(jobs)]
     parent = os.getpid()
     pipes, processes = [], []
     try:
-        for index in range(jobs):
+        for index, (part_events, part_states) in enumerate(_split(events, states, jobs)):
             receiver, sender = context.Pipe(duplex=False)
             process = context.Process(
                 target=_partition_main, name=f"replay-{index}", daemon=True,
-                args=(sender, paths, config, states, parts[index], store, until,
-                      StreamPartition(index, jobs), shared, parent, keep))
+                args=(sender, index, part_events, config, part_states, parts[index], store, until,
+                      shared, parent, keep))
             process.start()
             sender.close()
             pipes.append(receiver)
@@ -285,7 +265,7 @@ def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dic
         replies = _collect(pipes, shared, watch)
         failures = [r for r in replies if "error" in r]
         if failures:
-            first = next((f for f in failures if f["error"] != _ABORTED), failures[0])
+            first = failures[0]
             raise (SequencerError if first.get("known") else RuntimeError)(first["error"])
         summary = ReplaySummary()
         for reply in replies:
@@ -301,26 +281,19 @@ def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dic
             part.unlink(missing_ok=True)
 
 
-_ABORTED = "another partition failed before writing"
-
-
-def _partition_main(sender: Any, paths: list[Path], config: SequencerConfig,
+def _partition_main(sender: Any, index: int, events: list[DayEvent], config: SequencerConfig,
                     states: dict[str, StreamState], decisions_path: Path, store: CheckpointStore,
-                    until: str | None, partition: StreamPartition, shared: _SharedReport,
-                    parent: int, keep: PerformanceOf | None = None) -> None:
+                    until: str | None, shared: _SharedProgress, parent: int,
+                    keep: PerformanceOf | None = None) -> None:
     _end_with_parent(parent)
     try:
-        summary = _replay_partition(paths, config, states, decisions_path, store, until,
-                                    partition, shared.of_partition(partition.index), keep)
+        summary = _fold_partition(events, config, states, decisions_path, store, until,
+                                  shared.of_partition(index), keep)
         sender.send({"summary": summary})
-    except threading.BrokenBarrierError:
-        sender.send({"error": _ABORTED})
     except SequencerError as error:
-        shared.barrier.abort()
         sender.send({"error": str(error), "known": True})
     except BaseException:  # noqa: BLE001 - the parent reports it; this process ends here
-        shared.barrier.abort()
-        sender.send({"error": f"replay partition {partition.index} failed:\n{traceback.format_exc()}"})
+        sender.send({"error": f"replay partition {index} failed:\n{traceback.format_exc()}"})
     finally:
         sender.close()
 
@@ -355,33 +328,22 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-def _collect(pipes: list, shared: _SharedReport, watch: ReplayWatch) -> list[dict]:
+def _collect(pipes: list, shared: _SharedProgress, watch: ReplayWatch) -> list[dict]:
     """Each partition's reply, reporting progress meanwhile.
 
     Only a partition holds the writing end of its pipe, so a partition that
-    dies (killed, out of memory) shows as end-of-file; the barrier is broken
-    then so that the others do not wait for it.
+    dies (killed, out of memory) shows as end-of-file.
     """
     replies: dict[int, dict] = {}
     waiting = {pipe: i for i, pipe in enumerate(pipes)}
-    reported = read_reported = 0
-    total_sent = False
+    reported = 0
     while waiting:
         for ready in wait(list(waiting), timeout=0.2):
             index = waiting.pop(ready)
             try:
                 replies[index] = ready.recv()
             except EOFError:
-                shared.barrier.abort()
                 replies[index] = {"error": f"replay partition {index} ended without a reply"}
-        read = sum(shared.bytes) // len(pipes)
-        if watch.on_read is not None and read > read_reported:
-            watch.on_read(read - read_reported)
-            read_reported = read
-        if not total_sent and all(shared.ready):
-            total_sent = True
-            if watch.on_total is not None:
-                watch.on_total(sum(shared.totals))
         done = sum(shared.done)
         if watch.on_progress is not None and done > reported:
             watch.on_progress(done - reported)

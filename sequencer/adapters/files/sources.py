@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator
 
+from sequencer.adapters.files.csv_columns import COLUMNS_MIN_BYTES, read_clean_csv
 from sequencer.app.clock import latest_event_date_now
 from sequencer.app.codecs import DEFAULT_MAX_EVENT_BYTES, EventDecoder, loads_json
 from sequencer.domain import DayEvent, InvalidEvent, SequencerConfig, SlotOutcome, parse_day_event
@@ -103,8 +104,12 @@ def read_day_events(paths: Iterable[str | Path], config: SequencerConfig,
     grace) are rejected as in the future.
     """
     grouper = _DayGrouper(config, partition, latest_date or latest_event_date_now())
+    paths = [Path(path) for path in paths]
+    # Whole-file reading by columns pays for its import only on big inputs;
+    # a partition reads only some streams' rows, which the row reader skips.
+    grouper.by_columns = partition is None and sum(
+        p.stat().st_size for p in paths if p.suffix.lower() == ".csv") >= COLUMNS_MIN_BYTES
     for path in paths:
-        path = Path(path)
         if path.suffix.lower() == ".csv":
             grouper.read_csv(path, on_bytes)
             continue
@@ -311,6 +316,11 @@ class _DayGrouper:
         self._accepted_dates: dict[str, str] = {}
         self._names: dict[str, tuple[str, str, str]] = {}
         self._row_keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+        #: Read clean CSV files by columns (``csv_columns``) rather than row by row.
+        self.by_columns = False
+        #: Days whose slots came in session order, by their slot count then:
+        #: ``finish`` need not reorder them while no later row added a slot.
+        self.in_session_order: dict[tuple[str, str], int] = {}
 
     def add_row(self, source: str, line: int, get: Callable[[str], Any], raw: str | None) -> None:
         if self.partition is not None and not self._owns(get):
@@ -394,13 +404,26 @@ class _DayGrouper:
         through ``add_row``, which says why (``tests/unit/test_csv_paths.py`` holds the
         two paths equal).
         """
-        with _open_text(path, on_bytes, "utf-8-sig", "") as handle:
+        counted = [0]
+        if on_bytes is not None:
+            def count(read: int, on_bytes: ByteCounter = on_bytes) -> None:
+                counted[0] += read
+                on_bytes(read)
+        else:
+            count = None
+        with _open_text(path, count, "utf-8-sig", "") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
                 return
             index = _column_index(path, header)
             width = len(header)
+            if self.by_columns:
+                data = path.read_bytes()
+                if read_clean_csv(path, data, index, width, self):
+                    if count is not None:
+                        count(len(data) - counted[0])
+                    return
             positions = {c: index.get(c) for c in COLUMNS}
             i_date, i_time, i_stream, i_result = (index[c] for c in REQUIRED_COLUMNS)
             # An absent optional column reads as the header's width: one past the
@@ -470,12 +493,15 @@ class _DayGrouper:
     def finish(self) -> SourceBatch:
         events: list[DayEvent] = list(self.whole.values())
         sessions = self.config.sessions
-        for (stream, date), slots in self.days.items():
+        in_order = self.in_session_order
+        for key, slots in self.days.items():
             if not slots:
                 continue
+            stream, date = key
             _, instrument, session = self._names[stream]
-            ordered = {s: slots[s] for s in sessions[session] if s in slots}
-            events.append(DayEvent(stream, instrument, session, date, MappingProxyType(ordered)))
+            if in_order.get(key) != len(slots):
+                slots = {s: slots[s] for s in sessions[session] if s in slots}
+            events.append(DayEvent(stream, instrument, session, date, MappingProxyType(slots)))
         events.sort(key=lambda e: (e.date, e.stream))
         return SourceBatch(events, self.rejects, self.rows)
 
