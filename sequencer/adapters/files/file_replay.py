@@ -252,7 +252,8 @@ def _fold_in_processes(events: list[DayEvent], config: SequencerConfig, states: 
     parent = os.getpid()
     pipes, processes = [], []
     try:
-        for index, (part_events, part_states) in enumerate(_split(events, states, jobs)):
+        split = _split(events, states, jobs)
+        for index, (part_events, part_states) in enumerate(split):
             receiver, sender = context.Pipe(duplex=False)
             process = context.Process(
                 target=_partition_main, name=f"replay-{index}", daemon=True,
@@ -270,7 +271,11 @@ def _fold_in_processes(events: list[DayEvent], config: SequencerConfig, states: 
         summary = ReplaySummary()
         for reply in replies:
             summary.add(reply["summary"])
-        _merge_decisions(parts, decisions)
+        if summary.applied == len(events):  # a decision per event: they come in the events' order
+            owner = {s: i for i, (part, _) in enumerate(split) for s in {e.stream for e in part}}
+            _interleave_decisions(parts, [owner[event.stream] for event in events], decisions)
+        else:
+            _merge_decisions(parts, decisions)
         return summary
     finally:
         for process in processes:
@@ -364,6 +369,20 @@ def _merge_decisions(parts: list[Path], target: Path) -> None:
     finally:
         for handle in handles:
             handle.close()
+
+
+def _interleave_decisions(parts: list[Path], owners: list[int], target: Path) -> None:
+    """Each decision from the part of ``owners[i]`` in turn: when every event made a
+    decision, the i-th decision of the run is that of the i-th event, which
+    partition ``owners[i]`` folded (``_merge_decisions`` without a key per line)."""
+    lines = []
+    for part in parts:
+        with part.open(newline="", encoding="utf-8") as handle:
+            lines.append(handle.readlines())
+    with naming(target), target.open("w", newline="", encoding="utf-8") as out:
+        out.write(lines[0][0])  # the header
+        take = [iter(part[1:]).__next__ for part in lines]
+        out.writelines(take[owner]() for owner in owners)
 
 
 def _keyed(lines: Any) -> Any:
