@@ -75,9 +75,11 @@ def _no_rows(data: bytes) -> bool:
 
 
 def _parse(data: bytes, index: dict[str, int], width: int) -> Any:
-    """The rows below the header as Arrow columns f0, f1, ... (numbers as float64,
-    an empty number cell null), or None if Arrow refuses the file (a row of
-    another width, bad UTF-8, a number cell it cannot read).
+    """The rows below the header as Arrow columns f0, f1, ..., or None if Arrow
+    refuses the file (a row of another width, bad UTF-8, a number cell it
+    cannot read). The columns checked by distinct value come dictionary-encoded
+    (by the reader: ``pyarrow.compute`` would cost a quarter second to load),
+    numbers as float64 (an empty cell null).
 
     Arrow reads a number cell as ``float`` does, or refuses it (property-tested
     in tests/unit/test_csv_columns.py); what it refuses and ``float`` reads
@@ -87,17 +89,23 @@ def _parse(data: bytes, index: dict[str, int], width: int) -> Any:
     import pyarrow.csv as pacsv
 
     numbers = {index[name] for name in _NUMBER_RANGES if name in index}
+    coded = {index[name] for name in _CODED if name in index}
+    types = {f"f{i}": pa.float64() if i in numbers else pa.dictionary(pa.int32(), pa.string()) if i in coded
+             else pa.string() for i in range(width)}
     try:
         table = pacsv.read_csv(
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(skip_rows=1, autogenerate_column_names=True),
             parse_options=pacsv.ParseOptions(quote_char=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={f"f{i}": pa.float64() if i in numbers else pa.string() for i in range(width)},
-                null_values=[""], strings_can_be_null=False))
+            convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""],
+                                                 strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     return table if table.num_columns == width else None
+
+
+#: The text columns read as codes into their distinct values.
+_CODED = ("stream", "instrument", "session", "time", "date", "result", "direction")
 
 
 class _Columns:
@@ -111,21 +119,75 @@ class _Columns:
 
 
 def _codes(column: Any) -> tuple[Any, list[Any]]:
-    """``column`` as (int64 codes, the distinct values they index)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """A dictionary-encoded column as (int64 codes, the distinct values they index).
 
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    encoded = pc.dictionary_encode(column)
-    return encoded.indices.cast(pa.int64()), encoded.dictionary.to_pylist()
+    Each chunk of the reader has its own dictionary; they are made one.
+    """
+    import numpy as np
+
+    position: dict[Any, int] = {}
+    parts = []
+    for chunk in column.chunks:
+        remap = np.array([position.setdefault(value, len(position)) for value in chunk.dictionary.to_pylist()],
+                         dtype=np.int64)
+        parts.append(remap[_buffer(chunk.indices, np.int32)] if len(remap) else np.zeros(len(chunk), np.int64))
+    return np.concatenate(parts), list(position)
+
+
+def _buffer(array: Any, dtype: Any) -> Any:
+    """The values of a fixed-width Arrow array as numpy, read from its buffer
+    (``to_numpy`` would import pandas: 0.3 s); a null's slot holds any value."""
+    import numpy as np
+
+    return np.frombuffer(array.buffers()[1], dtype)[array.offset:array.offset + len(array)]
+
+
+def _numbers(column: Any) -> tuple[Any, Any]:
+    """A float64 column as (values, null mask) numpy arrays."""
+    import numpy as np
+
+    values, nulls = [], []
+    for chunk in column.chunks:
+        values.append(_buffer(chunk, np.float64))
+        if chunk.null_count:
+            bits = np.unpackbits(np.frombuffer(chunk.buffers()[0], np.uint8), bitorder="little")
+            nulls.append(bits[chunk.offset:chunk.offset + len(chunk)] == 0)
+        else:
+            nulls.append(np.zeros(len(chunk), bool))
+    return np.concatenate(values), np.concatenate(nulls)
+
+
+def _distinct(values: Any) -> tuple[Any, Any]:
+    """(code per row, the distinct values) of an int64 array."""
+    import numpy as np
+
+    top = int(values.max()) + 1
+    if top > 1 << 22:
+        distinct, codes = np.unique(values, return_inverse=True)
+        return codes, distinct
+    seen = np.zeros(top, bool)
+    seen[values] = True
+    distinct = np.flatnonzero(seen)
+    lookup = np.zeros(top, np.int64)
+    lookup[distinct] = np.arange(len(distinct))
+    return lookup[values], distinct
+
+
+def _objects(values: list[Any]) -> Any:
+    """``values`` as a numpy object array (indexing it gives back the same objects)."""
+    import numpy as np
+
+    out = np.empty(len(values), object)
+    out[:] = values
+    return out
 
 
 def _checked_columns(table: Any, index: dict[str, int], grouper: "_DayGrouper") -> _Columns | None:
     """The rows, every distinct cell checked as the row reader checks it; None
     if any check fails (the row reader then says which row and why)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import numpy as np
+
+    rows = table.num_rows
 
     def column(name: str) -> Any:
         return table.column(index[name]) if name in index else None
@@ -133,18 +195,15 @@ def _checked_columns(table: Any, index: dict[str, int], grouper: "_DayGrouper") 
     try:
         # Each distinct (stream, instrument, session, time) is checked once, as
         # one code: the four columns' codes combined.
-        combined, cells = None, []
+        combined, cells = np.zeros(rows, np.int64), []
         for name in ("stream", "instrument", "session", "time"):
             found = column(name)
-            if found is None:
-                codes, values = pa.array([0] * table.num_rows, pa.int64()), [""]
-            else:
-                codes, values = _codes(found)
-            combined = codes if combined is None else pc.add(pc.multiply(combined, len(values)), codes)
+            codes, values = (np.zeros(rows, np.int64), [""]) if found is None else _codes(found)
+            combined = combined * len(values) + codes
             cells.append(values)
-        key_codes, key_values = _codes(combined)
+        key_codes, key_values = _distinct(combined)
         keys = []
-        for value in key_values:
+        for value in key_values.tolist():
             parts = []
             for values in reversed(cells):
                 value, at = divmod(value, len(values))
@@ -161,18 +220,20 @@ def _checked_columns(table: Any, index: dict[str, int], grouper: "_DayGrouper") 
     if None in results:
         return None
     direction_column = column("direction")
-    if direction_column is None:
-        direction_codes, directions = None, [None]
-    else:
+    if direction_column is not None:
         direction_codes, direction_cells = _codes(direction_column)
         if any(len(cell) > DIRECTION_MAX_CHARS or not cell.isprintable() for cell in direction_cells):
             return None
         directions = [cell or None for cell in direction_cells]
+    numbers = {}
     for name, (low, high) in _NUMBER_RANGES.items():
         found = column(name)
-        # False for NaN too; null (an empty cell) is skipped.
-        if found is not None and pc.all(pc.and_(pc.greater_equal(found, low), pc.less_equal(found, high))).as_py() is False:
-            return None
+        if found is not None:
+            values, nulls = _numbers(found)
+            with np.errstate(invalid="ignore"):
+                if not np.all(nulls | ((values >= low) & (values <= high))):  # False for NaN
+                    return None
+            numbers[name] = values, nulls
 
     # Sort by (date, stream, slot in session order): a (stream, date) is then one
     # run of rows, each slot in its place; two rows of one slot sit side by side.
@@ -180,34 +241,40 @@ def _checked_columns(table: Any, index: dict[str, int], grouper: "_DayGrouper") 
     stream_rank = {stream: rank for rank, stream in enumerate(streams)}
     sessions = grouper.config.sessions
     width = max(len(slots) for slots in sessions.values())
-    ordered_dates = sorted(set(dates))
-    date_rank = {date: rank for rank, date in enumerate(ordered_dates)}
-    key_rank = pa.array([stream_rank[stream] * width + sessions[session].index(slot)
-                         for stream, slot, session in keys], pa.int64())
-    row_key = pc.add(pc.multiply(pc.take(pa.array([date_rank[d] for d in dates], pa.int64()), date_codes),
-                                 len(streams) * width),
-                     pc.take(key_rank, key_codes))
-    order = pc.sort_indices(row_key)
-    row_key = pc.take(row_key, order)
-    if table.num_rows > 1 and pc.any(pc.equal(row_key[1:], row_key[:-1])).as_py():
+    date_rank = {date: rank for rank, date in enumerate(sorted(set(dates)))}
+    key_rank = np.array([stream_rank[stream] * width + sessions[session].index(slot)
+                         for stream, slot, session in keys], np.int64)
+    row_key = (np.array([date_rank[date] for date in dates], np.int64)[date_codes] * (len(streams) * width)
+               + key_rank[key_codes])
+    order = np.argsort(row_key, kind="stable")
+    row_key = row_key[order]
+    if np.any(row_key[1:] == row_key[:-1]):
         return None  # a duplicate row: the row reader names the later one
-    day = pc.divide(row_key, width)  # integer division: (date, stream)
-    starts = [0] + [i + 1 for i in pc.indices_nonzero(pc.not_equal(day[1:], day[:-1])).to_pylist()]
+    day = row_key // width  # (date, stream)
+    starts = np.concatenate(([0], np.flatnonzero(day[1:] != day[:-1]) + 1))
 
     out = _Columns()
-    sorted_keys = pc.take(key_codes, order).to_pylist()
-    sorted_dates = pc.take(date_codes, order).to_pylist()
-    out.day_keys = [(keys[sorted_keys[i]][0], dates[sorted_dates[i]]) for i in starts]
-    out.day_starts = starts
-    out.slots = [keys[code][1] for code in sorted_keys]
-    numbers = [None if column(name) is None else pc.take(column(name), order).to_pylist()
-               for name in ("peak", "target", "range", "profit")]
-    peaks, targets, ranges, profits = (values if values is not None else repeat(None) for values in numbers)
-    result_of = [results[code] for code in pc.take(result_codes, order).to_pylist()]
-    direction_of = (repeat(None) if direction_codes is None
-                    else [directions[code] for code in pc.take(direction_codes, order).to_pylist()])
+    sorted_keys, sorted_dates = key_codes[order], date_codes[order]
+    first_keys = sorted_keys[starts]
+    out.day_keys = list(zip(_objects([stream for stream, _, _ in keys])[first_keys].tolist(),
+                            _objects(dates)[sorted_dates[starts]].tolist()))
+    out.day_starts = starts.tolist()
+    out.slots = _objects([slot for _, slot, _ in keys])[sorted_keys].tolist()
+
+    def ordered(name: str) -> Any:
+        if name not in numbers:
+            return repeat(None)
+        values, nulls = numbers[name]
+        cells = values[order].astype(object)
+        cells[nulls[order]] = None
+        return cells.tolist()
+
+    result_of = _objects(results)[result_codes[order]].tolist()
+    direction_of = (repeat(None) if direction_column is None
+                    else _objects(directions)[direction_codes[order]].tolist())
     out.outcomes = list(map(tuple.__new__, repeat(SlotOutcome),
-                            zip(result_of, peaks, targets, direction_of, ranges, profits)))
+                            zip(result_of, ordered("peak"), ordered("target"), direction_of,
+                                ordered("range"), ordered("profit"))))
     return out
 
 
