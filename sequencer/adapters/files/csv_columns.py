@@ -25,9 +25,10 @@ from __future__ import annotations
 import csv
 from itertools import repeat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable
 
-from sequencer.domain import InvalidEvent, SlotOutcome
+from sequencer.domain import DayEvent, InvalidEvent, SlotOutcome
 from sequencer.domain.events import DIRECTION_MAX_CHARS, NUMBER_LIMIT, RESULT_NAMES
 
 if TYPE_CHECKING:
@@ -54,19 +55,22 @@ def read_clean_csv(path: Path, data: bytes, index: dict[str, int], width: int,
         return False
     # Without quotes a cell cannot hold the csv module's field size limit's
     # worth of text on a line that is not also that long.
+    table = _parse(data, index, width)  # (imports pyarrow, and numpy with it)
     if len(data) > csv.field_size_limit() and _longest_line(data) > csv.field_size_limit():
         return False
-    table = _parse(data, index, width)
     if table is None or table.num_rows == 0:
         return table is not None and _no_rows(data)
-    columns = _checked_columns(table, index, grouper)
-    if columns is None:
+    days = _checked_columns(table, index, grouper)
+    if days is None:
         return False
-    return _add_days(table, columns, grouper)
+    return grouper.add_column_days(days, table.num_rows)
 
 
 def _longest_line(data: bytes) -> int:
-    return max(map(len, data.split(b"\n")))
+    import numpy as np
+
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+    return int(np.diff(ends, prepend=-1, append=len(data)).max())
 
 
 def _no_rows(data: bytes) -> bool:
@@ -108,14 +112,84 @@ def _parse(data: bytes, index: dict[str, int], width: int) -> Any:
 _CODED = ("stream", "instrument", "session", "time", "date", "result", "direction")
 
 
-class _Columns:
-    """A clean file's rows in (date, stream, slot) order, as Python lists."""
+class ColumnDays:
+    """The days of a file read by columns, checked, their events not built yet.
 
-    def __init__(self) -> None:
-        self.outcomes: list[SlotOutcome] = []
-        self.slots: list[str] = []
-        self.day_starts: list[int] = []  # the first row of each (stream, date)
-        self.day_keys: list[tuple[str, str]] = []
+    Rows are in (date, stream, slot) order, as numpy arrays shared (copy-on-
+    write) with the processes a split replay forks: each builds the events of
+    its own streams only (``events``).
+    """
+
+    def __init__(self, streams: list[tuple[str, str, str]], dates: list[str], day_stream: Any, day_date: Any,
+                 day_starts: Any, rows: dict[str, Any]) -> None:
+        self.streams = streams          # (stream, instrument, session) by rank (stream names sorted)
+        self.dates = dates              # ISO dates by rank (sorted)
+        self.day_stream = day_stream    # each day's stream rank
+        self.day_date = day_date        # each day's date rank
+        self.day_starts = day_starts    # each day's first row, then the row count
+        self.rows = rows                # per row: slot, result, direction (object arrays), numbers
+
+    def __len__(self) -> int:
+        return len(self.day_stream)
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(stream, date) of each day, in order."""
+        names = _objects([stream for stream, _, _ in self.streams])
+        return list(zip(names[self.day_stream].tolist(), _objects(self.dates)[self.day_date].tolist()))
+
+    def order_keys(self, days: Any) -> Any:
+        """A number per day of ``days`` that sorts as its (date, stream)."""
+        return self.day_date[days] * len(self.streams) + self.day_stream[days]
+
+    def owned_days(self, owns: Callable[[str], bool] | None) -> Any:
+        """The indices of the days of the streams ``owns`` (all if None), in order."""
+        import numpy as np
+
+        if owns is None:
+            return np.arange(len(self))
+        owned = np.array([owns(stream) for stream, _, _ in self.streams], bool)
+        return np.flatnonzero(owned[self.day_stream])
+
+    def slot_days(self, days: Any) -> list[tuple[tuple[str, str, str, str], dict[str, SlotOutcome]]]:
+        """((stream, instrument, session, date), {slot: outcome} in session order) of ``days``."""
+        import numpy as np
+
+        starts = self.day_starts[days]
+        counts = self.day_starts[days + 1] - starts
+        ends = np.cumsum(counts)
+        # the rows of the chosen days, in order: each day's run of rows, one after another
+        rows = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - counts - starts, counts)
+        columns = self.rows
+        slots = columns["slot"][rows].tolist()
+
+        def cells(name: str) -> Any:
+            found = columns.get(name)
+            if found is None:
+                return repeat(None)
+            if isinstance(found, tuple):  # numbers: values, nulls
+                values, nulls = found
+                out = values[rows].astype(object)
+                out[nulls[rows]] = None
+                return out.tolist()
+            return found[rows].tolist()
+
+        outcomes = list(map(tuple.__new__, repeat(SlotOutcome),
+                            zip(cells("result"), cells("peak"), cells("target"), cells("direction"),
+                                cells("range"), cells("profit"))))
+        streams, dates = self.streams, self.dates
+        found = []
+        for stream_rank, date_rank, start, end in zip(self.day_stream[days].tolist(), self.day_date[days].tolist(),
+                                                      (ends - counts).tolist(), ends.tolist()):
+            found.append(((*streams[stream_rank], dates[date_rank]), dict(zip(slots[start:end], outcomes[start:end]))))
+        return found
+
+    def events(self, owns: Callable[[str], bool] | None = None) -> tuple[list[DayEvent], Any]:
+        """The day events of the streams ``owns`` (all if None) in (date, stream)
+        order, and their ``order_keys``."""
+        days = self.owned_days(owns)
+        events = [DayEvent(stream, instrument, session, date, MappingProxyType(slots))
+                  for (stream, instrument, session, date), slots in self.slot_days(days)]
+        return events, self.order_keys(days)
 
 
 def _codes(column: Any) -> tuple[Any, list[Any]]:
@@ -182,7 +256,7 @@ def _objects(values: list[Any]) -> Any:
     return out
 
 
-def _checked_columns(table: Any, index: dict[str, int], grouper: "_DayGrouper") -> _Columns | None:
+def _checked_columns(table: Any, index: dict[str, int], grouper: "_DayGrouper") -> ColumnDays | None:
     """The rows, every distinct cell checked as the row reader checks it; None
     if any check fails (the row reader then says which row and why)."""
     import numpy as np
@@ -253,43 +327,16 @@ def _checked_columns(table: Any, index: dict[str, int], grouper: "_DayGrouper") 
     day = row_key // width  # (date, stream)
     starts = np.concatenate(([0], np.flatnonzero(day[1:] != day[:-1]) + 1))
 
-    out = _Columns()
-    sorted_keys, sorted_dates = key_codes[order], date_codes[order]
-    first_keys = sorted_keys[starts]
-    out.day_keys = list(zip(_objects([stream for stream, _, _ in keys])[first_keys].tolist(),
-                            _objects(dates)[sorted_dates[starts]].tolist()))
-    out.day_starts = starts.tolist()
-    out.slots = _objects([slot for _, slot, _ in keys])[sorted_keys].tolist()
-
-    def ordered(name: str) -> Any:
-        if name not in numbers:
-            return repeat(None)
-        values, nulls = numbers[name]
-        cells = values[order].astype(object)
-        cells[nulls[order]] = None
-        return cells.tolist()
-
-    result_of = _objects(results)[result_codes[order]].tolist()
-    direction_of = (repeat(None) if direction_column is None
-                    else _objects(directions)[direction_codes[order]].tolist())
-    out.outcomes = list(map(tuple.__new__, repeat(SlotOutcome),
-                            zip(result_of, ordered("peak"), ordered("target"), direction_of,
-                                ordered("range"), ordered("profit"))))
-    return out
-
-
-def _add_days(table: Any, columns: _Columns, grouper: "_DayGrouper") -> bool:
-    """Add the file's days to ``grouper``; False (nothing added) if an earlier
-    file has one of them: the row reader says which rows are duplicates."""
-    days = grouper.days
-    if (days or grouper.whole) and any(key in days or key in grouper.whole for key in columns.day_keys):
-        return False
-    outcomes, slots = columns.outcomes, columns.slots
-    ends = columns.day_starts[1:] + [len(outcomes)]
-    for key, start, end in zip(columns.day_keys, columns.day_starts, ends):
-        days[key] = dict(zip(slots[start:end], outcomes[start:end]))
-    in_order = grouper.in_session_order
-    for key in columns.day_keys:
-        in_order[key] = len(days[key])
-    grouper.rows += table.num_rows
-    return True
+    day_starts = np.concatenate((starts, [rows]))
+    first = order[starts]
+    names = grouper._names
+    rows_of = {"slot": _objects([slot for _, slot, _ in keys])[key_codes[order]],
+               "result": _objects(results)[result_codes[order]]}
+    if direction_column is not None:
+        rows_of["direction"] = _objects(directions)[direction_codes[order]]
+    for name, (values, nulls) in numbers.items():
+        rows_of[name] = values[order], nulls[order]
+    key_stream = np.array([stream_rank[stream] for stream, _, _ in keys], np.int64)
+    date_of_code = np.array([date_rank[date] for date in dates], np.int64)
+    return ColumnDays([names[stream] for stream in streams], sorted(date_rank), key_stream[key_codes[first]],
+                      date_of_code[date_codes[first]], day_starts, rows_of)

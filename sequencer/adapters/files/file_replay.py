@@ -1,10 +1,10 @@
 """``sequencer replay`` of files, on one process or split by stream across several.
 
 Streams fold independently (SPEC 5 never looks across streams), so a replay
-can split them the way a Kafka topic splits its keys. The files are read once,
-by the parent; then one process per partition is forked (``StreamPartition``),
-which inherits the day events (copy-on-write: nothing is sent), folds those of
-its own streams, writes its decisions to a part file and saves its streams'
+can split them the way a Kafka topic splits its keys. The files are read and
+checked once, by the parent; then one process per partition is forked
+(``StreamPartition``), which inherits what was read (copy-on-write: nothing is
+sent), builds the day events of its own streams only (``SourceRead``), folds them, writes its decisions to a part file and saves its streams'
 checkpoints. The parent merges the parts in (date, stream) order and the
 rejects in (file, line) order, so every output is the same, byte for byte, as
 a single-process run (tests/system/test_file_replay.py checks it).
@@ -39,7 +39,7 @@ from sequencer.domain.metrics import StreamDecisions
 from sequencer.adapters.files.file_writes import naming
 from sequencer.adapters.files.record_files import DecisionCsvWriter, write_rejects_csv
 from sequencer.app.replay import replay_events
-from sequencer.adapters.files.sources import Reject, StreamPartition, read_day_events
+from sequencer.adapters.files.sources import Reject, SourceRead, StreamPartition, read_sources
 from sequencer.adapters.files.state_folder import StagedCheckpoints
 
 #: Below this much input a second process costs more than it saves (fork,
@@ -150,17 +150,17 @@ def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, S
     decisions = out_dir / "decisions.csv"
     unfinished = out_dir / ".decisions.csv.partial"
     try:
-        batch = read_day_events(paths, config, None, watch.on_read)
+        read = read_sources(paths, config, watch.on_read)
         if watch.on_total is not None:
-            watch.on_total(len(batch.events))
+            watch.on_total(read.count)
         if jobs == 1:
-            summary = _fold_partition(batch.events, config, states, unfinished, staged.store, until,
+            summary = _fold_partition(read.events(), config, states, unfinished, staged.store, until,
                                       watch.on_progress, keep)
         else:
-            summary = _fold_in_processes(batch.events, config, states, out_dir, unfinished, staged.store,
+            summary = _fold_in_processes(read, config, states, out_dir, unfinished, staged.store,
                                          until, jobs, watch, keep)
-        summary.events, summary.rows = len(batch.events), batch.rows
-        summary.rejects[:0] = batch.rejects  # the files' rejects first, as they were read
+        summary.events, summary.rows = read.count, read.rows
+        summary.rejects[:0] = read.rejects  # the files' rejects first, as they were read
         summary.rejects.sort(key=_reject_order(paths))
         write_rejects_csv(out_dir / "rejects.csv", summary.rejects)
         with _sigint_deferred() as interrupted:
@@ -213,21 +213,6 @@ def _fold_partition(events: list[DayEvent], config: SequencerConfig, states: dic
                          result.after_until, rejects, len(result.refused), performance=performance)
 
 
-def _split(events: list[DayEvent], states: dict[str, StreamState],
-           jobs: int) -> list[tuple[list[DayEvent], dict[str, StreamState]]]:
-    """The events and states of each partition, in one pass (events stay in order)."""
-    partitions = [StreamPartition(index, jobs) for index in range(jobs)]
-    owner: dict[str, int] = {}
-    parts: list[list[DayEvent]] = [[] for _ in range(jobs)]
-    for event in events:
-        index = owner.get(event.stream)
-        if index is None:
-            index = owner[event.stream] = next(p.index for p in partitions if p.owns(event.stream))
-        parts[index].append(event)
-    return [(part, {s: state for s, state in states.items() if partition.owns(s)})
-            for part, partition in zip(parts, partitions)]
-
-
 def _both(first: Callable[[Any], None], second: Callable[[Any], None]) -> Callable[[Any], None]:
     """One callback that calls ``first`` then ``second``."""
     def both(value: Any) -> None:
@@ -243,7 +228,7 @@ def _refused(event: DayEvent, reason: str) -> Reject:
                   event.stream, event.date)
 
 
-def _fold_in_processes(events: list[DayEvent], config: SequencerConfig, states: dict[str, StreamState],
+def _fold_in_processes(read: SourceRead, config: SequencerConfig, states: dict[str, StreamState],
                        out_dir: Path, decisions: Path, store: CheckpointStore, until: str | None,
                        jobs: int, watch: ReplayWatch, keep: PerformanceOf | None) -> ReplaySummary:
     context = multiprocessing.get_context("fork")
@@ -252,12 +237,13 @@ def _fold_in_processes(events: list[DayEvent], config: SequencerConfig, states: 
     parent = os.getpid()
     pipes, processes = [], []
     try:
-        split = _split(events, states, jobs)
-        for index, (part_events, part_states) in enumerate(split):
+        for index in range(jobs):
+            partition = StreamPartition(index, jobs)
+            part_states = {stream: state for stream, state in states.items() if partition.owns(stream)}
             receiver, sender = context.Pipe(duplex=False)
             process = context.Process(
                 target=_partition_main, name=f"replay-{index}", daemon=True,
-                args=(sender, index, part_events, config, part_states, parts[index], store, until,
+                args=(sender, read, partition, config, part_states, parts[index], store, until,
                       shared, parent, keep))
             process.start()
             sender.close()
@@ -271,9 +257,9 @@ def _fold_in_processes(events: list[DayEvent], config: SequencerConfig, states: 
         summary = ReplaySummary()
         for reply in replies:
             summary.add(reply["summary"])
-        if summary.applied == len(events):  # a decision per event: they come in the events' order
-            owner = {s: i for i, (part, _) in enumerate(split) for s in {e.stream for e in part}}
-            _interleave_decisions(parts, [owner[event.stream] for event in events], decisions)
+        orders = [reply["order"] for reply in replies]
+        if all(order is not None for order in orders):
+            _interleave_decisions(parts, _owners(orders), decisions)
         else:
             _merge_decisions(parts, decisions)
         return summary
@@ -286,15 +272,19 @@ def _fold_in_processes(events: list[DayEvent], config: SequencerConfig, states: 
             part.unlink(missing_ok=True)
 
 
-def _partition_main(sender: Any, index: int, events: list[DayEvent], config: SequencerConfig,
+def _partition_main(sender: Any, read: SourceRead, partition: StreamPartition, config: SequencerConfig,
                     states: dict[str, StreamState], decisions_path: Path, store: CheckpointStore,
                     until: str | None, shared: _SharedProgress, parent: int,
                     keep: PerformanceOf | None = None) -> None:
     _end_with_parent(parent)
+    index = partition.index
     try:
+        events, order = read.events_in_order(partition)
         summary = _fold_partition(events, config, states, decisions_path, store, until,
                                   shared.of_partition(index), keep)
-        sender.send({"summary": summary})
+        # A decision per event: the decisions are in the events' order, which
+        # ``order`` tells the parent (``_owners``).
+        sender.send({"summary": summary, "order": order if summary.applied == len(events) else None})
     except SequencerError as error:
         sender.send({"error": str(error), "known": True})
     except BaseException:  # noqa: BLE001 - the parent reports it; this process ends here
@@ -371,10 +361,18 @@ def _merge_decisions(parts: list[Path], target: Path) -> None:
             handle.close()
 
 
+def _owners(orders: list[Any]) -> list[int]:
+    """Which partition wrote each decision of the run, in (date, stream) order,
+    from each partition's order keys of its decisions (``SourceRead.events_in_order``)."""
+    import numpy as np  # (the keys are numpy arrays: numpy is loaded)
+
+    owner = np.concatenate([np.full(len(order), index) for index, order in enumerate(orders)])
+    return owner[np.argsort(np.concatenate(orders), kind="stable")].tolist()
+
+
 def _interleave_decisions(parts: list[Path], owners: list[int], target: Path) -> None:
-    """Each decision from the part of ``owners[i]`` in turn: when every event made a
-    decision, the i-th decision of the run is that of the i-th event, which
-    partition ``owners[i]`` folded (``_merge_decisions`` without a key per line)."""
+    """Each decision from the part of ``owners[i]`` in turn (``_merge_decisions``
+    without a key per line)."""
     lines = []
     for part in parts:
         with part.open(newline="", encoding="utf-8") as handle:

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator
 
-from sequencer.adapters.files.csv_columns import COLUMNS_MIN_BYTES, read_clean_csv
+from sequencer.adapters.files.csv_columns import COLUMNS_MIN_BYTES, ColumnDays, read_clean_csv
 from sequencer.app.clock import latest_event_date_now
 from sequencer.app.codecs import DEFAULT_MAX_EVENT_BYTES, EventDecoder, loads_json
 from sequencer.domain import DayEvent, InvalidEvent, SequencerConfig, SlotOutcome, parse_day_event
@@ -103,6 +103,38 @@ def read_day_events(paths: Iterable[str | Path], config: SequencerConfig,
     Rows dated after ``latest_date`` (default: today in UTC plus a day of
     grace) are rejected as in the future.
     """
+    return _read(paths, config, partition, on_bytes, latest_date).finish()
+
+
+class SourceRead:
+    """Files read and checked, their day events built when asked for: all of
+    them, or a partition's (each process of a split replay builds its own)."""
+
+    def __init__(self, grouper: "_DayGrouper") -> None:
+        self._grouper = grouper
+        self.rejects: list[Reject] = grouper.rejects
+        self.rows = grouper.rows
+        self.count = grouper.count()  # day events
+
+    def events(self, partition: StreamPartition | None = None) -> list[DayEvent]:
+        """The day events (of ``partition``'s streams), sorted by (date, stream)."""
+        return self._grouper.events(partition)[0]
+
+    def events_in_order(self, partition: StreamPartition | None = None) -> tuple[list[DayEvent], Any]:
+        """``events``, and when they all come from one file read by columns a
+        numpy array of a number per event that sorts as its (date, stream)
+        across partitions (``ColumnDays.order_keys``), else None."""
+        return self._grouper.events(partition)
+
+
+def read_sources(paths: Iterable[str | Path], config: SequencerConfig, on_bytes: ByteCounter | None = None,
+                 latest_date: str | None = None) -> SourceRead:
+    """``read_day_events`` of all streams, the events not built yet (``SourceRead``)."""
+    return SourceRead(_read(paths, config, None, on_bytes, latest_date))
+
+
+def _read(paths: Iterable[str | Path], config: SequencerConfig, partition: StreamPartition | None,
+          on_bytes: ByteCounter | None, latest_date: str | None) -> "_DayGrouper":
     grouper = _DayGrouper(config, partition, latest_date or latest_event_date_now())
     paths = [Path(path) for path in paths]
     # Whole-file reading by columns pays for its import only on big inputs;
@@ -113,9 +145,10 @@ def read_day_events(paths: Iterable[str | Path], config: SequencerConfig,
         if path.suffix.lower() == ".csv":
             grouper.read_csv(path, on_bytes)
             continue
+        grouper.settle_column_days()
         for line, get, raw in _rows(path, on_bytes, grouper.decoder):
             grouper.add_row(str(path), line, get, raw)
-    return grouper.finish()
+    return grouper
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -321,6 +354,10 @@ class _DayGrouper:
         #: Days whose slots came in session order, by their slot count then:
         #: ``finish`` need not reorder them while no later row added a slot.
         self.in_session_order: dict[tuple[str, str], int] = {}
+        #: Files read by columns whose events are not built yet; the (stream,
+        #: date) of their days once a second file needs them.
+        self.column_days: list[ColumnDays] = []
+        self._column_keys: set[tuple[str, str]] | None = None
 
     def add_row(self, source: str, line: int, get: Callable[[str], Any], raw: str | None) -> None:
         if self.partition is not None and not self._owns(get):
@@ -424,6 +461,7 @@ class _DayGrouper:
                     if count is not None:
                         count(len(data) - counted[0])
                     return
+            self.settle_column_days()
             positions = {c: index.get(c) for c in COLUMNS}
             i_date, i_time, i_stream, i_result = (index[c] for c in REQUIRED_COLUMNS)
             # An absent optional column reads as the header's width: one past the
@@ -490,20 +528,67 @@ class _DayGrouper:
                 day[slot] = new_outcome(SlotOutcome, (result, peak, target, values[i_direction] or None, rng, profit))
             grouper.rows += rows
 
-    def finish(self) -> SourceBatch:
-        events: list[DayEvent] = list(self.whole.values())
+    def add_column_days(self, days: ColumnDays, rows: int) -> bool:
+        """Take the days of a file read by columns; False (nothing taken) if an
+        earlier file has one of them: the row reader says which rows are duplicates."""
+        if self.days or self.whole or self.column_days:
+            keys = days.keys()
+            if self._column_keys is None:
+                self._column_keys = {key for earlier in self.column_days for key in earlier.keys()}
+            taken = self._column_keys
+            if any(key in self.days or key in self.whole or key in taken for key in keys):
+                return False
+            taken.update(keys)
+        self.column_days.append(days)
+        self.rows += rows
+        return True
+
+    def settle_column_days(self) -> None:
+        """Build the days read by columns into ``days``, before a file read row by
+        row (whose rows may add to them, or repeat them)."""
+        for pending in self.column_days:
+            for (stream, _, _, date), slots in pending.slot_days(pending.owned_days(None)):
+                self.days[stream, date] = slots
+                self.in_session_order[stream, date] = len(slots)
+        self.column_days = []
+        self._column_keys = None
+
+    def count(self) -> int:
+        """How many day events ``events`` builds (of all streams)."""
+        return (len(self.whole) + sum(1 for slots in self.days.values() if slots)
+                + sum(map(len, self.column_days)))
+
+    def events(self, partition: StreamPartition | None = None) -> tuple[list[DayEvent], Any]:
+        """The day events (of ``partition``'s streams) sorted by (date, stream), and
+        their order keys when one file read by columns gave them all (``SourceRead``)."""
+        owned: dict[str, bool] = {}
+
+        def owns(stream: str) -> bool:
+            found = owned.get(stream)
+            if found is None:
+                found = owned[stream] = partition is None or partition.owns(stream)
+            return found
+
+        events: list[DayEvent] = [e for e in self.whole.values() if owns(e.stream)]
         sessions = self.config.sessions
         in_order = self.in_session_order
         for key, slots in self.days.items():
-            if not slots:
+            if not slots or not owns(key[0]):
                 continue
             stream, date = key
             _, instrument, session = self._names[stream]
             if in_order.get(key) != len(slots):
                 slots = {s: slots[s] for s in sessions[session] if s in slots}
             events.append(DayEvent(stream, instrument, session, date, MappingProxyType(slots)))
+        if not events and len(self.column_days) == 1:
+            return self.column_days[0].events(owns)  # built in (date, stream) order
+        for pending in self.column_days:
+            events.extend(pending.events(owns)[0])
         events.sort(key=lambda e: (e.date, e.stream))
-        return SourceBatch(events, self.rejects, self.rows)
+        return events, None
+
+    def finish(self) -> SourceBatch:
+        return SourceBatch(self.events()[0], self.rejects, self.rows)
 
 
 def _raw(get: Callable[[str], Any]) -> str:
