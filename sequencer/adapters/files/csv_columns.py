@@ -150,8 +150,9 @@ class ColumnDays:
         owned = np.array([owns(stream) for stream, _, _ in self.streams], bool)
         return np.flatnonzero(owned[self.day_stream])
 
-    def slot_days(self, days: Any) -> list[tuple[tuple[str, str, str, str], dict[str, SlotOutcome]]]:
-        """((stream, instrument, session, date), {slot: outcome} in session order) of ``days``."""
+    def _days(self, days: Any) -> tuple[Any, list[str], list[SlotOutcome]]:
+        """Per day of ``days``: (stream rank, date rank, first row, end row) as
+        lists zipped; and the slots and outcomes of those days' rows."""
         import numpy as np
 
         starts = self.day_starts[days]
@@ -160,7 +161,6 @@ class ColumnDays:
         # the rows of the chosen days, in order: each day's run of rows, one after another
         rows = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - counts - starts, counts)
         columns = self.rows
-        slots = columns["slot"][rows].tolist()
 
         def cells(name: str) -> Any:
             found = columns.get(name)
@@ -176,19 +176,24 @@ class ColumnDays:
         outcomes = list(map(tuple.__new__, repeat(SlotOutcome),
                             zip(cells("result"), cells("peak"), cells("target"), cells("direction"),
                                 cells("range"), cells("profit"))))
+        spans = zip(self.day_stream[days].tolist(), self.day_date[days].tolist(), (ends - counts).tolist(),
+                    ends.tolist())
+        return spans, cells("slot"), outcomes
+
+    def slot_days(self, days: Any) -> list[tuple[tuple[str, str], dict[str, SlotOutcome]]]:
+        """((stream, date), {slot: outcome} in session order) of ``days``."""
+        spans, slots, outcomes = self._days(days)
         streams, dates = self.streams, self.dates
-        found = []
-        for stream_rank, date_rank, start, end in zip(self.day_stream[days].tolist(), self.day_date[days].tolist(),
-                                                      (ends - counts).tolist(), ends.tolist()):
-            found.append(((*streams[stream_rank], dates[date_rank]), dict(zip(slots[start:end], outcomes[start:end]))))
-        return found
+        return [((streams[s][0], dates[d]), dict(zip(slots[a:b], outcomes[a:b]))) for s, d, a, b in spans]
 
     def events(self, owns: Callable[[str], bool] | None = None) -> tuple[list[DayEvent], Any]:
         """The day events of the streams ``owns`` (all if None) in (date, stream)
         order, and their ``order_keys``."""
         days = self.owned_days(owns)
-        events = [DayEvent(stream, instrument, session, date, MappingProxyType(slots))
-                  for (stream, instrument, session, date), slots in self.slot_days(days)]
+        spans, slots, outcomes = self._days(days)
+        streams, dates, proxy = self.streams, self.dates, MappingProxyType
+        events = [DayEvent(*streams[s], dates[d], proxy(dict(zip(slots[a:b], outcomes[a:b]))))
+                  for s, d, a, b in spans]
         return events, self.order_keys(days)
 
 

@@ -547,9 +547,9 @@ class _DayGrouper:
         """Build the days read by columns into ``days``, before a file read row by
         row (whose rows may add to them, or repeat them)."""
         for pending in self.column_days:
-            for (stream, _, _, date), slots in pending.slot_days(pending.owned_days(None)):
-                self.days[stream, date] = slots
-                self.in_session_order[stream, date] = len(slots)
+            for key, slots in pending.slot_days(pending.owned_days(None)):
+                self.days[key] = slots
+                self.in_session_order[key] = len(slots)
         self.column_days = []
         self._column_keys = None
 
