@@ -26,13 +26,10 @@ import csv
 from itertools import repeat
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from sequencer.domain import DayEvent, InvalidEvent, SlotOutcome
 from sequencer.domain.events import DIRECTION_MAX_CHARS, NUMBER_LIMIT, RESULT_NAMES
-
-if TYPE_CHECKING:
-    from sequencer.adapters.files.sources import _DayGrouper
 
 #: Below this many bytes of CSV in a run, the row reader is faster than
 #: importing pyarrow and reading by columns (measured: docs/benchmarks.md).
@@ -43,10 +40,12 @@ COLUMNS_MIN_BYTES = 6 << 20
 _NUMBER_RANGES = {"peak": (0.0, NUMBER_LIMIT), "target": (-NUMBER_LIMIT, NUMBER_LIMIT),
                   "range": (0.0, NUMBER_LIMIT), "profit": (-NUMBER_LIMIT, NUMBER_LIMIT)}
 
+
 def read_clean_csv(path: Path, data: bytes, index: dict[str, int], width: int,
-                   grouper: "_DayGrouper") -> bool:
-    """Add the rows of the CSV file ``data`` (header included) to ``grouper``;
-    False, with nothing added, if the row reader must read it instead.
+                   grouper: Any) -> bool:
+    """Add the rows of the CSV file ``data`` (header included) to ``grouper``
+    (a ``sources._DayGrouper``: typed ``Any`` here, as this module is imported
+    by that one); False, with nothing added, if the row reader must read it instead.
 
     ``index`` maps the lower-cased column names of the header to positions
     and ``width`` is the header's width (``sources._column_index``).
@@ -261,7 +260,7 @@ def _objects(values: list[Any]) -> Any:
     return out
 
 
-def _checked_columns(table: Any, index: dict[str, int], grouper: "_DayGrouper") -> ColumnDays | None:
+def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> ColumnDays | None:
     """The rows, every distinct cell checked as the row reader checks it; None
     if any check fails (the row reader then says which row and why)."""
     import numpy as np
