@@ -96,14 +96,29 @@ class ReplayWatch:
 
 
 class _SharedProgress:
-    """Events folded by each partition of a split replay, in memory shared with the parent."""
+    """How far each partition of a split replay got, in memory shared with the
+    parent: bytes of the files it reads itself (each reads all of them: one
+    pass is their mean), its day events once read, events folded."""
 
     def __init__(self, jobs: int, context: Any) -> None:
         # Each slot has one writer; the parent only reads, so no lock is needed.
+        self.bytes = context.Array("q", jobs, lock=False)
+        self.totals = context.Array("q", jobs, lock=False)
+        self.ready = context.Array("b", jobs, lock=False)
         self.done = context.Array("q", jobs, lock=False)
 
-    def of_partition(self, index: int) -> Callable[[int], None]:
-        """What partition ``index`` calls with each increment (in its own process)."""
+    def read_by(self, index: int) -> Callable[[int], None]:
+        """What partition ``index`` calls with each increment of bytes read (in its own process)."""
+        def read(count: int) -> None:
+            self.bytes[index] += count
+        return read
+
+    def found(self, index: int, events: int) -> None:
+        self.totals[index] = events
+        self.ready[index] = 1
+
+    def folded_by(self, index: int) -> Callable[[int], None]:
+        """What partition ``index`` calls with each increment of events folded."""
         def folded(count: int) -> None:
             self.done[index] += count
         return folded
@@ -150,16 +165,18 @@ def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, S
     decisions = out_dir / "decisions.csv"
     unfinished = out_dir / ".decisions.csv.partial"
     try:
-        read = read_sources(paths, config, watch.on_read)
-        if watch.on_total is not None:
+        # Split: the files the row reader reads are left to the partitions (each
+        # reads its own streams' rows), so that its work is split too.
+        read = read_sources(paths, config, watch.on_read, defer_rows=jobs > 1)
+        if watch.on_total is not None and not read.unread:
             watch.on_total(read.count)
         if jobs == 1:
             summary = _fold_partition(read.events(), config, states, unfinished, staged.store, until,
                                       watch.on_progress, keep)
-        else:
+        else:  # (its rows and rejects: those the partitions read)
             summary = _fold_in_processes(read, config, states, out_dir, unfinished, staged.store,
                                          until, jobs, watch, keep)
-        summary.events, summary.rows = read.count, read.rows
+        summary.rows += read.rows
         summary.rejects[:0] = read.rejects  # the files' rejects first, as they were read
         summary.rejects.sort(key=_reject_order(paths))
         write_rejects_csv(out_dir / "rejects.csv", summary.rejects)
@@ -194,8 +211,8 @@ def _fold_partition(events: list[DayEvent], config: SequencerConfig, states: dic
                     on_progress: Callable[[int], None] | None,
                     keep: PerformanceOf | None = None) -> ReplaySummary:
     """Fold one partition's events on its ``states``; ``store`` is the staging
-    store of ``StagedCheckpoints``. The summary counts no events, rows or read
-    rejects (the parent's read has them)."""
+    store of ``StagedCheckpoints``. The summary counts no rows and has no
+    rejects of reading (whoever read the files adds them)."""
     # The report's fields of each decision, kept while the decision is fresh
     # (the decision itself is freed once written).
     kept = StreamDecisions.for_rules(keep.rules) if keep is not None else None
@@ -209,7 +226,7 @@ def _fold_partition(events: list[DayEvent], config: SequencerConfig, states: dic
     performance = []
     if kept is not None:
         performance.append(kept.report_part(keep.rules, breakdowns=False))  # performance.csv has none
-    return ReplaySummary(0, 0, len(result.states), result.applied, result.already_applied,
+    return ReplaySummary(len(events), 0, len(result.states), result.applied, result.already_applied,
                          result.after_until, rejects, len(result.refused), performance=performance)
 
 
@@ -249,7 +266,7 @@ def _fold_in_processes(read: SourceRead, config: SequencerConfig, states: dict[s
             sender.close()
             pipes.append(receiver)
             processes.append(process)
-        replies = _collect(pipes, shared, watch)
+        replies = _collect(pipes, shared, watch, bool(read.unread))
         failures = [r for r in replies if "error" in r]
         if failures:
             first = failures[0]
@@ -279,9 +296,15 @@ def _partition_main(sender: Any, read: SourceRead, partition: StreamPartition, c
     _end_with_parent(parent)
     index = partition.index
     try:
+        rows, rejects = read.rows, len(read.rejects)  # the parent's
+        if read.unread:
+            read.read_rest(partition, shared.read_by(index))
         events, order = read.events_in_order(partition)
+        shared.found(index, len(events))
         summary = _fold_partition(events, config, states, decisions_path, store, until,
-                                  shared.of_partition(index), keep)
+                                  shared.folded_by(index), keep)
+        summary.rows = read.rows - rows
+        summary.rejects[:0] = read.rejects[rejects:]
         # A decision per event: the decisions are in the events' order, which
         # ``order`` tells the parent (``_owners``).
         sender.send({"summary": summary, "order": order if summary.applied == len(events) else None})
@@ -323,15 +346,16 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-def _collect(pipes: list, shared: _SharedProgress, watch: ReplayWatch) -> list[dict]:
-    """Each partition's reply, reporting progress meanwhile.
+def _collect(pipes: list, shared: _SharedProgress, watch: ReplayWatch, reading: bool) -> list[dict]:
+    """Each partition's reply, reporting progress meanwhile (``reading``: the
+    partitions read files, their total of events is not known yet).
 
     Only a partition holds the writing end of its pipe, so a partition that
     dies (killed, out of memory) shows as end-of-file.
     """
     replies: dict[int, dict] = {}
     waiting = {pipe: i for i, pipe in enumerate(pipes)}
-    reported = 0
+    reported = read_reported = 0
     while waiting:
         for ready in wait(list(waiting), timeout=0.2):
             index = waiting.pop(ready)
@@ -339,6 +363,15 @@ def _collect(pipes: list, shared: _SharedProgress, watch: ReplayWatch) -> list[d
                 replies[index] = ready.recv()
             except EOFError:
                 replies[index] = {"error": f"replay partition {index} ended without a reply"}
+        if reading:
+            read = sum(shared.bytes) // len(pipes)
+            if watch.on_read is not None and read > read_reported:
+                watch.on_read(read - read_reported)
+                read_reported = read
+            if all(shared.ready):
+                reading = False
+                if watch.on_total is not None:
+                    watch.on_total(sum(shared.totals))
         done = sum(shared.done)
         if watch.on_progress is not None and done > reported:
             watch.on_progress(done - reported)

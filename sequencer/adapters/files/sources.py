@@ -110,11 +110,24 @@ class SourceRead:
     """Files read and checked, their day events built when asked for: all of
     them, or a partition's (each process of a split replay builds its own)."""
 
-    def __init__(self, grouper: "_DayGrouper") -> None:
+    def __init__(self, grouper: "_DayGrouper", unread: list[Path]) -> None:
         self._grouper = grouper
         self.rejects: list[Reject] = grouper.rejects
         self.rows = grouper.rows
         self.count = grouper.count()  # day events
+        #: The files left to the row reader (``read_sources(defer_rows=True)``).
+        self.unread = unread
+
+    def read_rest(self, partition: StreamPartition, on_bytes: ByteCounter | None = None) -> None:
+        """Read the ``unread`` files, the rows of ``partition``'s streams only (the
+        rows of a stream no partition can own: partition 0), on top of what was
+        read; ``rows``, ``rejects`` and ``count`` then include them."""
+        grouper = self._grouper
+        grouper.partition, grouper.by_columns = partition, False
+        for path in self.unread:
+            grouper.read_file(path, on_bytes)
+        self.unread = []
+        self.rows, self.count = grouper.rows, grouper.count()
 
     def events(self, partition: StreamPartition | None = None) -> list[DayEvent]:
         """The day events (of ``partition``'s streams), sorted by (date, stream)."""
@@ -128,9 +141,22 @@ class SourceRead:
 
 
 def read_sources(paths: Iterable[str | Path], config: SequencerConfig, on_bytes: ByteCounter | None = None,
-                 latest_date: str | None = None) -> SourceRead:
-    """``read_day_events`` of all streams, the events not built yet (``SourceRead``)."""
-    return SourceRead(_read(paths, config, None, on_bytes, latest_date))
+                 latest_date: str | None = None, *, defer_rows: bool = False) -> SourceRead:
+    """``read_day_events`` of all streams, the events not built yet (``SourceRead``).
+
+    With ``defer_rows``, reading stops at the first file that would be read
+    row by row (``SourceRead.unread`` from there on): a split replay has each
+    of its processes read those for its own streams (``SourceRead.read_rest``),
+    so that the row reader's work is split too.
+    """
+    paths = [Path(path) for path in paths]
+    grouper = _DayGrouper(config, None, latest_date or latest_event_date_now())
+    # Whole-file reading by columns pays for its import only on big inputs.
+    grouper.by_columns = sum(p.stat().st_size for p in paths if p.suffix.lower() == ".csv") >= COLUMNS_MIN_BYTES
+    for i, path in enumerate(paths):
+        if not grouper.read_file(path, on_bytes, row_by_row=not defer_rows):
+            return SourceRead(grouper, paths[i:])
+    return SourceRead(grouper, [])
 
 
 def _read(paths: Iterable[str | Path], config: SequencerConfig, partition: StreamPartition | None,
@@ -142,12 +168,7 @@ def _read(paths: Iterable[str | Path], config: SequencerConfig, partition: Strea
     grouper.by_columns = partition is None and sum(
         p.stat().st_size for p in paths if p.suffix.lower() == ".csv") >= COLUMNS_MIN_BYTES
     for path in paths:
-        if path.suffix.lower() == ".csv":
-            grouper.read_csv(path, on_bytes)
-            continue
-        grouper.settle_column_days()
-        for line, get, raw in _rows(path, on_bytes, grouper.decoder):
-            grouper.add_row(str(path), line, get, raw)
+        grouper.read_file(path, on_bytes)
     return grouper
 
 
@@ -430,7 +451,19 @@ class _DayGrouper:
             value = str(value)  # datetime.time from Parquet
         return self.rules.slot(value, session)
 
-    def read_csv(self, path: Path, on_bytes: ByteCounter | None = None) -> None:
+    def read_file(self, path: Path, on_bytes: ByteCounter | None = None, row_by_row: bool = True) -> bool:
+        """Add a file's rows; with ``row_by_row`` False, only if it is read by
+        columns (False: it was not read, nothing was added or counted)."""
+        if path.suffix.lower() == ".csv":
+            return self.read_csv(path, on_bytes, row_by_row)
+        if not row_by_row:
+            return False
+        self.settle_column_days()
+        for line, get, raw in _rows(path, on_bytes, self.decoder):
+            self.add_row(str(path), line, get, raw)
+        return True
+
+    def read_csv(self, path: Path, on_bytes: ByteCounter | None = None, row_by_row: bool = True) -> bool:
         """Rows of a CSV file: the common case inlined, any other row through ``add_row``.
 
         The checks and spellings are the domain's (``EventRules``, ``RESULT_NAMES``,
@@ -441,8 +474,10 @@ class _DayGrouper:
         through ``add_row``, which says why (``tests/unit/test_csv_paths.py`` holds the
         two paths equal).
         """
+        if not row_by_row and not self.by_columns:
+            return False
         counted = [0]
-        if on_bytes is not None:
+        if on_bytes is not None and row_by_row:  # (else the bytes are counted once read by columns)
             def count(read: int, on_bytes: ByteCounter = on_bytes) -> None:
                 counted[0] += read
                 on_bytes(read)
@@ -452,15 +487,17 @@ class _DayGrouper:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
-                return
+                return True
             index = _column_index(path, header)
             width = len(header)
             if self.by_columns:
                 data = path.read_bytes()
                 if read_clean_csv(path, data, index, width, self):
-                    if count is not None:
-                        count(len(data) - counted[0])
-                    return
+                    if on_bytes is not None:
+                        on_bytes(len(data) - counted[0])
+                    return True
+            if not row_by_row:
+                return False
             self.settle_column_days()
             positions = {c: index.get(c) for c in COLUMNS}
             i_date, i_time, i_stream, i_result = (index[c] for c in REQUIRED_COLUMNS)
@@ -527,6 +564,7 @@ class _DayGrouper:
                 rows += 1
                 day[slot] = new_outcome(SlotOutcome, (result, peak, target, values[i_direction] or None, rng, profit))
             grouper.rows += rows
+        return True
 
     def add_column_days(self, days: ColumnDays, rows: int) -> bool:
         """Take the days of a file read by columns; False (nothing taken) if an
