@@ -1,19 +1,23 @@
 """``sequencer replay`` of files, on one process or split by stream across several.
 
 Streams fold independently (SPEC 5 never looks across streams), so a replay
-can split them the way a Kafka topic splits its keys. The files are read and
-checked once, by the parent; then one process per partition is forked
-(``StreamPartition``), which inherits what was read (copy-on-write: nothing is
-sent), builds the day events of its own streams only (``SourceRead``), folds them, writes its decisions to a part file and saves its streams'
-checkpoints. The parent merges the parts in (date, stream) order and the
-rejects in (file, line) order, so every output is the same, byte for byte, as
-a single-process run (tests/system/test_file_replay.py checks it).
+can split them the way a Kafka topic splits its keys. The parent reads the
+files the column reader takes (``csv_columns``: big clean CSVs; their parse
+already runs on every core), up to the first file the row reader must read;
+then one process per partition is forked (``StreamPartition``). Each inherits
+what was read (copy-on-write: nothing is sent), reads the remaining files for
+its own streams' rows (so the row reader's work is split as well), builds its
+streams' day events (``SourceRead``), folds them, writes its decisions to a
+part file and saves its streams' checkpoints. The parent merges the parts in
+(date, stream) order and the rejects in (file, line) order, so every output
+is the same, byte for byte, as a single-process run
+(tests/system/test_file_replay.py checks it).
 
-Nothing is written unless the whole input has been read: a file that cannot
-be read fails the run before any process starts. The checkpoints are saved into a staging folder and moved into place only once
+A file that cannot be read fails the whole run, and nothing changes: the
+checkpoints are saved into a staging folder and moved into place only once
 decisions.csv and rejects.csv are complete (``state_folder.StagedCheckpoints``),
-so a replay killed or interrupted before that leaves every checkpoint as it
-was. A partition process ends when its parent dies.
+so a replay that fails, is killed or is interrupted before that leaves every
+checkpoint as it was. A partition process ends when its parent dies.
 """
 
 from __future__ import annotations
