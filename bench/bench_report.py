@@ -12,7 +12,9 @@
    rounds alternate so that load on the machine hits both alike. Target:
    within 5% of the baseline.
 
-Wall-clock and CPU-time medians; the machine is shared, read the ratios.
+``--input FILE|FOLDER`` replays that instead of the synthetic workload
+(e.g. data/sample: a small input must not get slower). Wall-clock and
+CPU-time medians; the machine is shared, read the ratios.
 """
 
 from __future__ import annotations
