@@ -10,14 +10,14 @@ then are its day events built, in bulk.
 
 Anything else gives up on the whole file before it changes anything, and
 the row reader reads it instead, so every reject keeps its reason, line and
-order: a quote, NUL or lone carriage return anywhere; a row of another
-width; a cell the checks refuse or that is not a plain number Arrow and
-``float`` read alike; two rows of one (stream, date, slot); a day an
-earlier file also has. ``tests/unit/test_csv_columns.py`` holds both
+order: a quote, NUL or lone carriage return anywhere; a line longer than
+the csv module's field size limit; a row of another width; a cell the checks
+refuse, or a number cell Arrow does not read; two rows of one (stream, date,
+slot); a day an earlier file also has. ``tests/unit/test_csv_columns.py`` holds both
 readers equal on random files, clean and hostile.
 
-Importing pyarrow costs about 0.1 s, which only a big file repays
-(``COLUMNS_MIN_BYTES``; docs/benchmarks.md has the figures).
+Importing pyarrow (and numpy with it) costs about 0.2 s, which only a big
+file repays (``COLUMNS_MIN_BYTES``; docs/benchmarks.md has the figures).
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ def read_clean_csv(path: Path, data: bytes, index: dict[str, int], width: int,
     """
     if b'"' in data or b"\0" in data or data.count(b"\r") != data.count(b"\r\n"):
         return False
-    # Without quotes a cell cannot hold the csv module's field size limit's
-    # worth of text on a line that is not also that long.
     table = _parse(data, index, width)  # (imports pyarrow, and numpy with it)
+    # The row reader fails on a cell over the csv module's field size limit;
+    # without quotes, only a line that long can hold one.
     if len(data) > csv.field_size_limit() and _longest_line(data) > csv.field_size_limit():
         return False
     if table is None or table.num_rows == 0:
