@@ -103,7 +103,7 @@ def read_day_events(paths: Iterable[str | Path], config: SequencerConfig,
     Rows dated after ``latest_date`` (default: today in UTC plus a day of
     grace) are rejected as in the future.
     """
-    return _read(paths, config, partition, on_bytes, latest_date).finish()
+    return _read(paths, config, partition, on_bytes, latest_date)[0].finish()
 
 
 class SourceRead:
@@ -149,27 +149,23 @@ def read_sources(paths: Iterable[str | Path], config: SequencerConfig, on_bytes:
     of its processes read those for its own streams (``SourceRead.read_rest``),
     so that the row reader's work is split too.
     """
-    paths = [Path(path) for path in paths]
-    grouper = _DayGrouper(config, None, latest_date or latest_event_date_now())
-    # Whole-file reading by columns pays for its import only on big inputs.
-    grouper.by_columns = sum(p.stat().st_size for p in paths if p.suffix.lower() == ".csv") >= COLUMNS_MIN_BYTES
-    for i, path in enumerate(paths):
-        if not grouper.read_file(path, on_bytes, row_by_row=not defer_rows):
-            return SourceRead(grouper, paths[i:])
-    return SourceRead(grouper, [])
+    return SourceRead(*_read(paths, config, None, on_bytes, latest_date, defer_rows))
 
 
 def _read(paths: Iterable[str | Path], config: SequencerConfig, partition: StreamPartition | None,
-          on_bytes: ByteCounter | None, latest_date: str | None) -> "_DayGrouper":
+          on_bytes: ByteCounter | None, latest_date: str | None,
+          defer_rows: bool = False) -> tuple["_DayGrouper", list[Path]]:
+    """The grouper over the files read, and those left unread (``read_sources``)."""
     grouper = _DayGrouper(config, partition, latest_date or latest_event_date_now())
     paths = [Path(path) for path in paths]
     # Whole-file reading by columns pays for its import only on big inputs;
     # a partition reads only some streams' rows, which the row reader skips.
     grouper.by_columns = partition is None and sum(
         p.stat().st_size for p in paths if p.suffix.lower() == ".csv") >= COLUMNS_MIN_BYTES
-    for path in paths:
-        grouper.read_file(path, on_bytes)
-    return grouper
+    for i, path in enumerate(paths):
+        if not grouper.read_file(path, on_bytes, row_by_row=not defer_rows):
+            return grouper, paths[i:]
+    return grouper, []
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -373,7 +369,7 @@ class _DayGrouper:
         #: Read clean CSV files by columns (``csv_columns``) rather than row by row.
         self.by_columns = False
         #: Days whose slots came in session order, by their slot count then:
-        #: ``finish`` need not reorder them while no later row added a slot.
+        #: ``events`` need not reorder them while no later row added a slot.
         self.in_session_order: dict[tuple[str, str], int] = {}
         #: Files read by columns whose events are not built yet; the (stream,
         #: date) of their days once a second file needs them.
