@@ -157,8 +157,10 @@ class ColumnDays:
         starts = self.day_starts[days]
         counts = self.day_starts[days + 1] - starts
         ends = np.cumsum(counts)
-        # the rows of the chosen days, in order: each day's run of rows, one after another
-        rows = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - counts - starts, counts)
+        if len(days) == len(self):  # every day: every row, as they are
+            rows: Any = slice(None)
+        else:  # the rows of the chosen days, in order: each day's run of rows, one after another
+            rows = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - counts - starts, counts)
         columns = self.rows
 
         def cells(name: str) -> Any:
