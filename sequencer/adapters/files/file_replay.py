@@ -279,9 +279,7 @@ def _fold_in_processes(read: SourceRead, config: SequencerConfig, states: dict[s
         for reply in replies:
             summary.add(reply["summary"])
         orders = [reply["order"] for reply in replies]
-        if all(order is not None for order in orders):
-            _interleave_decisions(parts, _owners(orders), decisions)
-        else:
+        if not (all(order is not None for order in orders) and _interleave_decisions(parts, orders, decisions)):
             _merge_decisions(parts, decisions)
         return summary
     finally:
@@ -310,7 +308,7 @@ def _partition_main(sender: Any, read: SourceRead, partition: StreamPartition, c
         summary.rows = read.rows - rows
         summary.rejects[:0] = read.rejects[rejects:]
         # A decision per event: the decisions are in the events' order, which
-        # ``order`` tells the parent (``_owners``).
+        # ``order`` tells the parent (``_interleave_decisions``).
         sender.send({"summary": summary, "order": order if summary.applied == len(events) else None})
     except SequencerError as error:
         sender.send({"error": str(error), "known": True})
@@ -398,26 +396,26 @@ def _merge_decisions(parts: list[Path], target: Path) -> None:
             handle.close()
 
 
-def _owners(orders: list[Any]) -> list[int]:
-    """Which partition wrote each decision of the run, in (date, stream) order,
-    from each partition's order keys of its decisions (``SourceRead.events_in_order``)."""
+def _interleave_decisions(parts: list[Path], orders: list[Any], target: Path) -> bool:
+    """The parts' decisions in (date, stream) order, by each partition's order
+    keys of its decisions (``SourceRead.events_in_order``): a stable sort of
+    the keys orders the lines (``_merge_decisions`` without a key parsed per
+    line, as bytes). False, with nothing written, if a part has another count
+    of lines than of keys (a decision over two lines: the keyed merge then)."""
     import numpy as np  # (the keys are numpy arrays: numpy is loaded)
 
-    owner = np.concatenate([np.full(len(order), index) for index, order in enumerate(orders)])
-    return owner[np.argsort(np.concatenate(orders), kind="stable")].tolist()
-
-
-def _interleave_decisions(parts: list[Path], owners: list[int], target: Path) -> None:
-    """Each decision from the part of ``owners[i]`` in turn (``_merge_decisions``
-    without a key per line)."""
     lines = []
     for part in parts:
-        with part.open(newline="", encoding="utf-8") as handle:
+        with part.open("rb") as handle:
             lines.append(handle.readlines())
-    with naming(target), target.open("w", newline="", encoding="utf-8") as out:
+    if any(len(part) - 1 != len(order) for part, order in zip(lines, orders)):
+        return False
+    every = np.empty(sum(map(len, orders)), object)
+    every[:] = [line for part in lines for line in part[1:]]
+    with naming(target), target.open("wb") as out:
         out.write(lines[0][0])  # the header
-        take = [iter(part[1:]).__next__ for part in lines]
-        out.writelines(take[owner]() for owner in owners)
+        out.writelines(every[np.argsort(np.concatenate(orders), kind="stable")].tolist())
+    return True
 
 
 def _keyed(lines: Any) -> Any:
