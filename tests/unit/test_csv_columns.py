@@ -65,7 +65,7 @@ def csv_files(draw) -> tuple[list[str], list[list[str]], str]:
         at = draw(st.integers(0, len(table) - 1))
         change = draw(st.sampled_from(["cell", "cell", "duplicate", "short", "quote", "nul", "cr"]))
         if change == "cell":
-            column = draw(st.integers(0, len(header) - 1))
+            column = draw(st.integers(0, len(table[at]) - 1))  # (a row made short before has fewer)
             table[at][column] = draw(cells[header[column]])
         elif change == "duplicate":
             table.insert(draw(st.integers(0, len(table))), list(table[at]))
