@@ -202,3 +202,15 @@ def test_the_synthetic_workload_reads_alike_by_columns_and_by_rows(tmp_path: Pat
     columns = typed(read_day_events([path], CONFIG))
     monkeypatch.setattr(sources, "COLUMNS_MIN_BYTES", 1 << 60)
     assert columns == typed(read_day_events([path], CONFIG))
+
+
+@pytest.mark.parametrize("threshold", [0, 1 << 60])  # by columns (declined: the line is too long), by rows
+def test_a_cell_over_the_csv_field_limit_fails_its_file_by_name_and_line(tmp_path: Path, monkeypatch, threshold):
+    # The csv module refuses a cell over its field size limit (131,072 characters):
+    # a clear error naming the file and line, whichever reader was tried first.
+    path = tmp_path / "long.csv"
+    path.write_text(",".join(HEADER) + ",Note\n" + "2025-01-02,07:30,S1,ES1,ES,10,5,Long,Win,1,2,ok\n"
+                    + "2025-01-03,07:30,S1,ES1,ES,10,5,Long,Win,1,2," + "x" * 200_000 + "\n", encoding="utf-8")
+    monkeypatch.setattr(sources, "COLUMNS_MIN_BYTES", threshold)
+    with pytest.raises(sources.SourceError, match=r"long\.csv: line 3: not readable as CSV \(field larger"):
+        read_day_events([path], CONFIG, latest_date=LATEST)

@@ -515,50 +515,54 @@ class _DayGrouper:
             limit = NUMBER_LIMIT  # the chained comparisons are also False for NaN and infinities
             direction_chars = DIRECTION_MAX_CHARS
             rows = 0
-            for values in reader:
-                if len(values) != width:
-                    if values:
-                        grouper.add_row(source, reader.line_num, _short_row(len(values), width), ",".join(values))
-                    continue
-                if foreign and values[i_stream] in foreign:
-                    continue
-                values.append("")
-                try:
-                    stream, slot = keys[(values[i_stream], values[i_instrument], values[i_session], values[i_time])]
-                    # A new date (each row of a long file may start one) is parsed
-                    # here; a bad one raises InvalidEvent, a ValueError.
-                    date = dates.get(values[i_date]) or parse_date(values[i_date])
-                    result = results[values[i_result]]
-                    peak = values[i_peak]
-                    peak = float(peak) if peak else None
-                    target = values[i_target]
-                    target = float(target) if target else None
-                    rng = values[i_range]
-                    rng = float(rng) if rng else None
-                    profit = values[i_profit]
-                    profit = float(profit) if profit else None
-                except (KeyError, ValueError):
-                    peak = rng = -1.0  # sends the row down the generic path below
-                if (
-                    (peak is not None and not 0 <= peak <= limit)
-                    or (rng is not None and not 0 <= rng <= limit)
-                    or (target is not None and not -limit <= target <= limit)
-                    or (profit is not None and not -limit <= profit <= limit)
-                    or (len(values[i_direction]) > direction_chars or not values[i_direction].isprintable())
-                ):
-                    del values[-1]
-                    grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
-                    continue
-                key = (stream, date)
-                day = days.get(key)
-                if day is None:
-                    day = days[key] = {}
-                if slot in day or (whole and key in whole):
-                    del values[-1]
-                    grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
-                    continue
-                rows += 1
-                day[slot] = new_outcome(SlotOutcome, (result, peak, target, values[i_direction] or None, rng, profit))
+            try:
+                for values in reader:
+                    if len(values) != width:
+                        if values:
+                            grouper.add_row(source, reader.line_num, _short_row(len(values), width), ",".join(values))
+                        continue
+                    if foreign and values[i_stream] in foreign:
+                        continue
+                    values.append("")
+                    try:
+                        stream, slot = keys[(values[i_stream], values[i_instrument], values[i_session], values[i_time])]
+                        # A new date (each row of a long file may start one) is parsed
+                        # here; a bad one raises InvalidEvent, a ValueError.
+                        date = dates.get(values[i_date]) or parse_date(values[i_date])
+                        result = results[values[i_result]]
+                        peak = values[i_peak]
+                        peak = float(peak) if peak else None
+                        target = values[i_target]
+                        target = float(target) if target else None
+                        rng = values[i_range]
+                        rng = float(rng) if rng else None
+                        profit = values[i_profit]
+                        profit = float(profit) if profit else None
+                    except (KeyError, ValueError):
+                        peak = rng = -1.0  # sends the row down the generic path below
+                    if (
+                        (peak is not None and not 0 <= peak <= limit)
+                        or (rng is not None and not 0 <= rng <= limit)
+                        or (target is not None and not -limit <= target <= limit)
+                        or (profit is not None and not -limit <= profit <= limit)
+                        or (len(values[i_direction]) > direction_chars or not values[i_direction].isprintable())
+                    ):
+                        del values[-1]
+                        grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                        continue
+                    key = (stream, date)
+                    day = days.get(key)
+                    if day is None:
+                        day = days[key] = {}
+                    if slot in day or (whole and key in whole):
+                        del values[-1]
+                        grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                        continue
+                    rows += 1
+                    day[slot] = new_outcome(SlotOutcome, (result, peak, target, values[i_direction] or None, rng, profit))
+            except csv.Error as error:  # a cell over the csv module's field size limit, say
+                raise SourceError(f"{path}: line {reader.line_num}: not readable as CSV ({error}); "
+                                  "nothing was written") from None
             grouper.rows += rows
         return True
 
