@@ -12,7 +12,9 @@
    rounds alternate so that load on the machine hits both alike. Target:
    within 5% of the baseline.
 
-Wall-clock and CPU-time medians; the machine is shared, read the ratios.
+``--input FILE|FOLDER`` replays that instead of the synthetic workload
+(e.g. data/sample: a small input must not get slower). Wall-clock and
+CPU-time medians; the machine is shared, read the ratios.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline", default=None, help="git ref of the baseline (default: merge-base with main)")
     parser.add_argument("--jobs", default=None, help="replay --jobs (default: replay's own choice)")
+    parser.add_argument("--input", type=Path, default=None,
+                        help="replay this file or folder instead of the synthetic workload (e.g. data/sample)")
     args = parser.parse_args()
 
     ref = baseline_ref(args.baseline)
@@ -79,8 +83,12 @@ def main() -> int:
         baseline_src = work / "baseline"
         baseline_src.mkdir()
         commit = export_baseline(ref, baseline_src)
-        data = work / "synthetic.csv"
-        rows = write_synthetic(data, args.days, ["ES", "NQ", "YM", "CL", "GC", "NG"])
+        if args.input is None:
+            data = work / "synthetic.csv"
+            rows = write_synthetic(data, args.days, ["ES", "NQ", "YM", "CL", "GC", "NG"])
+        else:
+            data = args.input.resolve()
+            rows = sum(sum(1 for _ in p.open()) - 1 for p in ([data] if data.is_file() else data.glob("*.csv")))
         python = sys.executable
         jobs = ["--jobs", args.jobs] if args.jobs else []
         env_new = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -16,15 +16,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sequencer.adapters.files.checkpoints import CheckpointStore
 from sequencer.domain import SequencerConfig, SequencerError
 from sequencer.adapters.files import file_replay
 from sequencer.adapters.files.file_replay import ReplayWatch, replay_files
+from sequencer.adapters.files import sources
 from sequencer.adapters.files.sources import StreamPartition
 
+from tests.unit.test_csv_columns import csv_files, write as write_csv
 from tests.system.test_sources_and_replay import SAMPLE, checkpoint_docs, sequencer_command
 
 CONFIG = SequencerConfig()
@@ -110,6 +112,21 @@ def test_a_split_replay_writes_exactly_what_one_process_writes(tmp_path_factory,
     assert one[0]["rows"] == sum(len(rows) for rows in contents)  # every row counted once
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(csv_files(), min_size=1, max_size=2), st.integers(2, 4), st.one_of(st.none(), st.sampled_from(DATES)))
+def test_files_read_by_columns_replay_split_as_on_one_process_and_as_by_rows(tmp_path_factory, monkeypatch,
+                                                                             contents, jobs, until):
+    # Read by columns (most of these files are clean) and split after the read:
+    # the outputs of one process, and those of the row reader.
+    work = tmp_path_factory.mktemp("columns")
+    paths = [write_csv(work / "in" / f"in{i}.csv", *file) for i, file in enumerate(contents)]
+    monkeypatch.setattr(sources, "COLUMNS_MIN_BYTES", 0)
+    one = run(paths, work / "one", 1, until=until)
+    assert run(paths, work / "split", jobs, until=until) == one
+    monkeypatch.setattr(sources, "COLUMNS_MIN_BYTES", 1 << 60)
+    assert run(paths, work / "rows", 1, until=until) == one
+
+
 @settings(max_examples=20, deadline=None)
 @given(files, st.integers(2, 3), st.sampled_from(DATES))
 def test_a_split_resume_continues_what_one_process_stopped(tmp_path_factory, contents, jobs, until):
@@ -148,7 +165,7 @@ def test_the_real_data_split_across_processes_equals_one_process(tmp_path: Path)
     assert outputs[1] == outputs[0]
 
 
-def test_an_unreadable_file_fails_every_partition_before_anything_is_written(tmp_path: Path):
+def test_an_unreadable_file_fails_the_replay_before_anything_is_written(tmp_path: Path):
     good = write_files(tmp_path / "in", [[["2025-01-02", "07:30", "S1", "ES1", "ES", "", "12", "", "Win",
                                            "", ""]]])[0]
     broken = tmp_path / "in" / "broken.csv"
@@ -161,22 +178,21 @@ def test_an_unreadable_file_fails_every_partition_before_anything_is_written(tmp
 
 
 def test_a_partition_that_dies_stops_the_replay_without_hanging(tmp_path: Path, monkeypatch):
-    # A partition killed while reading (out of memory, say): nothing else can make a process vanish.
-    real_read = file_replay.read_day_events
+    # A partition killed while folding (out of memory, say): nothing else can make a process vanish.
+    real_fold = file_replay._fold_partition
 
-    def read_then_die(paths, config, partition=None, on_bytes=None):
-        batch = real_read(paths, config, partition, on_bytes)
-        if partition is not None and partition.index == 1:
+    def fold_then_die(events, config, states, decisions_path, *args):
+        if decisions_path.name == ".decisions.part1.csv":
             os._exit(9)
-        return batch
+        return real_fold(events, config, states, decisions_path, *args)
 
-    monkeypatch.setattr(file_replay, "read_day_events", read_then_die)
+    monkeypatch.setattr(file_replay, "_fold_partition", fold_then_die)
     paths = write_files(tmp_path / "in", [[[d, "07:30", "S1", s, s[:2], "", "12", "", "Win", "", ""]
                                            for d in DATES for s in ("ES1", "NQ1", "CL1", "YM1")]])
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="replay partition 1 ended without a reply"):
         replay_files(paths, CONFIG, {}, out, CheckpointStore(out / "state", CONFIG), jobs=2)
-    assert not (out / "state").exists()  # the other partition did not go on to write
+    assert not (out / "state").exists()  # what the other partition saved was staged, then discarded
     assert sorted(os.listdir(out)) == []
 
 

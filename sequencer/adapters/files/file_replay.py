@@ -1,19 +1,23 @@
 """``sequencer replay`` of files, on one process or split by stream across several.
 
 Streams fold independently (SPEC 5 never looks across streams), so a replay
-can split them the way a Kafka topic splits its keys: each process reads every
-input file but keeps only the rows of its own streams (``StreamPartition``),
-folds them, writes its decisions to a part file and saves its streams'
-checkpoints. The parent merges the parts in (date, stream) order and the
-rejects in (file, line) order, so every output is the same, byte for byte, as
-a single-process run (tests/system/test_file_replay.py checks it).
+can split them the way a Kafka topic splits its keys. The parent reads the
+files the column reader takes (``csv_columns``: big clean CSVs; their parse
+already runs on every core), up to the first file the row reader must read;
+then one process per partition is forked (``StreamPartition``). Each inherits
+what was read (copy-on-write: nothing is sent), reads the remaining files for
+its own streams' rows (so the row reader's work is split as well), builds its
+streams' day events (``SourceRead``), folds them, writes its decisions to a
+part file and saves its streams' checkpoints. The parent merges the parts in
+(date, stream) order and the rejects in (file, line) order, so every output
+is the same, byte for byte, as a single-process run
+(tests/system/test_file_replay.py checks it).
 
-Nothing is written unless every process has read its input: a file that
-cannot be read fails the whole run before any checkpoint changes. The
+A file that cannot be read fails the whole run, and nothing changes: the
 checkpoints are saved into a staging folder and moved into place only once
 decisions.csv and rejects.csv are complete (``state_folder.StagedCheckpoints``),
-so a replay killed or interrupted before that leaves every checkpoint as it
-was. A partition process ends when its parent dies.
+so a replay that fails, is killed or is interrupted before that leaves every
+checkpoint as it was. A partition process ends when its parent dies.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from sequencer.domain.metrics import StreamDecisions
 from sequencer.adapters.files.file_writes import naming
 from sequencer.adapters.files.record_files import DecisionCsvWriter, write_rejects_csv
 from sequencer.app.replay import replay_events
-from sequencer.adapters.files.sources import Reject, StreamPartition, read_day_events
+from sequencer.adapters.files.sources import Reject, SourceRead, StreamPartition, read_sources
 from sequencer.adapters.files.state_folder import StagedCheckpoints
 
 #: Below this much input a second process costs more than it saves (fork,
@@ -84,9 +88,8 @@ class PerformanceOf:
 
 @dataclass
 class ReplayWatch:
-    """What a progress display hears: bytes read (each file is read once per
-    partition, so this counts one pass), then the number of day events, then
-    increments of events folded."""
+    """What a progress display hears: bytes read, then the number of day
+    events, then increments of events folded."""
 
     on_read: Callable[[int], None] | None = None
     on_total: Callable[[int], None] | None = None
@@ -96,54 +99,33 @@ class ReplayWatch:
     on_committed: Callable[[], None] | None = None
 
 
-class _WatchReport:
-    """How the only partition of a one-process replay reports: straight to the watch."""
-
-    def __init__(self, watch: ReplayWatch) -> None:
-        self.watch = watch
-
-    def read(self, count: int) -> None:
-        if self.watch.on_read is not None:
-            self.watch.on_read(count)
-
-    def found(self, events: int) -> None:
-        if self.watch.on_total is not None:
-            self.watch.on_total(events)
-
-    def folded(self, count: int) -> None:
-        if self.watch.on_progress is not None:
-            self.watch.on_progress(count)
-
-
-class _SharedReport:
-    """How partition ``index`` of a split replay reports: into memory shared with the parent.
-
-    ``found`` also waits until every partition has read its input (or one failed).
-    """
+class _SharedProgress:
+    """How far each partition of a split replay got, in memory shared with the
+    parent: bytes of the files it reads itself (each reads all of them: one
+    pass is their mean), its day events once read, events folded."""
 
     def __init__(self, jobs: int, context: Any) -> None:
         # Each slot has one writer; the parent only reads, so no lock is needed.
         self.bytes = context.Array("q", jobs, lock=False)
         self.totals = context.Array("q", jobs, lock=False)
-        self.done = context.Array("q", jobs, lock=False)
         self.ready = context.Array("b", jobs, lock=False)
-        self.barrier = context.Barrier(jobs)
-        self.index = 0
+        self.done = context.Array("q", jobs, lock=False)
 
-    def of_partition(self, index: int) -> "_SharedReport":
-        self.index = index  # called in the partition's own process, after the fork
-        return self
+    def read_by(self, index: int) -> Callable[[int], None]:
+        """What partition ``index`` calls with each increment of bytes read (in its own process)."""
+        def read(count: int) -> None:
+            self.bytes[index] += count
+        return read
 
-    def read(self, count: int) -> None:
-        self.bytes[self.index] += count
+    def found(self, index: int, events: int) -> None:
+        self.totals[index] = events
+        self.ready[index] = 1
 
-    def found(self, events: int) -> None:
-        self.totals[self.index] = events
-        self.ready[self.index] = 1
-        self.barrier.wait()
-
-    def folded(self, count: int) -> None:
-        self.done[self.index] += count
+    def folded_by(self, index: int) -> Callable[[int], None]:
+        """What partition ``index`` calls with each increment of events folded."""
+        def folded(count: int) -> None:
+            self.done[index] += count
+        return folded
 
 
 def available_cores() -> int:
@@ -187,12 +169,19 @@ def replay_files(paths: list[Path], config: SequencerConfig, states: dict[str, S
     decisions = out_dir / "decisions.csv"
     unfinished = out_dir / ".decisions.csv.partial"
     try:
+        # Split: the files the row reader reads are left to the partitions (each
+        # reads its own streams' rows), so that its work is split too.
+        read = read_sources(paths, config, watch.on_read, defer_rows=jobs > 1)
+        if watch.on_total is not None and not read.unread:
+            watch.on_total(read.count)
         if jobs == 1:
-            summary = _replay_partition(paths, config, states, unfinished, staged.store, until,
-                                        None, _WatchReport(watch), keep)
-        else:
-            summary = _replay_in_processes(paths, config, states, out_dir, unfinished, staged.store,
-                                           until, jobs, watch, keep)
+            summary = _fold_partition(read.events(), config, states, unfinished, staged.store, until,
+                                      watch.on_progress, keep)
+        else:  # (its rows and rejects: those the partitions read)
+            summary = _fold_in_processes(read, config, states, out_dir, unfinished, staged.store,
+                                         until, jobs, watch, keep)
+        summary.rows += read.rows
+        summary.rejects[:0] = read.rejects  # the files' rejects first, as they were read
         summary.rejects.sort(key=_reject_order(paths))
         write_rejects_csv(out_dir / "rejects.csv", summary.rejects)
         with _sigint_deferred() as interrupted:
@@ -221,31 +210,28 @@ def _sigint_deferred() -> Iterator[list]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _replay_partition(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
-                      decisions_path: Path, store: CheckpointStore, until: str | None,
-                      partition: StreamPartition | None,
-                      report: "_WatchReport | _SharedReport", keep: PerformanceOf | None = None) -> ReplaySummary:
-    """Fold one partition's streams; ``store`` is the staging store of ``StagedCheckpoints``."""
-    batch = read_day_events(paths, config, partition, report.read)
-    if partition is not None:
-        states = {s: state for s, state in states.items() if partition.owns(s)}
-    report.found(len(batch.events))
+def _fold_partition(events: list[DayEvent], config: SequencerConfig, states: dict[str, StreamState],
+                    decisions_path: Path, store: CheckpointStore, until: str | None,
+                    on_progress: Callable[[int], None] | None,
+                    keep: PerformanceOf | None = None) -> ReplaySummary:
+    """Fold one partition's events on its ``states``; ``store`` is the staging
+    store of ``StagedCheckpoints``. The summary counts no rows and has no
+    rejects of reading (whoever read the files adds them)."""
     # The report's fields of each decision, kept while the decision is fresh
     # (the decision itself is freed once written).
     kept = StreamDecisions.for_rules(keep.rules) if keep is not None else None
     with naming(decisions_path), decisions_path.open("w", newline="", encoding="utf-8") as handle:
         writer = DecisionCsvWriter(handle)
         on_decision = writer.write if kept is None else _both(writer.write, kept.add)
-        result = replay_events(batch.events, config, states, until=until,
-                               on_decision=on_decision, on_progress=report.folded)
+        result = replay_events(events, config, states, until=until,
+                               on_decision=on_decision, on_progress=on_progress)
     store.save_all(result.states[s] for s in sorted(result.states))
-    rejects = batch.rejects + [_refused(event, reason) for event, reason in result.refused]
+    rejects = [_refused(event, reason) for event, reason in result.refused]
     performance = []
     if kept is not None:
         performance.append(kept.report_part(keep.rules, breakdowns=False))  # performance.csv has none
-    return ReplaySummary(len(batch.events), batch.rows, len(result.states), result.applied,
-                         result.already_applied, result.after_until, rejects, len(result.refused),
-                         performance=performance)
+    return ReplaySummary(len(events), 0, len(result.states), result.applied, result.already_applied,
+                         result.after_until, rejects, len(result.refused), performance=performance)
 
 
 def _both(first: Callable[[Any], None], second: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -263,34 +249,38 @@ def _refused(event: DayEvent, reason: str) -> Reject:
                   event.stream, event.date)
 
 
-def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dict[str, StreamState],
-                         out_dir: Path, decisions: Path, store: CheckpointStore, until: str | None,
-                         jobs: int, watch: ReplayWatch, keep: PerformanceOf | None) -> ReplaySummary:
+def _fold_in_processes(read: SourceRead, config: SequencerConfig, states: dict[str, StreamState],
+                       out_dir: Path, decisions: Path, store: CheckpointStore, until: str | None,
+                       jobs: int, watch: ReplayWatch, keep: PerformanceOf | None) -> ReplaySummary:
     context = multiprocessing.get_context("fork")
-    shared = _SharedReport(jobs, context)
+    shared = _SharedProgress(jobs, context)
     parts = [out_dir / f".decisions.part{i}.csv" for i in range(jobs)]
     parent = os.getpid()
     pipes, processes = [], []
     try:
         for index in range(jobs):
+            partition = StreamPartition(index, jobs)
+            part_states = {stream: state for stream, state in states.items() if partition.owns(stream)}
             receiver, sender = context.Pipe(duplex=False)
             process = context.Process(
                 target=_partition_main, name=f"replay-{index}", daemon=True,
-                args=(sender, paths, config, states, parts[index], store, until,
-                      StreamPartition(index, jobs), shared, parent, keep))
+                args=(sender, read, partition, config, part_states, parts[index], store, until,
+                      shared, parent, keep))
             process.start()
             sender.close()
             pipes.append(receiver)
             processes.append(process)
-        replies = _collect(pipes, shared, watch)
+        replies = _collect(pipes, shared, watch, bool(read.unread))
         failures = [r for r in replies if "error" in r]
         if failures:
-            first = next((f for f in failures if f["error"] != _ABORTED), failures[0])
+            first = failures[0]
             raise (SequencerError if first.get("known") else RuntimeError)(first["error"])
         summary = ReplaySummary()
         for reply in replies:
             summary.add(reply["summary"])
-        _merge_decisions(parts, decisions)
+        orders = [reply["order"] for reply in replies]
+        if not (all(order is not None for order in orders) and _interleave_decisions(parts, orders, decisions)):
+            _merge_decisions(parts, decisions)
         return summary
     finally:
         for process in processes:
@@ -301,26 +291,29 @@ def _replay_in_processes(paths: list[Path], config: SequencerConfig, states: dic
             part.unlink(missing_ok=True)
 
 
-_ABORTED = "another partition failed before writing"
-
-
-def _partition_main(sender: Any, paths: list[Path], config: SequencerConfig,
+def _partition_main(sender: Any, read: SourceRead, partition: StreamPartition, config: SequencerConfig,
                     states: dict[str, StreamState], decisions_path: Path, store: CheckpointStore,
-                    until: str | None, partition: StreamPartition, shared: _SharedReport,
-                    parent: int, keep: PerformanceOf | None = None) -> None:
+                    until: str | None, shared: _SharedProgress, parent: int,
+                    keep: PerformanceOf | None = None) -> None:
     _end_with_parent(parent)
+    index = partition.index
     try:
-        summary = _replay_partition(paths, config, states, decisions_path, store, until,
-                                    partition, shared.of_partition(partition.index), keep)
-        sender.send({"summary": summary})
-    except threading.BrokenBarrierError:
-        sender.send({"error": _ABORTED})
+        rows, rejects = read.rows, len(read.rejects)  # the parent's
+        if read.unread:
+            read.read_rest(partition, shared.read_by(index))
+        events, order = read.events_in_order(partition)
+        shared.found(index, len(events))
+        summary = _fold_partition(events, config, states, decisions_path, store, until,
+                                  shared.folded_by(index), keep)
+        summary.rows = read.rows - rows
+        summary.rejects[:0] = read.rejects[rejects:]
+        # A decision per event: the decisions are in the events' order, which
+        # ``order`` tells the parent (``_interleave_decisions``).
+        sender.send({"summary": summary, "order": order if summary.applied == len(events) else None})
     except SequencerError as error:
-        shared.barrier.abort()
         sender.send({"error": str(error), "known": True})
     except BaseException:  # noqa: BLE001 - the parent reports it; this process ends here
-        shared.barrier.abort()
-        sender.send({"error": f"replay partition {partition.index} failed:\n{traceback.format_exc()}"})
+        sender.send({"error": f"replay partition {index} failed:\n{traceback.format_exc()}"})
     finally:
         sender.close()
 
@@ -355,33 +348,32 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-def _collect(pipes: list, shared: _SharedReport, watch: ReplayWatch) -> list[dict]:
-    """Each partition's reply, reporting progress meanwhile.
+def _collect(pipes: list, shared: _SharedProgress, watch: ReplayWatch, reading: bool) -> list[dict]:
+    """Each partition's reply, reporting progress meanwhile (``reading``: the
+    partitions read files, their total of events is not known yet).
 
     Only a partition holds the writing end of its pipe, so a partition that
-    dies (killed, out of memory) shows as end-of-file; the barrier is broken
-    then so that the others do not wait for it.
+    dies (killed, out of memory) shows as end-of-file.
     """
     replies: dict[int, dict] = {}
     waiting = {pipe: i for i, pipe in enumerate(pipes)}
     reported = read_reported = 0
-    total_sent = False
     while waiting:
         for ready in wait(list(waiting), timeout=0.2):
             index = waiting.pop(ready)
             try:
                 replies[index] = ready.recv()
             except EOFError:
-                shared.barrier.abort()
                 replies[index] = {"error": f"replay partition {index} ended without a reply"}
-        read = sum(shared.bytes) // len(pipes)
-        if watch.on_read is not None and read > read_reported:
-            watch.on_read(read - read_reported)
-            read_reported = read
-        if not total_sent and all(shared.ready):
-            total_sent = True
-            if watch.on_total is not None:
-                watch.on_total(sum(shared.totals))
+        if reading:
+            read = sum(shared.bytes) // len(pipes)
+            if watch.on_read is not None and read > read_reported:
+                watch.on_read(read - read_reported)
+                read_reported = read
+            if all(shared.ready):
+                reading = False
+                if watch.on_total is not None:
+                    watch.on_total(sum(shared.totals))
         done = sum(shared.done)
         if watch.on_progress is not None and done > reported:
             watch.on_progress(done - reported)
@@ -402,6 +394,28 @@ def _merge_decisions(parts: list[Path], target: Path) -> None:
     finally:
         for handle in handles:
             handle.close()
+
+
+def _interleave_decisions(parts: list[Path], orders: list[Any], target: Path) -> bool:
+    """The parts' decisions in (date, stream) order, by each partition's order
+    keys of its decisions (``SourceRead.events_in_order``): a stable sort of
+    the keys orders the lines (``_merge_decisions`` without a key parsed per
+    line, as bytes). False, with nothing written, if a part has another count
+    of lines than of keys (a decision over two lines: the keyed merge then)."""
+    import numpy as np  # (the keys are numpy arrays: numpy is loaded)
+
+    lines = []
+    for part in parts:
+        with part.open("rb") as handle:
+            lines.append(handle.readlines())
+    if any(len(part) - 1 != len(order) for part, order in zip(lines, orders)):
+        return False
+    every = np.empty(sum(map(len, orders)), object)
+    every[:] = [line for part in lines for line in part[1:]]
+    with naming(target), target.open("wb") as out:
+        out.write(lines[0][0])  # the header
+        out.writelines(every[np.argsort(np.concatenate(orders), kind="stable")].tolist())
+    return True
 
 
 def _keyed(lines: Any) -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator
 
+from sequencer.adapters.files.csv_columns import COLUMNS_MIN_BYTES, ColumnDays, read_clean_csv
 from sequencer.app.clock import latest_event_date_now
 from sequencer.app.codecs import DEFAULT_MAX_EVENT_BYTES, EventDecoder, loads_json
 from sequencer.domain import DayEvent, InvalidEvent, SequencerConfig, SlotOutcome, parse_day_event
@@ -102,15 +103,69 @@ def read_day_events(paths: Iterable[str | Path], config: SequencerConfig,
     Rows dated after ``latest_date`` (default: today in UTC plus a day of
     grace) are rejected as in the future.
     """
+    return _read(paths, config, partition, on_bytes, latest_date)[0].finish()
+
+
+class SourceRead:
+    """Files read and checked, their day events built when asked for: all of
+    them, or a partition's (each process of a split replay builds its own)."""
+
+    def __init__(self, grouper: "_DayGrouper", unread: list[Path]) -> None:
+        self._grouper = grouper
+        self.rejects: list[Reject] = grouper.rejects
+        self.rows = grouper.rows
+        self.count = grouper.count()  # day events
+        #: The files left to the row reader (``read_sources(defer_rows=True)``).
+        self.unread = unread
+
+    def read_rest(self, partition: StreamPartition, on_bytes: ByteCounter | None = None) -> None:
+        """Read the ``unread`` files, the rows of ``partition``'s streams only (the
+        rows of a stream no partition can own: partition 0), on top of what was
+        read; ``rows``, ``rejects`` and ``count`` then include them."""
+        grouper = self._grouper
+        grouper.partition, grouper.by_columns = partition, False
+        for path in self.unread:
+            grouper.read_file(path, on_bytes)
+        self.unread = []
+        self.rows, self.count = grouper.rows, grouper.count()
+
+    def events(self, partition: StreamPartition | None = None) -> list[DayEvent]:
+        """The day events (of ``partition``'s streams), sorted by (date, stream)."""
+        return self._grouper.events(partition)[0]
+
+    def events_in_order(self, partition: StreamPartition | None = None) -> tuple[list[DayEvent], Any]:
+        """``events``, and when they all come from one file read by columns a
+        numpy array of a number per event that sorts as its (date, stream)
+        across partitions (``ColumnDays.order_keys``), else None."""
+        return self._grouper.events(partition)
+
+
+def read_sources(paths: Iterable[str | Path], config: SequencerConfig, on_bytes: ByteCounter | None = None,
+                 latest_date: str | None = None, *, defer_rows: bool = False) -> SourceRead:
+    """``read_day_events`` of all streams, the events not built yet (``SourceRead``).
+
+    With ``defer_rows``, reading stops at the first file that would be read
+    row by row (``SourceRead.unread`` from there on): a split replay has each
+    of its processes read those for its own streams (``SourceRead.read_rest``),
+    so that the row reader's work is split too.
+    """
+    return SourceRead(*_read(paths, config, None, on_bytes, latest_date, defer_rows))
+
+
+def _read(paths: Iterable[str | Path], config: SequencerConfig, partition: StreamPartition | None,
+          on_bytes: ByteCounter | None, latest_date: str | None,
+          defer_rows: bool = False) -> tuple["_DayGrouper", list[Path]]:
+    """The grouper over the files read, and those left unread (``read_sources``)."""
     grouper = _DayGrouper(config, partition, latest_date or latest_event_date_now())
-    for path in paths:
-        path = Path(path)
-        if path.suffix.lower() == ".csv":
-            grouper.read_csv(path, on_bytes)
-            continue
-        for line, get, raw in _rows(path, on_bytes, grouper.decoder):
-            grouper.add_row(str(path), line, get, raw)
-    return grouper.finish()
+    paths = [Path(path) for path in paths]
+    # Whole-file reading by columns pays for its import only on big inputs;
+    # a partition reads only some streams' rows, which the row reader skips.
+    grouper.by_columns = partition is None and sum(
+        p.stat().st_size for p in paths if p.suffix.lower() == ".csv") >= COLUMNS_MIN_BYTES
+    for i, path in enumerate(paths):
+        if not grouper.read_file(path, on_bytes, row_by_row=not defer_rows):
+            return grouper, paths[i:]
+    return grouper, []
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -311,6 +366,15 @@ class _DayGrouper:
         self._accepted_dates: dict[str, str] = {}
         self._names: dict[str, tuple[str, str, str]] = {}
         self._row_keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+        #: Read clean CSV files by columns (``csv_columns``) rather than row by row.
+        self.by_columns = False
+        #: Days whose slots came in session order, by their slot count then:
+        #: ``events`` need not reorder them while no later row added a slot.
+        self.in_session_order: dict[tuple[str, str], int] = {}
+        #: Files read by columns whose events are not built yet; the (stream,
+        #: date) of their days once a second file needs them.
+        self.column_days: list[ColumnDays] = []
+        self._column_keys: set[tuple[str, str]] | None = None
 
     def add_row(self, source: str, line: int, get: Callable[[str], Any], raw: str | None) -> None:
         if self.partition is not None and not self._owns(get):
@@ -383,7 +447,19 @@ class _DayGrouper:
             value = str(value)  # datetime.time from Parquet
         return self.rules.slot(value, session)
 
-    def read_csv(self, path: Path, on_bytes: ByteCounter | None = None) -> None:
+    def read_file(self, path: Path, on_bytes: ByteCounter | None = None, row_by_row: bool = True) -> bool:
+        """Add a file's rows; with ``row_by_row`` False, only if it is read by
+        columns (False: it was not read, nothing was added or counted)."""
+        if path.suffix.lower() == ".csv":
+            return self.read_csv(path, on_bytes, row_by_row)
+        if not row_by_row:
+            return False
+        self.settle_column_days()
+        for line, get, raw in _rows(path, on_bytes, self.decoder):
+            self.add_row(str(path), line, get, raw)
+        return True
+
+    def read_csv(self, path: Path, on_bytes: ByteCounter | None = None, row_by_row: bool = True) -> bool:
         """Rows of a CSV file: the common case inlined, any other row through ``add_row``.
 
         The checks and spellings are the domain's (``EventRules``, ``RESULT_NAMES``,
@@ -394,13 +470,31 @@ class _DayGrouper:
         through ``add_row``, which says why (``tests/unit/test_csv_paths.py`` holds the
         two paths equal).
         """
-        with _open_text(path, on_bytes, "utf-8-sig", "") as handle:
+        if not row_by_row and not self.by_columns:
+            return False
+        counted = [0]
+        if on_bytes is not None and row_by_row:  # (else the bytes are counted once read by columns)
+            def count(read: int, on_bytes: ByteCounter = on_bytes) -> None:
+                counted[0] += read
+                on_bytes(read)
+        else:
+            count = None
+        with _open_text(path, count, "utf-8-sig", "") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
-                return
+                return True
             index = _column_index(path, header)
             width = len(header)
+            if self.by_columns:
+                data = path.read_bytes()
+                if read_clean_csv(path, data, index, width, self):
+                    if on_bytes is not None:
+                        on_bytes(len(data) - counted[0])
+                    return True
+            if not row_by_row:
+                return False
+            self.settle_column_days()
             positions = {c: index.get(c) for c in COLUMNS}
             i_date, i_time, i_stream, i_result = (index[c] for c in REQUIRED_COLUMNS)
             # An absent optional column reads as the header's width: one past the
@@ -421,63 +515,118 @@ class _DayGrouper:
             limit = NUMBER_LIMIT  # the chained comparisons are also False for NaN and infinities
             direction_chars = DIRECTION_MAX_CHARS
             rows = 0
-            for values in reader:
-                if len(values) != width:
-                    if values:
-                        grouper.add_row(source, reader.line_num, _short_row(len(values), width), ",".join(values))
-                    continue
-                if foreign and values[i_stream] in foreign:
-                    continue
-                values.append("")
-                try:
-                    stream, slot = keys[(values[i_stream], values[i_instrument], values[i_session], values[i_time])]
-                    # A new date (each row of a long file may start one) is parsed
-                    # here; a bad one raises InvalidEvent, a ValueError.
-                    date = dates.get(values[i_date]) or parse_date(values[i_date])
-                    result = results[values[i_result]]
-                    peak = values[i_peak]
-                    peak = float(peak) if peak else None
-                    target = values[i_target]
-                    target = float(target) if target else None
-                    rng = values[i_range]
-                    rng = float(rng) if rng else None
-                    profit = values[i_profit]
-                    profit = float(profit) if profit else None
-                except (KeyError, ValueError):
-                    peak = rng = -1.0  # sends the row down the generic path below
-                if (
-                    (peak is not None and not 0 <= peak <= limit)
-                    or (rng is not None and not 0 <= rng <= limit)
-                    or (target is not None and not -limit <= target <= limit)
-                    or (profit is not None and not -limit <= profit <= limit)
-                    or (len(values[i_direction]) > direction_chars or not values[i_direction].isprintable())
-                ):
-                    del values[-1]
-                    grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
-                    continue
-                key = (stream, date)
-                day = days.get(key)
-                if day is None:
-                    day = days[key] = {}
-                if slot in day or (whole and key in whole):
-                    del values[-1]
-                    grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
-                    continue
-                rows += 1
-                day[slot] = new_outcome(SlotOutcome, (result, peak, target, values[i_direction] or None, rng, profit))
+            try:
+                for values in reader:
+                    if len(values) != width:
+                        if values:
+                            grouper.add_row(source, reader.line_num, _short_row(len(values), width), ",".join(values))
+                        continue
+                    if foreign and values[i_stream] in foreign:
+                        continue
+                    values.append("")
+                    try:
+                        stream, slot = keys[(values[i_stream], values[i_instrument], values[i_session], values[i_time])]
+                        # A new date (each row of a long file may start one) is parsed
+                        # here; a bad one raises InvalidEvent, a ValueError.
+                        date = dates.get(values[i_date]) or parse_date(values[i_date])
+                        result = results[values[i_result]]
+                        peak = values[i_peak]
+                        peak = float(peak) if peak else None
+                        target = values[i_target]
+                        target = float(target) if target else None
+                        rng = values[i_range]
+                        rng = float(rng) if rng else None
+                        profit = values[i_profit]
+                        profit = float(profit) if profit else None
+                    except (KeyError, ValueError):
+                        peak = rng = -1.0  # sends the row down the generic path below
+                    if (
+                        (peak is not None and not 0 <= peak <= limit)
+                        or (rng is not None and not 0 <= rng <= limit)
+                        or (target is not None and not -limit <= target <= limit)
+                        or (profit is not None and not -limit <= profit <= limit)
+                        or (len(values[i_direction]) > direction_chars or not values[i_direction].isprintable())
+                    ):
+                        del values[-1]
+                        grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                        continue
+                    key = (stream, date)
+                    day = days.get(key)
+                    if day is None:
+                        day = days[key] = {}
+                    if slot in day or (whole and key in whole):
+                        del values[-1]
+                        grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                        continue
+                    rows += 1
+                    day[slot] = new_outcome(SlotOutcome, (result, peak, target, values[i_direction] or None, rng, profit))
+            except csv.Error as error:  # a cell over the csv module's field size limit, say
+                raise SourceError(f"{path}: line {reader.line_num}: not readable as CSV ({error}); "
+                                  "nothing was written") from None
             grouper.rows += rows
+        return True
+
+    def add_column_days(self, days: ColumnDays, rows: int) -> bool:
+        """Take the days of a file read by columns; False (nothing taken) if an
+        earlier file has one of them: the row reader says which rows are duplicates."""
+        if self.days or self.whole or self.column_days:
+            keys = days.keys()
+            if self._column_keys is None:
+                self._column_keys = {key for earlier in self.column_days for key in earlier.keys()}
+            taken = self._column_keys
+            if any(key in self.days or key in self.whole or key in taken for key in keys):
+                return False
+            taken.update(keys)
+        self.column_days.append(days)
+        self.rows += rows
+        return True
+
+    def settle_column_days(self) -> None:
+        """Build the days read by columns into ``days``, before a file read row by
+        row (whose rows may add to them, or repeat them)."""
+        for pending in self.column_days:
+            for key, slots in pending.slot_days(pending.owned_days(None)):
+                self.days[key] = slots
+                self.in_session_order[key] = len(slots)
+        self.column_days = []
+        self._column_keys = None
+
+    def count(self) -> int:
+        """How many day events ``events`` builds (of all streams)."""
+        return (len(self.whole) + sum(1 for slots in self.days.values() if slots)
+                + sum(map(len, self.column_days)))
+
+    def events(self, partition: StreamPartition | None = None) -> tuple[list[DayEvent], Any]:
+        """The day events (of ``partition``'s streams) sorted by (date, stream), and
+        their order keys when one file read by columns gave them all (``SourceRead``)."""
+        owned: dict[str, bool] = {}
+
+        def owns(stream: str) -> bool:
+            found = owned.get(stream)
+            if found is None:
+                found = owned[stream] = partition is None or partition.owns(stream)
+            return found
+
+        events: list[DayEvent] = [e for e in self.whole.values() if owns(e.stream)]
+        sessions = self.config.sessions
+        in_order = self.in_session_order
+        for key, slots in self.days.items():
+            if not slots or not owns(key[0]):
+                continue
+            stream, date = key
+            _, instrument, session = self._names[stream]
+            if in_order.get(key) != len(slots):
+                slots = {s: slots[s] for s in sessions[session] if s in slots}
+            events.append(DayEvent(stream, instrument, session, date, MappingProxyType(slots)))
+        if not events and len(self.column_days) == 1:
+            return self.column_days[0].events(owns)  # built in (date, stream) order
+        for pending in self.column_days:
+            events.extend(pending.events(owns)[0])
+        events.sort(key=lambda e: (e.date, e.stream))
+        return events, None
 
     def finish(self) -> SourceBatch:
-        events: list[DayEvent] = list(self.whole.values())
-        sessions = self.config.sessions
-        for (stream, date), slots in self.days.items():
-            if not slots:
-                continue
-            _, instrument, session = self._names[stream]
-            ordered = {s: slots[s] for s in sessions[session] if s in slots}
-            events.append(DayEvent(stream, instrument, session, date, MappingProxyType(ordered)))
-        events.sort(key=lambda e: (e.date, e.stream))
-        return SourceBatch(events, self.rejects, self.rows)
+        return SourceBatch(self.events()[0], self.rejects, self.rows)
 
 
 def _raw(get: Callable[[str], Any]) -> str:

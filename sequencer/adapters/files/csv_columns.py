@@ -1,0 +1,348 @@
+"""A clean long-format CSV file read as columns, by Arrow's C++ reader.
+
+``sources`` reads a CSV row by row in Python: about 3 µs a row, 1.2 s of
+the 420,000 rows of the 120,000-event workload. Most big files are clean:
+no quotes, no bad row. Such a file is parsed here by ``pyarrow.csv`` (on
+every core) and checked as columns: each distinct stream/instrument/session/
+time, date, result and direction through the very checks the row reader
+applies (``_DayGrouper``), the numbers by range over whole columns. Only
+then are its day events built, in bulk.
+
+Anything else gives up on the whole file before it changes anything, and
+the row reader reads it instead, so every reject keeps its reason, line and
+order: a quote, NUL or lone carriage return anywhere; a line longer than
+the csv module's field size limit; a row of another width; a cell the checks
+refuse, or a number cell Arrow does not read; two rows of one (stream, date,
+slot); a day an earlier file also has. ``tests/unit/test_csv_columns.py`` holds both
+readers equal on random files, clean and hostile.
+
+Importing pyarrow (and numpy with it) costs about 0.2 s, which only a big
+file repays (``COLUMNS_MIN_BYTES``; docs/benchmarks.md has the figures).
+"""
+
+from __future__ import annotations
+
+import csv
+from itertools import repeat
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable
+
+from sequencer.domain import DayEvent, InvalidEvent, SlotOutcome
+from sequencer.domain.events import DIRECTION_MAX_CHARS, NUMBER_LIMIT, RESULT_NAMES
+
+#: Below this many bytes of CSV in a run, the row reader is faster than
+#: importing pyarrow and reading by columns (measured: docs/benchmarks.md).
+COLUMNS_MIN_BYTES = 6 << 20
+
+#: The number columns and the range each must lie in (SPEC 3: peak and range
+#: non-negative); the bounds are the row reader's (``NUMBER_LIMIT``).
+_NUMBER_RANGES = {"peak": (0.0, NUMBER_LIMIT), "target": (-NUMBER_LIMIT, NUMBER_LIMIT),
+                  "range": (0.0, NUMBER_LIMIT), "profit": (-NUMBER_LIMIT, NUMBER_LIMIT)}
+
+
+def read_clean_csv(path: Path, data: bytes, index: dict[str, int], width: int,
+                   grouper: Any) -> bool:
+    """Add the rows of the CSV file ``data`` (header included) to ``grouper``
+    (a ``sources._DayGrouper``: typed ``Any`` here, as this module is imported
+    by that one); False, with nothing added, if the row reader must read it instead.
+
+    ``index`` maps the lower-cased column names of the header to positions
+    and ``width`` is the header's width (``sources._column_index``).
+    """
+    if b'"' in data or b"\0" in data or data.count(b"\r") != data.count(b"\r\n"):
+        return False
+    table = _parse(data, index, width)  # (imports pyarrow, and numpy with it)
+    # The row reader fails on a cell over the csv module's field size limit;
+    # without quotes, only a line that long can hold one.
+    if len(data) > csv.field_size_limit() and _longest_line(data) > csv.field_size_limit():
+        return False
+    if table is None or table.num_rows == 0:
+        return table is not None and _no_rows(data)
+    days = _checked_columns(table, index, grouper)
+    if days is None:
+        return False
+    return grouper.add_column_days(days, table.num_rows)
+
+
+def _longest_line(data: bytes) -> int:
+    import numpy as np
+
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+    return int(np.diff(ends, prepend=-1, append=len(data)).max())
+
+
+def _no_rows(data: bytes) -> bool:
+    # A header alone (maybe with blank lines): the row reader adds nothing either.
+    return not any(line.strip(b"\r") for line in data.split(b"\n")[1:])
+
+
+def _parse(data: bytes, index: dict[str, int], width: int) -> Any:
+    """The rows below the header as Arrow columns f0, f1, ..., or None if Arrow
+    refuses the file (a row of another width, bad UTF-8, a number cell it
+    cannot read). The columns checked by distinct value come dictionary-encoded
+    (by the reader: ``pyarrow.compute`` would cost a quarter second to load),
+    numbers as float64 (an empty cell null).
+
+    Arrow reads a number cell as ``float`` does, or refuses it (property-tested
+    in tests/unit/test_csv_columns.py); what it refuses and ``float`` reads
+    ("1_0") sends the file to the row reader.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    numbers = {index[name] for name in _NUMBER_RANGES if name in index}
+    coded = {index[name] for name in _CODED if name in index}
+    types = {f"f{i}": pa.float64() if i in numbers else pa.dictionary(pa.int32(), pa.string()) if i in coded
+             else pa.string() for i in range(width)}
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(skip_rows=1, autogenerate_column_names=True),
+            parse_options=pacsv.ParseOptions(quote_char=False),
+            convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""],
+                                                 strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return table if table.num_columns == width else None
+
+
+#: The text columns read as codes into their distinct values.
+_CODED = ("stream", "instrument", "session", "time", "date", "result", "direction")
+
+
+class ColumnDays:
+    """The days of a file read by columns, checked, their events not built yet.
+
+    Rows are in (date, stream, slot) order, as numpy arrays shared (copy-on-
+    write) with the processes a split replay forks: each builds the events of
+    its own streams only (``events``).
+    """
+
+    def __init__(self, streams: list[tuple[str, str, str]], dates: list[str], day_stream: Any, day_date: Any,
+                 day_starts: Any, rows: dict[str, Any]) -> None:
+        self.streams = streams          # (stream, instrument, session) by rank (stream names sorted)
+        self.dates = dates              # ISO dates by rank (sorted)
+        self.day_stream = day_stream    # each day's stream rank
+        self.day_date = day_date        # each day's date rank
+        self.day_starts = day_starts    # each day's first row, then the row count
+        self.rows = rows                # per row: slot, result, direction (object arrays), numbers
+
+    def __len__(self) -> int:
+        return len(self.day_stream)
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(stream, date) of each day, in order."""
+        names = _objects([stream for stream, _, _ in self.streams])
+        return list(zip(names[self.day_stream].tolist(), _objects(self.dates)[self.day_date].tolist()))
+
+    def order_keys(self, days: Any) -> Any:
+        """A number per day of ``days`` that sorts as its (date, stream)."""
+        return self.day_date[days] * len(self.streams) + self.day_stream[days]
+
+    def owned_days(self, owns: Callable[[str], bool] | None) -> Any:
+        """The indices of the days of the streams ``owns`` (all if None), in order."""
+        import numpy as np
+
+        if owns is None:
+            return np.arange(len(self))
+        owned = np.array([owns(stream) for stream, _, _ in self.streams], bool)
+        return np.flatnonzero(owned[self.day_stream])
+
+    def _days(self, days: Any) -> tuple[Any, list[str], list[SlotOutcome]]:
+        """Per day of ``days``: (stream rank, date rank, first row, end row) as
+        lists zipped; and the slots and outcomes of those days' rows."""
+        import numpy as np
+
+        starts = self.day_starts[days]
+        counts = self.day_starts[days + 1] - starts
+        ends = np.cumsum(counts)
+        if len(days) == len(self):  # every day: every row, as they are
+            rows: Any = slice(None)
+        else:  # the rows of the chosen days, in order: each day's run of rows, one after another
+            rows = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - counts - starts, counts)
+        columns = self.rows
+
+        def cells(name: str) -> Any:
+            found = columns.get(name)
+            if found is None:
+                return repeat(None)
+            if isinstance(found, tuple):  # numbers: values, nulls
+                values, nulls = found
+                out = values[rows].astype(object)
+                out[nulls[rows]] = None
+                return out.tolist()
+            return found[rows].tolist()
+
+        outcomes = list(map(tuple.__new__, repeat(SlotOutcome),
+                            zip(cells("result"), cells("peak"), cells("target"), cells("direction"),
+                                cells("range"), cells("profit"))))
+        spans = zip(self.day_stream[days].tolist(), self.day_date[days].tolist(), (ends - counts).tolist(),
+                    ends.tolist())
+        return spans, cells("slot"), outcomes
+
+    def slot_days(self, days: Any) -> list[tuple[tuple[str, str], dict[str, SlotOutcome]]]:
+        """((stream, date), {slot: outcome} in session order) of ``days``."""
+        spans, slots, outcomes = self._days(days)
+        streams, dates = self.streams, self.dates
+        return [((streams[s][0], dates[d]), dict(zip(slots[a:b], outcomes[a:b]))) for s, d, a, b in spans]
+
+    def events(self, owns: Callable[[str], bool] | None = None) -> tuple[list[DayEvent], Any]:
+        """The day events of the streams ``owns`` (all if None) in (date, stream)
+        order, and their ``order_keys``."""
+        days = self.owned_days(owns)
+        spans, slots, outcomes = self._days(days)
+        streams, dates, proxy = self.streams, self.dates, MappingProxyType
+        events = [DayEvent(*streams[s], dates[d], proxy(dict(zip(slots[a:b], outcomes[a:b]))))
+                  for s, d, a, b in spans]
+        return events, self.order_keys(days)
+
+
+def _codes(column: Any) -> tuple[Any, list[Any]]:
+    """A dictionary-encoded column as (int64 codes, the distinct values they index).
+
+    Each chunk of the reader has its own dictionary; they are made one.
+    """
+    import numpy as np
+
+    position: dict[Any, int] = {}
+    parts = []
+    for chunk in column.chunks:
+        remap = np.array([position.setdefault(value, len(position)) for value in chunk.dictionary.to_pylist()],
+                         dtype=np.int64)
+        parts.append(remap[_buffer(chunk.indices, np.int32)] if len(remap) else np.zeros(len(chunk), np.int64))
+    return np.concatenate(parts), list(position)
+
+
+def _buffer(array: Any, dtype: Any) -> Any:
+    """The values of a fixed-width Arrow array as numpy, read from its buffer
+    (``to_numpy`` would import pandas: 0.3 s); a null's slot holds any value."""
+    import numpy as np
+
+    return np.frombuffer(array.buffers()[1], dtype)[array.offset:array.offset + len(array)]
+
+
+def _numbers(column: Any) -> tuple[Any, Any]:
+    """A float64 column as (values, null mask) numpy arrays."""
+    import numpy as np
+
+    values, nulls = [], []
+    for chunk in column.chunks:
+        values.append(_buffer(chunk, np.float64))
+        if chunk.null_count:
+            bits = np.unpackbits(np.frombuffer(chunk.buffers()[0], np.uint8), bitorder="little")
+            nulls.append(bits[chunk.offset:chunk.offset + len(chunk)] == 0)
+        else:
+            nulls.append(np.zeros(len(chunk), bool))
+    return np.concatenate(values), np.concatenate(nulls)
+
+
+def _distinct(values: Any) -> tuple[Any, Any]:
+    """(code per row, the distinct values) of an int64 array."""
+    import numpy as np
+
+    top = int(values.max()) + 1
+    if top > 1 << 22:
+        distinct, codes = np.unique(values, return_inverse=True)
+        return codes, distinct
+    seen = np.zeros(top, bool)
+    seen[values] = True
+    distinct = np.flatnonzero(seen)
+    lookup = np.zeros(top, np.int64)
+    lookup[distinct] = np.arange(len(distinct))
+    return lookup[values], distinct
+
+
+def _objects(values: list[Any]) -> Any:
+    """``values`` as a numpy object array (indexing it gives back the same objects)."""
+    import numpy as np
+
+    out = np.empty(len(values), object)
+    out[:] = values
+    return out
+
+
+def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> ColumnDays | None:
+    """The rows, every distinct cell checked as the row reader checks it; None
+    if any check fails (the row reader then says which row and why)."""
+    import numpy as np
+
+    rows = table.num_rows
+
+    def column(name: str) -> Any:
+        return table.column(index[name]) if name in index else None
+
+    try:
+        # Each distinct (stream, instrument, session, time) is checked once, as
+        # one code: the four columns' codes combined.
+        combined, cells = np.zeros(rows, np.int64), []
+        for name in ("stream", "instrument", "session", "time"):
+            found = column(name)
+            codes, values = (np.zeros(rows, np.int64), [""]) if found is None else _codes(found)
+            combined = combined * len(values) + codes
+            cells.append(values)
+        key_codes, key_values = _distinct(combined)
+        keys = []
+        for value in key_values.tolist():
+            parts = []
+            for values in reversed(cells):
+                value, at = divmod(value, len(values))
+                parts.append(values[at] or None)  # an empty cell reads as None, as in add_row
+            time, session, instrument, stream = parts
+            stream, _, session = grouper._stream(stream, instrument, session)
+            keys.append((stream, grouper._slot(time, session), session))
+        date_codes, date_cells = _codes(column("date"))
+        dates = [grouper._date(cell or None) for cell in date_cells]
+    except InvalidEvent:
+        return None
+    result_codes, result_cells = _codes(column("result"))
+    results = [RESULT_NAMES.get(cell) for cell in result_cells]
+    if None in results:
+        return None
+    direction_column = column("direction")
+    if direction_column is not None:
+        direction_codes, direction_cells = _codes(direction_column)
+        if any(len(cell) > DIRECTION_MAX_CHARS or not cell.isprintable() for cell in direction_cells):
+            return None
+        directions = [cell or None for cell in direction_cells]
+    numbers = {}
+    for name, (low, high) in _NUMBER_RANGES.items():
+        found = column(name)
+        if found is not None:
+            values, nulls = _numbers(found)
+            with np.errstate(invalid="ignore"):
+                if not np.all(nulls | ((values >= low) & (values <= high))):  # False for NaN
+                    return None
+            numbers[name] = values, nulls
+
+    # Sort by (date, stream, slot in session order): a (stream, date) is then one
+    # run of rows, each slot in its place; two rows of one slot sit side by side.
+    streams = sorted({stream for stream, _, _ in keys})
+    stream_rank = {stream: rank for rank, stream in enumerate(streams)}
+    sessions = grouper.config.sessions
+    width = max(len(slots) for slots in sessions.values())
+    date_rank = {date: rank for rank, date in enumerate(sorted(set(dates)))}
+    key_rank = np.array([stream_rank[stream] * width + sessions[session].index(slot)
+                         for stream, slot, session in keys], np.int64)
+    row_key = (np.array([date_rank[date] for date in dates], np.int64)[date_codes] * (len(streams) * width)
+               + key_rank[key_codes])
+    order = np.argsort(row_key, kind="stable")
+    row_key = row_key[order]
+    if np.any(row_key[1:] == row_key[:-1]):
+        return None  # a duplicate row: the row reader names the later one
+    day = row_key // width  # (date, stream)
+    starts = np.concatenate(([0], np.flatnonzero(day[1:] != day[:-1]) + 1))
+
+    day_starts = np.concatenate((starts, [rows]))
+    first = order[starts]
+    names = grouper._names
+    rows_of = {"slot": _objects([slot for _, slot, _ in keys])[key_codes[order]],
+               "result": _objects(results)[result_codes[order]]}
+    if direction_column is not None:
+        rows_of["direction"] = _objects(directions)[direction_codes[order]]
+    for name, (values, nulls) in numbers.items():
+        rows_of[name] = values[order], nulls[order]
+    key_stream = np.array([stream_rank[stream] for stream, _, _ in keys], np.int64)
+    date_of_code = np.array([date_rank[date] for date in dates], np.int64)
+    return ColumnDays([names[stream] for stream in streams], sorted(date_rank), key_stream[key_codes[first]],
+                      date_of_code[date_codes[first]], day_starts, rows_of)
