@@ -44,6 +44,7 @@ from sequencer.settings import Settings
 from sequencer.adapters.faust.private_api import commit_offsets, install_fast_drain
 from sequencer.adapters.faust.fetch_wait import install as install_short_fetch_wait
 from sequencer.adapters.faust.take_bursts import take_bursts
+from sequencer.adapters.faust.per_record import EventBytesSchema, QuietMonitor
 from sequencer.adapters.faust.commit_ports import FaustProducerPort, FaustTablePort
 from sequencer.app.input_offsets import InputOffsets
 from sequencer.adapters.kafka.log_reader import read_range
@@ -250,13 +251,14 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_host=settings.web_host,
+        monitor=QuietMonitor(),
         **KafkaConnection.of(settings).faust_broker_kwargs(),
     )
     # acks=False: the worker commits the input offsets itself (InputOffsets),
     # from what its states hold. Faust's ack bookkeeping was seen to stall its
     # commits for good after records were delivered again (a seek back), and
     # it cannot know of records that gap_repair had to fetch again.
-    events_topic = app.topic(settings.topic_events, key_serializer="raw", value_serializer="raw",
+    events_topic = app.topic(settings.topic_events, schema=EventBytesSchema(),
                              partitions=settings.partitions, acks=False)
     decisions_topic = app.topic(settings.topic_decisions, key_serializer="raw", value_serializer="raw",
                                 partitions=settings.partitions)
