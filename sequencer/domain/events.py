@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from dataclasses import dataclass
 from types import MappingProxyType
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -85,9 +84,12 @@ class SlotOutcome(NamedTuple):
         return SCORES[self.result]
 
 
-@dataclass(frozen=True, slots=True)
-class DayEvent:
-    """One stream, one date, the outcome of each slot that has data."""
+class DayEvent(NamedTuple):
+    """One stream, one date, the outcome of each slot that has data.
+
+    A NamedTuple, as immutable as a frozen dataclass: every record the worker
+    reads and every day a replay folds builds one, and a frozen dataclass's
+    ``__init__`` (a guarded ``setattr`` per field) cost five times as much."""
 
     stream: str
     instrument: str
@@ -440,12 +442,12 @@ class EventRules:
                     or (profit is not None and not -limit <= profit <= limit)):
                 found[slot] = self.outcome(slot, o.result, peak, target, direction, range_, profit)
             else:
-                found[slot] = _new_outcome(SlotOutcome, (result, peak, target, direction, range_, profit))
+                found[slot] = _new_tuple(SlotOutcome, (result, peak, target, direction, range_, profit))
         if len(found) > 1:
             found = {s: found[s] for s in self.config.sessions[session] if s in found}
-        return DayEvent(stream, instrument, session, day, MappingProxyType(found))
+        return _new_tuple(DayEvent, (stream, instrument, session, day, MappingProxyType(found)))
 
 
-#: Builds a SlotOutcome from a tuple of its fields without the generated keyword
-#: ``__new__`` (a Python-level call); only for fields already checked.
-_new_outcome = tuple.__new__
+#: Builds a SlotOutcome or a DayEvent from a tuple of its fields without the
+#: generated keyword ``__new__`` (a Python-level call); only for fields already checked.
+_new_tuple = tuple.__new__
