@@ -313,6 +313,7 @@ class EventRules:
         self._dates: dict[str, str] = {}
         self._directions: set[str] = set()  # directions already found valid ("Long", "Short")
         self._session_slots: dict[str, dict[Any, str]] = {}  # session -> raw slot -> slot, all valid
+        self._slot_orders: dict[tuple[str, ...], bool] = {}  # (session, *slots) -> in session order
 
     def identity(self, stream: Any, instrument: Any, session: Any) -> tuple[str, str, str]:
         """(stream, instrument, session) of a valid stream; an instrument or session of None
@@ -444,7 +445,16 @@ class EventRules:
             else:
                 found[slot] = _new_tuple(SlotOutcome, (result, peak, target, direction, range_, profit))
         if len(found) > 1:
-            found = {s: found[s] for s in self.config.sessions[session] if s in found}
+            # Slots in session order. Records list them in that order nearly
+            # always; whether a key order is one is remembered per session.
+            keys = (session, *found)
+            in_order = self._slot_orders.get(keys)
+            if in_order is None:
+                in_order = list(found) == [s for s in self.config.sessions[session] if s in found]
+                if len(self._slot_orders) < 1024:
+                    self._slot_orders[keys] = in_order
+            if not in_order:
+                found = {s: found[s] for s in self.config.sessions[session] if s in found}
         return _new_tuple(DayEvent, (stream, instrument, session, day, MappingProxyType(found)))
 
 
