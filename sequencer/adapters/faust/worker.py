@@ -242,6 +242,9 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         broker_max_poll_records=5000,
         stream_buffer_maxsize=32768,
         stream_wait_empty=False,
+        # Faust's Cython stream iterator takes an event already in the queue
+        # without awaiting the channel (off by default in 0.15: "opt-in").
+        cython_optimizations=True,
         producer_acks=-1,
         producer_max_batch_size=PRODUCE_BATCH_BYTES,
         # No standby copies: a promoted standby was seen to resume stale (see
@@ -331,7 +334,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
 
     @app.agent(events_topic, name="fold-day-events")
     async def fold_day_events(stream: faust.Stream) -> None:
-        async for events in take_bursts(stream, batch_size, BATCH_WITHIN_S):
+        # No acks: the events topic's are off, the worker commits its input offsets itself.
+        async for events in take_bursts(stream, batch_size, BATCH_WITHIN_S, acks=False):
             batch_idle.clear()
             try:
                 work = asyncio.ensure_future(handle_batch(events))
