@@ -12,6 +12,8 @@ import asyncio
 import time
 from typing import Any
 
+from mode.utils.futures import maybe_async
+
 from sequencer.adapters.faust.take_bursts import take_bursts
 
 
@@ -58,8 +60,8 @@ class FakeStream:
 
     async def feed(self, value: int) -> None:
         self.current_event = FakeEvent(value)
-        for processor in self._processors:
-            await processor(value)
+        for processor in self._processors:  # as Faust's stream iterator calls its processors
+            value = await maybe_async(processor(value))
         self.current_event = None
 
 

@@ -26,6 +26,7 @@ its batch's consumer returns. The two private Faust names it needs are in
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from typing import Any, AsyncIterator
 
@@ -55,13 +56,16 @@ async def take_bursts(stream: Any, max_: int, within: float, settle: float = SET
     first_at = 0.0
     acks_before = stream.enable_acks
 
-    async def add_to_buffer(value: Any) -> Any:
-        nonlocal consuming, first_at
+    def add_to_buffer(value: Any) -> Any:
+        """The stream's processor: adds the current event. Returns ``value``, or
+        an awaitable of it when it must wait (Faust awaits what a processor
+        returns only if it is awaitable): the usual event costs no coroutine."""
         if consuming is not None:
-            try:
-                await consuming
-            finally:
-                consuming = None
+            return add_after_consumed(value)
+        return add_now(value)
+
+    def add_now(value: Any) -> Any:
+        nonlocal first_at
         event = stream.current_event
         if event is None:
             raise RuntimeError("take_bursts: the stream has no current event")
@@ -72,7 +76,20 @@ async def take_bursts(stream: Any, max_: int, within: float, settle: float = SET
         if len(events) >= max_:
             full.set()
             consumed.clear()
-            await stream.wait(consumed)  # never more than max_ in a batch
+            return wait_until_taken(value)  # never more than max_ in a batch
+        return value
+
+    async def add_after_consumed(value: Any) -> Any:
+        nonlocal consuming
+        try:
+            await consuming
+        finally:
+            consuming = None
+        added = add_now(value)
+        return await added if inspect.isawaitable(added) else added
+
+    async def wait_until_taken(value: Any) -> Any:
+        await stream.wait(consumed)
         return value
 
     async def settled() -> None:
