@@ -68,6 +68,10 @@ BATCH_WITHIN_S = 0.05
 #: a Kafka broker accepts in one record batch by default (message.max.bytes).
 PRODUCE_BATCH_BYTES = 512 * 1024
 
+#: Allocations between two collections of the youngest generation (Python: 700);
+#: see `freeze_long_lived_objects`.
+GC_YOUNG_THRESHOLD = 20_000
+
 #: Seconds between checks for partitions whose fetched records never arrived.
 STALL_CHECK_S = 2.0
 #: Seconds between looks at why the worker folds nothing (worker_status).
@@ -416,9 +420,20 @@ def freeze_long_lived_objects() -> None:
     alive into a permanent generation that the collector skips; objects made
     later are collected as before, and a frozen one is still freed by its
     reference count. Called at each assignment (nothing is folded then),
-    after a collection, so no garbage is frozen."""
+    after a collection, so no garbage is frozen.
+
+    The youngest generation is collected every ``GC_YOUNG_THRESHOLD``
+    allocations instead of Python's 700: a batch allocates a few hundred
+    short-lived objects per record (records, events, decisions, encoded
+    bytes), nearly all freed by their reference count, and a young collection
+    every 700 allocations scanned the ones still alive, again and again. On the
+    120,000-event workload the collector's time fell from about 0.75 s to
+    0.2-0.45 s (docs/benchmarks.md, "Faust's per-record work"); a young
+    collection of 20,000 objects takes a few milliseconds."""
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def _in_recovery(app: faust.App) -> bool:
