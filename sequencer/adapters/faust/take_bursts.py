@@ -26,7 +26,6 @@ its batch's consumer returns. The two private Faust names it needs are in
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from typing import Any, AsyncIterator
 
@@ -56,16 +55,13 @@ async def take_bursts(stream: Any, max_: int, within: float, settle: float = SET
     first_at = 0.0
     acks_before = stream.enable_acks
 
-    def add_to_buffer(value: Any) -> Any:
-        """The stream's processor: adds the current event. Returns ``value``, or
-        an awaitable of it when it must wait (Faust awaits what a processor
-        returns only if it is awaitable): the usual event costs no coroutine."""
+    async def add_to_buffer(value: Any) -> Any:
+        nonlocal consuming, first_at
         if consuming is not None:
-            return add_after_consumed(value)
-        return add_now(value)
-
-    def add_now(value: Any) -> Any:
-        nonlocal first_at
+            try:
+                await consuming
+            finally:
+                consuming = None
         event = stream.current_event
         if event is None:
             raise RuntimeError("take_bursts: the stream has no current event")
@@ -76,20 +72,7 @@ async def take_bursts(stream: Any, max_: int, within: float, settle: float = SET
         if len(events) >= max_:
             full.set()
             consumed.clear()
-            return wait_until_taken(value)  # never more than max_ in a batch
-        return value
-
-    async def add_after_consumed(value: Any) -> Any:
-        nonlocal consuming
-        try:
-            await consuming
-        finally:
-            consuming = None
-        added = add_now(value)
-        return await added if inspect.isawaitable(added) else added
-
-    async def wait_until_taken(value: Any) -> Any:
-        await stream.wait(consumed)
+            await stream.wait(consumed)  # never more than max_ in a batch
         return value
 
     async def settled() -> None:
