@@ -387,6 +387,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             await asyncio.wait_for(batch_idle.wait(), timeout=settings.session_timeout_s * 5)
         except asyncio.TimeoutError:
             logger.error("a batch was still in flight when partitions were revoked")
+        await input_offsets.settled()  # the next owner starts from our last commit
         runtime.drop_partitions(lost)
         await runtime.checkpoints.write()  # after the round in flight, which skips what was lost
         input_offsets.forget()
@@ -395,6 +396,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     async def write_final_checkpoints(app_: faust.App, **kwargs: Any) -> None:
         # At shutdown every owned stream, not only those this run touched: a
         # stream folded by an earlier, killed run may have a stale file.
+        await input_offsets.settled()
         await runtime.checkpoints.write(force=True)
 
     @app.timer(interval=WAIT_REPORT_S, on_leader=False)
