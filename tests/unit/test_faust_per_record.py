@@ -66,3 +66,17 @@ def test_the_worker_app_uses_both(tmp_path):
     assert isinstance(app.monitor, QuietMonitor)
     (agent,) = [a for a in app.agents.values() if settings_.topic_events in a.channel.topics]
     assert isinstance(agent.channel.schema, EventBytesSchema)
+
+
+def test_use_uvloop_makes_the_processes_new_loops_uvloops():
+    """Run in a fresh interpreter: the policy is process-wide."""
+    import subprocess
+    import sys
+
+    code = ("import asyncio, uvloop\n"
+            "from sequencer.cli.worker_cmd import use_uvloop\n"
+            "assert not isinstance(asyncio.new_event_loop(), uvloop.Loop)\n"
+            "assert use_uvloop()\n"
+            "assert isinstance(asyncio.new_event_loop(), uvloop.Loop)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
