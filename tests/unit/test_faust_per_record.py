@@ -80,3 +80,49 @@ def test_use_uvloop_makes_the_processes_new_loops_uvloops():
             "assert isinstance(asyncio.new_event_loop(), uvloop.Loop)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_partition_missing_from_the_producers_metadata_is_asked_for_again():
+    """A worker started before its topics existed kept folding the same batch
+    again and again: aiokafka refused the changelog partition as unknown and
+    refreshes its metadata only every few minutes on its own."""
+    from sequencer.adapters.faust.commit_ports import FaustProducerPort, PartitionNotInMetadata
+    from sequencer.app.batch_commit import Outgoing
+
+    class Client:
+        refreshed = 0
+
+        def force_metadata_update(self):
+            Client.refreshed += 1
+
+    class Batch:
+        def append(self, **kwargs):
+            return object()
+
+        def record_count(self):
+            return 1
+
+    class AioProducer:
+        client = Client()
+
+        def create_batch(self):
+            return Batch()
+
+        async def send_batch(self, batch, topic, *, partition):
+            raise AssertionError("Unrecognized partition")
+
+    class FaustProducer:
+        def _ensure_producer(self):
+            return AioProducer()
+
+    class App:
+        producer = FaustProducer()
+
+    port = FaustProducerPort(App())
+    try:
+        asyncio.run(port.send_batch("states-changelog", 3, [Outgoing("states-changelog", b"ES1", b"{}")]))
+    except PartitionNotInMetadata as error:
+        assert "states-changelog partition 3" in str(error)
+    else:
+        raise AssertionError("the unknown partition was not reported")
+    assert Client.refreshed == 1
