@@ -13,6 +13,14 @@ a missing field, an extra key, bytes that are not UTF-8, broken msgpack or
 JSON) is decoded again by the generic path, ``decode_payload`` and
 ``parse_day_event``, which finds its first fault and says it in the words it
 always has; ``tests/unit/test_typed_codecs.py`` holds the two paths equal.
+
+Decisions, dead letters and stream states are typed the same way (``_DecisionFields``,
+``_DeadLetterFields``, ``_StateFields``): msgspec writes decisions and dead letters
+(the bytes ``msgpack`` wrote before, key order included) and reads all three; what
+its schema refuses takes the generic path, which says why as it always did
+(``tests/unit/test_typed_record_codecs.py``). States are still *written* by
+``json.dumps``: msgspec spells some floats differently (``1e-05`` as ``1e-5``), and
+the table value and the checkpoint file keep their bytes.
 """
 
 from __future__ import annotations
@@ -21,22 +29,27 @@ import hashlib
 import json
 import re
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgpack
 import msgspec
 
 from sequencer.domain import (
+    DECISION_FIELDS,
     DayEvent,
     Decision,
     InvalidEvent,
+    InvalidState,
     SequencerConfig,
+    SequencerError,
     StreamState,
     parse_day_event,
     state_from_dict,
     state_to_dict,
 )
 from sequencer.domain.events import EventRules
+from sequencer.domain.state import state_of_document
 
 if TYPE_CHECKING:
     from sequencer.app.records import DeadLetter
@@ -190,40 +203,177 @@ def decode_event(data: bytes, config: SequencerConfig, max_bytes: int = DEFAULT_
     return decoder.decode(data, latest_date)
 
 
-_EVENT_ENCODER = msgspec.msgpack.Encoder()
+def _as_builtin(value: Any) -> Any:
+    """msgspec's hook for what it does not write itself: a subclass of float or str (a
+    ``numpy.float64``, say), which msgpack wrote as the float or string it is."""
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
+
+
+#: One encoder for every record: it keeps nothing between calls (each gets its own
+#: output buffer), so threads can share it. The hook runs only for a value msgspec
+#: does not know; plain values never reach it.
+_RECORD_ENCODER = msgspec.msgpack.Encoder(enc_hook=_as_builtin)
 
 
 def encode_event(event: DayEvent) -> bytes:
     """The msgpack bytes of ``event.to_dict()`` (tested byte for byte), built by msgspec."""
-    return _EVENT_ENCODER.encode(_EventFields(
+    return _RECORD_ENCODER.encode(_EventFields(
         stream=event.stream, instrument=event.instrument, session=event.session, date=event.date,
         slots={slot: _OutcomeFields(*outcome) for slot, outcome in event.slots.items()}))
 
 
-#: One packer for every decision: ``msgpack.packb`` builds a new one per call
-#: (a third of the encoding's time). Shared safely: a decision holds only
-#: plain values, so ``pack`` is one C call that never runs Python code (no
-#: ``default`` hook) and so never lets another thread in half-way; it resets
-#: its buffer after each call, and on an error too.
-_DECISION_PACKER = msgpack.Packer(use_bin_type=True)
+class _DecisionFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A decision as the schema types it, its fields in ``DECISION_FIELDS`` order (the
+    order ``Decision.to_dict`` wrote them: msgspec writes a Struct's fields in order,
+    so the bytes are those ``msgpack`` packed). Numbers are ``int | float``: an int
+    peak stays an int, as the fold gave it. ``gc=False``: plain values, never a cycle."""
+
+    stream: str
+    instrument: str
+    date: str
+    traded_slot: str
+    result: str | None
+    peak: _Number
+    slot_sums: dict[str, int]
+    time_change: bool
+    next_slot: str
+    rolling_median: _Number
+    rolling_median_target: int | float
+    median_ladder_target: int | float
+    ladder_step: int
+    days_at_level: int
+    next_target: int | float
+    no_trade_next: bool
+    time_reason: str
+    target_reason: str
+    traded: bool
+    profit: int | float
+    profit_usd: int | float
+
+
+assert _DecisionFields.__struct_fields__ == DECISION_FIELDS, "the decision schema follows Decision"
+_SLOT_SUMS = DECISION_FIELDS.index("slot_sums")  # the one field that is not a plain value
+
+
+_DECISION_DECODER = msgspec.msgpack.Decoder(_DecisionFields).decode
 
 
 def encode_decision(decision: Decision) -> bytes:
-    return _DECISION_PACKER.pack(decision.to_dict())
+    """The msgpack bytes of ``decision.to_dict()`` (tested byte for byte against
+    ``msgpack.Packer(use_bin_type=True)``), written by msgspec."""
+    # slot_sums as to_dict gives it: a read-only mapping written as the map it holds.
+    return _RECORD_ENCODER.encode(_DecisionFields(
+        *decision[:_SLOT_SUMS], dict(decision[_SLOT_SUMS]), *decision[_SLOT_SUMS + 1:]))
 
 
 def decode_decision(data: bytes) -> Decision:
-    return Decision.from_dict(msgpack.unpackb(data, raw=False))
+    """msgpack bytes -> ``Decision``; a record that is not one raises.
+
+    The schema types every field in C. A record it refuses is read again as
+    before (``msgpack.unpackb`` + ``Decision.from_dict``), which raises what it
+    always raised: msgpack's error on foreign bytes, the missing fields, or that
+    the decision was written before trades were recorded. One that still passes
+    has a field of the wrong type: ``SequencerError`` names it (before the typed
+    codec such a decision was accepted as it was).
+    """
+    try:
+        fields = _DECISION_DECODER(data)
+    except Exception:  # noqa: BLE001 - any refusal of the schema: the generic path says why
+        return _decision_of_map(data)
+    values = msgspec.structs.astuple(fields)
+    return Decision(*values[:_SLOT_SUMS], MappingProxyType(values[_SLOT_SUMS]), *values[_SLOT_SUMS + 1:])
+
+
+def _decision_of_map(data: bytes) -> Decision:
+    doc = msgpack.unpackb(data, raw=False)
+    decision = Decision.from_dict(doc)
+    try:  # only unknown keys (which from_dict ignores) pass here
+        msgspec.convert({name: doc[name] for name in DECISION_FIELDS}, _DecisionFields)
+    except msgspec.ValidationError as error:
+        raise SequencerError(f"decision with a field of the wrong type: {error}") from None
+    return decision
+
+
+class _StateFields(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
+    """A SPEC 4 state document (table value or checkpoint file) as the schema types it.
+
+    Exactly the SPEC 4 keys, each of its JSON type; ``domain.state.state_of_document``
+    then applies the rules a schema cannot say. A document it refuses (the older
+    layout, a wrong type, a missing or extra key, NaN or a number beyond a float)
+    takes the generic path, ``json.loads`` + ``state_from_dict``/``load_state_document``.
+    """
+
+    schema_version: Literal[1]
+    stream: str
+    instrument: str
+    session: str
+    config_id: str
+    saved_at: str | msgspec.UnsetType = msgspec.UNSET
+    last_processed_date: str | None
+    events_applied: int
+    rolling_median_window: list[int | float]
+    median_ladder_window: list[int | float]
+    time_slot_histories: dict[str, list[int]]
+    current_time: str
+    current_target: int | float
+    rolling_median_target: int | float
+    median_ladder_target: int | float
+    median_ladder_current_step: int
+    median_ladder_days_at_level: int
+    no_trade_next: bool
+    source_offsets: dict[str, int] = {}
+
+
+_STATE_DECODER = msgspec.json.Decoder(_StateFields).decode
+
+
+def state_fields(data: bytes) -> "_StateFields | None":
+    """The typed fields of a state document, or None when the schema refuses it."""
+    try:
+        return _STATE_DECODER(data)
+    except Exception:  # noqa: BLE001 - any refusal: the generic path says why
+        return None
+
+
+def state_of_fields(fields: "_StateFields", config: SequencerConfig) -> StreamState:
+    """The state of typed fields (``state_fields``), checked by the domain's rules."""
+    doc = msgspec.structs.asdict(fields)
+    if fields.saved_at is msgspec.UNSET:
+        del doc["saved_at"]
+    return state_of_document(doc, config)
+
+
+#: The refusal of a state document nested deeper than ``json.loads`` (or a repr of the
+#: value in a refusal) can recurse: a state needs 3 levels, a hostile one has 100,000.
+NESTED_TOO_DEEP = "malformed JSON: nested too deep"
 
 
 def encode_state(state: StreamState) -> bytes:
-    """The stream-states table value (and its changelog record): the SPEC 4 state JSON, compact."""
+    """The stream-states table value (and its changelog record): the SPEC 4 state JSON, compact.
+
+    ``json.dumps``, not msgspec: msgspec writes ``1e-05`` as ``1e-5`` and ``1e+16`` as
+    ``1e16``, and a table value keeps its bytes (docs/benchmarks.md has the measure)."""
     return json.dumps(state_to_dict(state), separators=(",", ":"), allow_nan=False).encode()
 
 
 def decode_state(data: bytes, config: SequencerConfig) -> StreamState:
-    """A table value back to the state; ``ValueError``/``TypeError`` for one that is not a valid state."""
-    return state_from_dict(json.loads(data), config)
+    """A table value back to the state; ``ValueError``/``TypeError`` for one that is not a valid state.
+
+    Typed by msgspec and checked by the domain's rules; what the schema refuses is
+    read by ``json.loads`` + ``state_from_dict``, which says why (``InvalidState``, or
+    the JSON's ``ValueError``), as before.
+    """
+    fields = state_fields(data)
+    if fields is not None:
+        return state_of_fields(fields, config)
+    try:
+        return state_from_dict(json.loads(data), config)
+    except RecursionError:
+        raise InvalidState(NESTED_TOO_DEEP) from None
 
 
 def _cut_bytes(name: str, data: bytes | None, limit: int) -> dict[str, Any]:
@@ -234,6 +384,27 @@ def _cut_bytes(name: str, data: bytes | None, limit: int) -> dict[str, Any]:
             f"{name}_sha256": hashlib.sha256(data).hexdigest(), f"{name}_truncated": len(data) > limit}
 
 
+class _DeadLetterFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A dead letter as written, in its key order (the bytes ``msgpack`` packed)."""
+
+    reason: str
+    stream: str | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: bytes | None
+    key_length: int | None
+    key_sha256: str | None
+    key_truncated: bool
+    value: bytes | None
+    value_length: int | None
+    value_sha256: str | None
+    value_truncated: bool
+
+
+_DEAD_LETTER_DECODER = msgspec.msgpack.Decoder(_DeadLetterFields).decode
+
+
 def encode_dead_letter(letter: "DeadLetter", max_value_bytes: int = DEFAULT_DEAD_LETTER_VALUE_BYTES) -> bytes:
     """A dead letter as a msgpack map; original key and value cut so the letter always fits.
 
@@ -242,15 +413,15 @@ def encode_dead_letter(letter: "DeadLetter", max_value_bytes: int = DEFAULT_DEAD
     ``value_truncated`` says whether it was cut (the same four fields for ``key``).
     """
     record = letter.record
-    return msgpack.packb({
-        "reason": letter.reason,
-        "stream": letter.stream,
-        "source_topic": record.topic,
-        "source_partition": record.partition,
-        "source_offset": record.offset,
+    return _RECORD_ENCODER.encode(_DeadLetterFields(
+        reason=letter.reason,
+        stream=letter.stream,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
         **_cut_bytes("key", record.key, DEAD_LETTER_KEY_BYTES),
         **_cut_bytes("value", record.value, max_value_bytes),
-    }, use_bin_type=True)
+    ))
 
 
 def dead_letter_key(letter: "DeadLetter") -> bytes | None:
@@ -260,4 +431,10 @@ def dead_letter_key(letter: "DeadLetter") -> bytes | None:
 
 
 def decode_dead_letter(data: bytes) -> dict[str, Any]:
-    return msgpack.unpackb(data, raw=False)
+    """A dead letter's map. Typed by msgspec; a record its schema refuses (another
+    writer's, on a shared topic) is read by ``msgpack.unpackb`` as before, which
+    returns whatever it holds or raises msgpack's error."""
+    try:
+        return msgspec.structs.asdict(_DEAD_LETTER_DECODER(data))
+    except Exception:  # noqa: BLE001 - not a letter of ours: the generic path
+        return msgpack.unpackb(data, raw=False)

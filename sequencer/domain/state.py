@@ -173,6 +173,20 @@ def state_from_dict(doc: Any, config: SequencerConfig) -> StreamState:
     unknown = sorted(set(doc) - set(STATE_KEYS))
     if unknown:
         raise InvalidState(f"unknown keys: {', '.join(unknown)}")
+    return state_of_document(doc, config)
+
+
+def state_of_document(doc: Mapping[str, Any], config: SequencerConfig) -> StreamState:
+    """The SPEC 4 rules on a document of the current layout whose keys are checked:
+    identity and config_id, windows and histories within depth, slots of the
+    session, dates, finite non-negative numbers. ``InvalidState`` names the first fault.
+
+    ``state_from_dict`` calls it after checking the envelope (a mapping, schema_version
+    1, exactly the SPEC 4 keys); the typed decoder (``app.codecs.decode_state``) calls
+    it on the fields its msgspec schema has typed, so each rule is written and applied
+    once. Each reader below checks its value's type too, in the words of its message;
+    on a typed value that check passes at C speed (``_all_peaks``, ``_all_scores``).
+    """
     stream, instrument, session = _identity(doc, config)
     if doc["config_id"] != config.config_id:
         raise InvalidState(
@@ -183,7 +197,7 @@ def state_from_dict(doc: Any, config: SequencerConfig) -> StreamState:
     rolling = _window(doc, "rolling_median_window", config)
     ladder = _window(doc, "median_ladder_window", config)
     offsets = doc.get("source_offsets", {})
-    if not isinstance(offsets, Mapping) or not all(
+    if not _is_mapping(offsets) or not all(
         isinstance(k, str) and _is_int(v) and v >= 0 for k, v in offsets.items()
     ):
         raise InvalidState("source_offsets must map 'topic:partition' to a non-negative offset")
@@ -257,12 +271,47 @@ def load_state_document(doc: Any, config: SequencerConfig) -> tuple[StreamState,
 # --- field readers: each raises InvalidState naming the field ---------------------------
 
 
+def _is_mapping(value: Any) -> bool:
+    # A decoded document holds dicts: skip the ABC's slower isinstance for them.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float (a JSON literal of 309+ digits)
+        return False
+
+
+_NUMBER_TYPES = frozenset((int, float))
+_SCORE_TYPES = frozenset((int,))
+_SCORES = frozenset((1, -2, 0))
+
+
+def _all_peaks(values: list[Any]) -> bool:
+    """Every value an int or a float, finite and >= 0, checked in C (no Python call per value).
+
+    False also when it cannot tell quickly (a sum that overflows): the caller then
+    checks value by value, which finds the fault and says it, or finds none."""
+    if not values:
+        return True
+    if not _NUMBER_TYPES.issuperset(map(type, values)):
+        return False
+    try:
+        return min(values) >= 0 and math.isfinite(sum(values))  # NaN or inf makes the sum so
+    except OverflowError:
+        return False
+
+
+def _all_scores(scores: list[Any]) -> bool:
+    """Every score an int (not a bool) and one of 1, 0, -2, checked in C."""
+    return _SCORE_TYPES.issuperset(map(type, scores)) and _SCORES.issuperset(scores)
 
 
 def _identity(doc: Mapping[str, Any], config: SequencerConfig) -> tuple[str, str, str]:
@@ -290,9 +339,10 @@ def _window(doc: Mapping[str, Any], key: str, config: SequencerConfig) -> tuple[
     values = doc[key]
     if not isinstance(values, list):
         raise InvalidState(f"{key} must be a list of peaks")
-    for i, value in enumerate(values):
-        if not _is_number(value) or value < 0:
-            raise InvalidState(f"{key}[{i}] must be a finite peak >= 0, got {value!r}")
+    if not _all_peaks(values):
+        for i, value in enumerate(values):
+            if not _is_number(value) or value < 0:
+                raise InvalidState(f"{key}[{i}] must be a finite peak >= 0, got {value!r}")
     if len(values) > config.depth:
         raise InvalidState(f"{key} holds {len(values)} peaks, more than depth {config.depth}")
     return tuple(values)
@@ -301,9 +351,14 @@ def _window(doc: Mapping[str, Any], key: str, config: SequencerConfig) -> tuple[
 def _histories(doc: Mapping[str, Any], session: str, config: SequencerConfig,
                drop_unknown: list[str] | None) -> Mapping[str, tuple[int, ...]]:
     raw = doc["time_slot_histories"]
-    if not isinstance(raw, Mapping):
+    if not _is_mapping(raw):
         raise InvalidState("time_slot_histories must map slot -> list of scores")
     session_slots = config.sessions[session]
+    depth = config.depth
+    if tuple(raw) == session_slots and all(type(scores) is list and len(scores) <= depth and _all_scores(scores)
+                                           for scores in raw.values()):
+        # As state_to_dict writes them: every slot of the session, in order, spelled HH:MM.
+        return MappingProxyType({slot: tuple(scores) for slot, scores in raw.items()})
     found: dict[str, tuple[int, ...]] = {}
     for raw_slot, scores in raw.items():
         try:
@@ -317,13 +372,16 @@ def _histories(doc: Mapping[str, Any], session: str, config: SequencerConfig,
             continue
         if not isinstance(scores, list):
             raise InvalidState(f"time_slot_histories[{raw_slot!r}] must be a list of scores")
-        checked = []
-        for i, score in enumerate(scores):
-            if not _is_number(score) or score not in (1, -2, 0):
-                raise InvalidState(
-                    f"time_slot_histories[{raw_slot!r}][{i}] must be a score 1, 0 or -2, got {score!r}"
-                )
-            checked.append(int(score))
+        if _all_scores(scores):
+            checked = scores
+        else:
+            checked = []
+            for i, score in enumerate(scores):
+                if not _is_number(score) or score not in (1, -2, 0):
+                    raise InvalidState(
+                        f"time_slot_histories[{raw_slot!r}][{i}] must be a score 1, 0 or -2, got {score!r}"
+                    )
+                checked.append(int(score))  # 1.0 is the score 1
         if len(checked) > config.depth:
             raise InvalidState(
                 f"time_slot_histories[{raw_slot!r}] holds {len(checked)} scores, more than depth {config.depth}"

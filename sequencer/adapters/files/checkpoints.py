@@ -8,6 +8,8 @@ the problem; files in the seed's older layout are upgraded in memory.
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 import logging
 import os
@@ -17,11 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import msgspec
+
 from sequencer.domain import InvalidState, SequencerConfig, SequencerError, StreamState, state_to_dict
 from sequencer.domain.events import STREAM_NAME
 from sequencer.domain.state import load_state_document
 from sequencer.adapters.files.file_writes import check_folder, naming
 from sequencer.app.clock import utc_now_iso
+from sequencer.app.codecs import NESTED_TOO_DEEP, state_fields, state_of_fields
 from sequencer.settings.location import CONFIG_NAME as CONFIG_NAME_SETTING, CONFIG_NAME_PATTERN
 
 logger = logging.getLogger(__name__)
@@ -171,26 +176,59 @@ class CheckpointStore:
                                  f"({error.strerror or error}): checkpoints could not be saved") from error
 
     def load_file(self, path: Path) -> Checkpoint:
-        """Load and validate one file; raises ``CheckpointError`` naming it."""
+        """Load and validate one file; raises ``CheckpointError`` naming it.
+
+        A current-layout file is typed by msgspec (``codecs.state_fields``) and
+        checked by the domain's rules; any other (the older layout, a wrong type,
+        broken JSON) is read by ``json.loads`` + ``load_state_document``, which
+        upgrades it or says why it is refused."""
         path = Path(path)
         try:
-            # utf-8-sig: a file saved by a Windows editor or PowerShell starts with a BOM.
-            text = path.read_text(encoding="utf-8-sig")
+            data = path.read_bytes()
         except FileNotFoundError:
             raise CheckpointError(path, "no such file") from None
-        except (OSError, UnicodeDecodeError) as error:
+        except OSError as error:
+            raise CheckpointError(path, f"unreadable: {error}") from None
+        # A file saved by a Windows editor or PowerShell starts with a BOM.
+        fields = state_fields(data[3:] if data.startswith(codecs.BOM_UTF8) else data)
+        if fields is not None:
+            try:
+                state = state_of_fields(fields, self.config)
+            except InvalidState as error:
+                raise CheckpointError(path, str(error)) from None
+            saved_at = None if fields.saved_at is msgspec.UNSET else fields.saved_at
+            return self._checked(path, state, [], saved_at, legacy=False)
+        return self._load_generic(path, data)
+
+    def _load_generic(self, path: Path, data: bytes) -> Checkpoint:
+        try:
+            # Decoded as ``read_text(encoding="utf-8-sig")`` would: a cut BOM, for one, reads as empty.
+            text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig").read()
+        except UnicodeDecodeError as error:
             raise CheckpointError(path, f"unreadable: {error}") from None
         if not text.strip():
             raise CheckpointError(path, "empty file (truncated?)")
         try:
             doc = json.loads(text)
-        except ValueError as error:
-            problem = "truncated JSON" if _looks_truncated(error, text) else "not valid JSON"
+        except RecursionError:
+            raise CheckpointError(path, f"not valid JSON: {NESTED_TOO_DEEP}") from None
+        except ValueError as error:  # also a plain ValueError: an int of more than 4,300 digits
+            cut = isinstance(error, json.JSONDecodeError) and _looks_truncated(error, text)
+            problem = "truncated JSON" if cut else "not valid JSON"
             raise CheckpointError(path, f"{problem}: {error}") from None
         try:
             state, warnings = load_state_document(doc, self.config)
         except InvalidState as error:
             raise CheckpointError(path, str(error)) from None
+        except RecursionError:  # the repr of a deep value in the refusal
+            raise CheckpointError(path, NESTED_TOO_DEEP) from None
+        legacy = "schema_version" not in doc
+        saved_at = doc.get("saved_at")
+        return self._checked(path, state, warnings, saved_at if isinstance(saved_at, str) else None, legacy)
+
+    def _checked(self, path: Path, state: StreamState, warnings: list[str], saved_at: str | None,
+                 legacy: bool) -> Checkpoint:
+        """The checkpoint, once its file name and its stream agree; the upgrade's notes logged."""
         match = _FILE_NAME.fullmatch(path.name)
         if match and (match.group(1), match.group(2)) != (state.instrument, state.stream):
             raise CheckpointError(
@@ -198,11 +236,9 @@ class CheckpointStore:
             )
         for warning in warnings:
             logger.warning("checkpoint %s: %s", path, warning)
-        legacy = "schema_version" not in doc
         if legacy:
             logger.info("checkpoint %s: upgraded from the older layout", path)
-        saved_at = doc.get("saved_at")
-        return Checkpoint(state, path, saved_at if isinstance(saved_at, str) else None, legacy)
+        return Checkpoint(state, path, saved_at, legacy)
 
     def load(self, stream: str, instrument: str) -> Checkpoint | None:
         path = self.path_for(stream, instrument)
