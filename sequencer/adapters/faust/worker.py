@@ -246,9 +246,6 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         broker_max_poll_records=5000,
         stream_buffer_maxsize=32768,
         stream_wait_empty=False,
-        # Faust's Cython stream iterator takes an event already in the queue
-        # without awaiting the channel (off by default in 0.15: "opt-in").
-        cython_optimizations=True,
         producer_acks=-1,
         producer_max_batch_size=PRODUCE_BATCH_BYTES,
         # No standby copies: a promoted standby was seen to resume stale (see
