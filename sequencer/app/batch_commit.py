@@ -48,7 +48,7 @@ import enum
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Iterable, NamedTuple, Protocol, Sequence
 
 from sequencer.app.codecs import dead_letter_key, encode_decision, encode_event, encode_state
 from sequencer.domain import SequencerError, StreamState
@@ -85,9 +85,8 @@ class BatchCommitFailed(SequencerError):
         self.cause = cause
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One record to produce."""
+class Outgoing(NamedTuple):
+    """One record to produce (a NamedTuple: one is built per decision)."""
 
     topic: str
     key: bytes | None

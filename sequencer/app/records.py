@@ -6,13 +6,21 @@ the tests build them; the processor folds them; the codecs encode dead letters.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from sequencer.domain import partition_key
 
+#: A batch names the same few partitions thousands of times.
+_partition_key = lru_cache(maxsize=4096)(partition_key)
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One record as read from the event topic."""
+
+class SourceRecord(NamedTuple):
+    """One record as read from the event topic.
+
+    A NamedTuple, immutable like a frozen dataclass: the worker builds one per
+    record it reads, and a frozen dataclass's ``__init__`` (a guarded
+    ``setattr`` per field) cost about twice as much."""
 
     topic: str
     partition: int
@@ -26,7 +34,7 @@ class SourceRecord:
 
     @property
     def partition_key(self) -> str:
-        return partition_key(self.topic, self.partition)
+        return _partition_key(self.topic, self.partition)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,21 @@ def ensure_topics(settings, announce=print) -> None:
             delay = min(delay * 2, 10.0)
 
 
+def use_uvloop() -> bool:
+    """New event loops of this process are uvloop's (the main loop and Faust's consumer
+    thread's); False, and asyncio's loop, where uvloop is not installed (Windows)."""
+    import asyncio
+
+    try:
+        import uvloop
+    except ImportError:
+        print("sequencer worker: uvloop is not installed here; running on asyncio's event loop",
+              file=sys.stderr, flush=True)
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
@@ -59,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     ensure_topics(settings, announce=lambda line: print(line, file=sys.stderr, flush=True))
     # aiokafka logs every send at debug level; at that level it costs 5% of the worker.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    if settings.uvloop:
+        use_uvloop()  # before the app and the worker make their loops
     app = create_app(settings, config)
     print(f"sequencer worker: config {settings.config_name} ({config.config_id}), app id {settings.app_id}, "
           f"broker {settings.bootstrap_servers}, checkpoints in {app.sequencer.store.folder}, "

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from dataclasses import dataclass
 from types import MappingProxyType
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -85,9 +84,12 @@ class SlotOutcome(NamedTuple):
         return SCORES[self.result]
 
 
-@dataclass(frozen=True, slots=True)
-class DayEvent:
-    """One stream, one date, the outcome of each slot that has data."""
+class DayEvent(NamedTuple):
+    """One stream, one date, the outcome of each slot that has data.
+
+    A NamedTuple, as immutable as a frozen dataclass: every record the worker
+    reads and every day a replay folds builds one, and a frozen dataclass's
+    ``__init__`` (a guarded ``setattr`` per field) cost five times as much."""
 
     stream: str
     instrument: str
@@ -311,6 +313,7 @@ class EventRules:
         self._dates: dict[str, str] = {}
         self._directions: set[str] = set()  # directions already found valid ("Long", "Short")
         self._session_slots: dict[str, dict[Any, str]] = {}  # session -> raw slot -> slot, all valid
+        self._slot_orders: dict[tuple[str, ...], bool] = {}  # (session, *slots) -> in session order
 
     def identity(self, stream: Any, instrument: Any, session: Any) -> tuple[str, str, str]:
         """(stream, instrument, session) of a valid stream; an instrument or session of None
@@ -440,12 +443,21 @@ class EventRules:
                     or (profit is not None and not -limit <= profit <= limit)):
                 found[slot] = self.outcome(slot, o.result, peak, target, direction, range_, profit)
             else:
-                found[slot] = _new_outcome(SlotOutcome, (result, peak, target, direction, range_, profit))
+                found[slot] = _new_tuple(SlotOutcome, (result, peak, target, direction, range_, profit))
         if len(found) > 1:
-            found = {s: found[s] for s in self.config.sessions[session] if s in found}
-        return DayEvent(stream, instrument, session, day, MappingProxyType(found))
+            # Slots in session order. Records list them in that order nearly
+            # always; whether a key order is one is remembered per session.
+            keys = (session, *found)
+            in_order = self._slot_orders.get(keys)
+            if in_order is None:
+                in_order = list(found) == [s for s in self.config.sessions[session] if s in found]
+                if len(self._slot_orders) < 1024:
+                    self._slot_orders[keys] = in_order
+            if not in_order:
+                found = {s: found[s] for s in self.config.sessions[session] if s in found}
+        return _new_tuple(DayEvent, (stream, instrument, session, day, MappingProxyType(found)))
 
 
-#: Builds a SlotOutcome from a tuple of its fields without the generated keyword
-#: ``__new__`` (a Python-level call); only for fields already checked.
-_new_outcome = tuple.__new__
+#: Builds a SlotOutcome or a DayEvent from a tuple of its fields without the
+#: generated keyword ``__new__`` (a Python-level call); only for fields already checked.
+_new_tuple = tuple.__new__

@@ -25,6 +25,11 @@ class WorkerSettings(SettingsSection):
     #: task race (sequencer/adapters/faust/private_api.py): about 2.5x the rate. Turn off to
     #: run Faust's own consumer unchanged.
     fast_drain: _Switch = Field(True, validation_alias="SEQUENCER_FAST_DRAIN")
+    #: Run the worker on uvloop's event loop (libuv, in C) instead of asyncio's
+    #: own: Faust's stream iterator yields to the loop once per event, and each
+    #: loop turn costs a fraction with uvloop (docs/benchmarks.md, "Faust's
+    #: per-record work"). Turn off to run on asyncio's loop.
+    uvloop: _Switch = Field(True, validation_alias="SEQUENCER_UVLOOP")
     #: Send each changelog record in a batch of its own (flush after each).
     #: A broker that reports the high watermark as "base offset of the last
     #: batch + 1" (Tansu does) would otherwise end Faust's recovery early and

@@ -7,7 +7,6 @@ random interleaving of streams, and random configs.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from types import MappingProxyType
@@ -259,7 +258,7 @@ def test_a_corrected_day_is_refused_by_replay_as_by_the_worker(case, data):
     changed = {slot: outcome._replace(result="Loss" if outcome.result != "Loss" else "Win")
                for slot, outcome in original.slots.items()} or {
         config.sessions[original.session][0]: SlotOutcome("Win")}
-    corrected = dataclasses.replace(original, slots=MappingProxyType(changed))
+    corrected = original._replace(slots=MappingProxyType(changed))
     assume(corrected != original)
     at = events.index(original) + 1
     sent = events[:at] + [corrected] + events[at:]

@@ -302,3 +302,25 @@ def test_encode_decode_round_trip(event: DayEvent):
 def test_decision_codec_round_trip(event: DayEvent):
     _, decision = apply_day(initial_state(event.stream, CONFIG), event, CONFIG)
     assert decode_decision(encode_decision(decision)) == decision
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_slots_come_out_in_session_order_whatever_order_records_give_them(data):
+    """The order of a record's slot keys never shows in the event, also when the
+    same key order comes again (the rules remember which orders are in order)."""
+    from sequencer.domain.events import EventRules
+
+    config = SequencerConfig()
+    rules = EventRules(config)
+    session_slots = list(config.sessions["S2"])
+    for _ in range(3):
+        chosen = data.draw(st.lists(st.sampled_from(session_slots), min_size=1, unique=True))
+        given_order = data.draw(st.permutations(chosen))
+        slots = {slot: SlotOutcome("Win", 1.0) for slot in given_order}
+        for _ in range(2):
+            event = rules.day_event("ES2", None, None, "2024-01-02", slots, None)
+            assert list(event.slots) == [s for s in session_slots if s in chosen]
+            assert event == parse_day_event({"stream": "ES2", "date": "2024-01-02",
+                                             "slots": {s: {"result": "Win", "peak": 1.0} for s in given_order}},
+                                            config)

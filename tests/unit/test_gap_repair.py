@@ -1,5 +1,7 @@
 """Finding records the stream skipped (sequencer/app/input_offsets.py), without a broker."""
 
+import asyncio
+
 from sequencer.app.input_offsets import InputOffsets, PartitionPositions, StallWatch
 from sequencer.app.records import SourceRecord
 
@@ -159,10 +161,13 @@ async def test_commits_only_what_moved_on():
     consumer = FakeConsumer()
     guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
     await guard.commit_folded({"ev:0"})  # nothing folded yet: nothing to commit
+    await guard.settled()
     assert consumer.commits == []
     kept = await guard.without_holes([rec(0, 10), rec(0, 11)])
     await guard.commit_folded({r.partition_key for r in kept})
+    await guard.settled()
     await guard.commit_folded({"ev:0"})
+    await guard.settled()
     assert consumer.commits == [{"ev:0": 12}]
 
 
@@ -188,6 +193,7 @@ async def test_offsets_past_the_partitions_end_belong_to_a_replaced_log():
     guard = InputOffsets(consumer, held(ES1={"ev:0": 3829}))
     assert offsets(await guard.without_holes([rec(0, 0), rec(0, 1)])) == [(0, 0), (0, 1)]
     await guard.commit_folded({"ev:0"})
+    await guard.settled()
     assert consumer.seeks == [] and consumer.commits == [{"ev:0": 2}]
 
 
@@ -199,3 +205,65 @@ async def test_a_partition_is_learned_only_once_its_end_is_known():
     consumer.ends["ev:0"] = 20
     await guard.check_stalls(batches=1, idle=lambda: True)
     assert guard.positions.expected("ev:0") == 10
+
+
+class SlowCommits(FakeConsumer):
+    """A group coordinator that answers a commit only when the test says so."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.answer = asyncio.Event()
+        self.active = 0
+        self.most_active = 0
+        self.fail_next = False
+
+    async def commit(self, offsets):
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        try:
+            await self.answer.wait()
+            if self.fail_next:
+                self.fail_next = False
+                raise ConnectionError("coordinator gone")
+            return await super().commit(offsets)
+        finally:
+            self.active -= 1
+
+
+async def test_the_next_batch_does_not_wait_for_the_commit_and_commits_stay_in_order():
+    consumer = SlowCommits()
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
+    await guard.without_holes([rec(0, 10), rec(0, 11)])
+    await asyncio.wait_for(guard.commit_folded({"ev:0"}), 1.0)  # returns with the answer still out
+    await guard.without_holes([rec(0, 12)])
+    await asyncio.wait_for(guard.commit_folded({"ev:0"}), 1.0)
+    assert consumer.commits == []
+    consumer.answer.set()
+    await guard.settled()
+    assert consumer.commits == [{"ev:0": 12}, {"ev:0": 13}]  # one at a time, in batch order
+    assert consumer.most_active == 1 and guard.committed == {"ev:0": 13}
+
+
+async def test_a_failed_background_commit_is_committed_by_the_next_batch():
+    consumer = SlowCommits()
+    consumer.answer.set()
+    consumer.fail_next = True
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
+    await guard.without_holes([rec(0, 10)])
+    await guard.commit_folded({"ev:0"})
+    await guard.settled()
+    assert consumer.commits == [] and guard.committed == {}
+    await guard.commit_folded({"ev:0"})  # nothing new folded, yet the offset was never committed
+    await guard.settled()
+    assert consumer.commits == [{"ev:0": 11}]
+
+
+async def test_a_commit_answered_after_a_rebalance_is_not_taken_for_the_new_assignment():
+    consumer = SlowCommits()
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
+    await guard.without_holes([rec(0, 10)])
+    await guard.commit_folded({"ev:0"})
+    guard.forget()  # partitions revoked meanwhile
+    consumer.answer.set()
+    await guard.settled()
+    assert consumer.commits == [{"ev:0": 11}] and guard.committed == {}

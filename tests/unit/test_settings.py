@@ -356,6 +356,7 @@ MESSAGES = [
     ("SEQUENCER_WEB_PORT", "70000", "SEQUENCER_WEB_PORT: must be a TCP port (1-65535), got '70000'"),
     ("SEQUENCER_SESSION_TIMEOUT", "inf", "SEQUENCER_SESSION_TIMEOUT: must be a finite number > 0, got 'inf'"),
     ("SEQUENCER_FAST_DRAIN", "maybe", "SEQUENCER_FAST_DRAIN: must be true or false, got 'maybe'"),
+    ("SEQUENCER_UVLOOP", "fast", "SEQUENCER_UVLOOP: must be true or false, got 'fast'"),
     ("KAFKA_SECURITY_PROTOCOL", "TLS",
      "KAFKA_SECURITY_PROTOCOL: must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, got 'TLS'"),
     ("KAFKA_BOOTSTRAP_SERVERS", "localhost",

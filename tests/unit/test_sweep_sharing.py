@@ -52,7 +52,7 @@ def with_profits(event, data):
     """The event with a recorded profit on some of its slots (the sequences have none)."""
     profits = st.one_of(st.none(), st.integers(-40, 40).map(lambda n: n / 4))
     slots = {slot: outcome._replace(profit=data.draw(profits)) for slot, outcome in event.slots.items()}
-    return dataclasses.replace(event, slots=MappingProxyType(slots))
+    return event._replace(slots=MappingProxyType(slots))
 
 
 def test_the_neutral_keys_are_the_ones_varied_here():

@@ -12,6 +12,8 @@ import asyncio
 import time
 from typing import Any
 
+from mode.utils.futures import maybe_async
+
 from sequencer.adapters.faust.take_bursts import take_bursts
 
 
@@ -58,14 +60,14 @@ class FakeStream:
 
     async def feed(self, value: int) -> None:
         self.current_event = FakeEvent(value)
-        for processor in self._processors:
-            await processor(value)
+        for processor in self._processors:  # as Faust's stream iterator calls its processors
+            value = await maybe_async(processor(value))
         self.current_event = None
 
 
 async def collect(stream: FakeStream, max_: int, within: float, settle: float,
-                  batches: list[tuple[float, list[int]]], hold_s: float = 0.0) -> None:
-    async for batch in take_bursts(stream, max_, within, settle):
+                  batches: list[tuple[float, list[int]]], hold_s: float = 0.0, acks: bool = True) -> None:
+    async for batch in take_bursts(stream, max_, within, settle, acks=acks):
         batches.append((time.monotonic(), [event.value for event in batch]))
         assert not set(event.value for event in batch) & set(stream.acked)  # acked after, not before
         await asyncio.sleep(hold_s)
@@ -120,3 +122,17 @@ async def test_a_batch_never_holds_more_than_its_maximum_and_nothing_is_lost() -
     await stop(consumer)
     assert [len(values) for _, values in batches][:7] == [7] * 7  # full batches go at once, no wait
     assert [v for _, values in batches for v in values] == list(range(49))  # the 50th waits for settle
+
+
+async def test_without_acks_every_event_still_comes_and_none_is_acked() -> None:
+    """The worker's topic has acks off: its batches flow the same, nothing is acked."""
+    stream, batches = FakeStream(), []
+    consumer = asyncio.ensure_future(collect(stream, 50, within=0.2, settle=0.02, batches=batches, acks=False))
+    await asyncio.sleep(0.05)  # the consumer's processor is in place
+    await feed_values(stream, range(120), gap_s=0)
+    await asyncio.sleep(0.5)
+    await stop(consumer)
+    assert [v for _, values in batches for v in values] == list(range(120))
+    assert all(len(values) <= 50 for _, values in batches)
+    assert stream.acked == []
+    assert stream._processors == [] and stream.enable_acks  # left as found

@@ -10,6 +10,10 @@ from sequencer.adapters.faust.private_api import aiokafka_producer
 from sequencer.app.batch_commit import Outgoing
 
 
+class PartitionNotInMetadata(Exception):
+    """The producer does not know the partition a batch is for yet; the batch is retried."""
+
+
 class FaustProducerPort:
     """`ProducerPort` over the aiokafka producer under Faust's transport producer.
 
@@ -33,6 +37,21 @@ class FaustProducerPort:
 
     async def send_batch(self, topic: str, partition: int, records: Sequence[Outgoing]) -> list[Awaitable[Any]]:
         producer = self._aiokafka()
+        try:
+            return await self._send_batch(producer, topic, partition, records)
+        except AssertionError as error:
+            # aiokafka's "Unrecognized partition": its metadata of the topic is
+            # older than the partition (a topic created or grown after it was
+            # read). It refreshes metadata only every few minutes on its own,
+            # so every retry of the batch met the same answer: ask again now.
+            producer.client.force_metadata_update()
+            raise PartitionNotInMetadata(
+                f"{topic} partition {partition} is not in the producer's metadata yet ({error}); "
+                "the metadata is asked for again") from error
+
+    @staticmethod
+    async def _send_batch(producer: Any, topic: str, partition: int,
+                          records: Sequence[Outgoing]) -> list[Awaitable[Any]]:
         pending = []
         batch = producer.create_batch()
         for record in records:

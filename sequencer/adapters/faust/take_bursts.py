@@ -39,8 +39,14 @@ from sequencer.adapters.faust.private_api import enable_passive_drain, remove_st
 SETTLE_S = 0.004
 
 
-async def take_bursts(stream: Any, max_: int, within: float, settle: float = SETTLE_S) -> AsyncIterator[list]:
-    """Yield lists of up to ``max_`` events of ``stream`` (see the module's docstring)."""
+async def take_bursts(stream: Any, max_: int, within: float, settle: float = SETTLE_S,
+                      acks: bool = True) -> AsyncIterator[list]:
+    """Yield lists of up to ``max_`` events of ``stream`` (see the module's docstring).
+
+    ``acks=False`` leaves the events unacked: for a topic whose acks are off
+    (``app.topic(acks=False)``), where the consumer tracks no offsets of them
+    and an ack only runs the sensors, two locks and a settings lookup per
+    event; whoever reads such a topic commits its offsets itself."""
     events: list = []
     arrived = asyncio.Event()  # the buffer holds at least one event
     full = asyncio.Event()  # the buffer holds max_ events
@@ -97,8 +103,9 @@ async def take_bursts(stream: Any, max_: int, within: float, settle: float = SET
             finally:
                 events.clear()
                 arrived.clear()
-                for event in batch:
-                    await stream.ack(event)
+                if acks:
+                    for event in batch:
+                        await stream.ack(event)
                 gate.set_result(None)
                 full.clear()
                 consumed.set()
