@@ -205,7 +205,7 @@ def record_rows(events, packed, config, args) -> list:
         ("state: encode, json.dumps kept / msgspec what-if", len(state_docs), *alternate(
             lambda: [encode_state(s) for s in snapshots],
             lambda: [msgspec_json.encode(state_to_dict(s)) for s in snapshots], args.repeat)),
-        (f"  msgspec's table value bytes differ from json.dumps'", len(state_docs),
+        ("  msgspec's table value bytes differ from json.dumps'", len(state_docs),
          f"{differ} of {len(state_docs)}", ""),
     ]
 
