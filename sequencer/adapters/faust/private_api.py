@@ -40,8 +40,7 @@ Private uses, each with why no public API does it:
 
 Public APIs used where they exist: ``faust.Schema`` subclassed with its
 ``loads_key``/``loads_value``/``compile`` hooks and ``faust.App(monitor=)``
-with a ``Monitor`` subclass (`per_record`), the ``cython_optimizations``
-setting, ``Consumer.seek_wait`` (a seek run on the
+with a ``Monitor`` subclass (`per_record`), ``Consumer.seek_wait`` (a seek run on the
 consumer's thread), ``position``, ``highwater``, ``assignment``,
 ``Producer.key_partition`` and ``flush``, ``Table.send_changelog`` (reset
 tombstones), ``Table.changelog_topic``. ``Table.data`` (the store under a
