@@ -12,7 +12,7 @@ from typing import Any, Mapping, NamedTuple
 
 from .config import SequencerConfig
 from .errors import InvalidEvent, InvalidState
-from .events import STREAM_NAME, parse_iso_date, split_stream_name
+from .events import SCORES, STREAM_NAME, parse_iso_date, split_stream_name
 from .slot_time import normalize_slot
 
 SCHEMA_VERSION = 1
@@ -291,7 +291,7 @@ def _is_number(value: Any) -> bool:
 
 _NUMBER_TYPES = frozenset((int, float))
 _SCORE_TYPES = frozenset((int,))
-_SCORES = frozenset((1, -2, 0))
+_SCORES = frozenset(SCORES.values())  # the scores the fold gives: 1, -2, 0
 
 
 def _all_peaks(values: list[Any]) -> bool:
@@ -377,7 +377,7 @@ def _histories(doc: Mapping[str, Any], session: str, config: SequencerConfig,
         else:
             checked = []
             for i, score in enumerate(scores):
-                if not _is_number(score) or score not in (1, -2, 0):
+                if not _is_number(score) or score not in _SCORES:
                     raise InvalidState(
                         f"time_slot_histories[{raw_slot!r}][{i}] must be a score 1, 0 or -2, got {score!r}"
                     )
