@@ -20,7 +20,7 @@ do the new states enter the view (`StateView.put`): they are on the broker.
 
 A failed step 5 is not a failed batch: decisions and states landed, and the
 states' ``source_offsets`` make a redelivery of the batch a skip. The next
-batch commits again (`gap_repair.InputOffsets.commit_folded` logs the failure).
+batch commits again (`input_offsets.InputOffsets.commit_folded` logs the failure).
 
 Why this order (SPEC 5, at-least-once): if a crash lands a changelog record,
 the decisions of that fold were already acknowledged; if it does not, the
@@ -43,18 +43,17 @@ tests pass fakes that fail each step in turn.
 
 from __future__ import annotations
 
-import copy
 import enum
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Mapping, NamedTuple, Protocol, Sequence
 
 from sequencer.app.codecs import dead_letter_key, encode_decision, encode_event, encode_state
 from sequencer.domain import SequencerError, StreamState
 from sequencer.domain.events import DayEvent
-from sequencer.app.processor import BatchOutcome, EventProcessor
-from sequencer.app.records import DeadLetter, SourceRecord
+from sequencer.app.processor import BatchOutcome
+from sequencer.app.records import DeadLetter
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +121,8 @@ class TablePort(Protocol):
 
 
 class OffsetPort(Protocol):
-    async def commit_folded(self, tps: Iterable[str]) -> None: ...
+    async def commit_folded(self, covered: Mapping[str, int]) -> None:
+        """Commit ``{topic:partition: next offset}``, what the batch's states cover."""
 
 
 class StateView(Protocol):
@@ -168,9 +168,10 @@ class BatchCommit:
                     for letter in outcome.dead_letters]
         return records
 
-    async def commit(self, outcome: BatchOutcome, tps: Iterable[str],
+    async def commit(self, outcome: BatchOutcome, covered: Mapping[str, int],
                      on_sent: Callable[[BatchOutcome, float], None] | None = None) -> CommitResult:
-        """Make ``outcome`` durable and commit ``tps`` (the batch's ``topic:partition`` names).
+        """Make ``outcome`` durable and commit ``covered`` (``{topic:partition: next offset}``
+        the batch's states cover).
 
         ``on_sent(outcome, sent_at)`` runs right after step 2, when every decision is
         acknowledged (the place to observe decision latency)."""
@@ -205,7 +206,7 @@ class BatchCommit:
             raise BatchCommitFailed(step, error) from error
         for stream, state in outcome.states.items():
             self.view.put(stream, state, outcome.last_events.get(stream))
-        await self.offsets.commit_folded(tps)
+        await self.offsets.commit_folded(covered)
         return CommitResult(sent_at, len(outcome.decisions), len(outcome.dead_letters), batches)
 
     async def _send_changelog(self, changelog: dict[tuple[str, int], list[Outgoing]]) -> list[Awaitable[Any]]:
@@ -259,39 +260,3 @@ class RetryDelay:
 
     def reset(self) -> None:
         self._next = self.first_s
-
-
-class FoldAndCommit:
-    """Fold a batch of records and commit it; on a failed commit, ask for the batch again.
-
-    The processor's counters move with the batch: a failed commit puts them
-    back, so a dead letter is counted once it is published and a batch
-    folded twice is counted once. ``rewind(records)`` makes the consumer
-    deliver the records again (`gap_repair.InputOffsets.rewind`)."""
-
-    def __init__(self, processor: EventProcessor, commit: BatchCommit,
-                 rewind: Callable[[list[SourceRecord]], Awaitable[None]],
-                 retry: RetryDelay | None = None) -> None:
-        self.processor = processor
-        self.commit = commit
-        self.rewind = rewind
-        self.retry = retry or RetryDelay()
-        self.failed: BatchCommitFailed | None = None  # the last failure, until a batch lands
-
-    async def run(self, records: list[SourceRecord],
-                  on_sent: Callable[[BatchOutcome, float], None] | None = None) -> tuple[BatchOutcome | None, float]:
-        """``(outcome, 0.0)`` when the batch landed, ``(None, seconds to wait)`` when it failed."""
-        counters_before = copy.deepcopy(self.processor.counters)
-        outcome = self.processor.process(records)
-        try:
-            await self.commit.commit(outcome, {r.partition_key for r in records}, on_sent)
-        except BatchCommitFailed as failure:
-            self.processor.counters = counters_before
-            self.failed = failure
-            delay = self.retry.next()
-            logger.error("%s; the batch of %d records is folded again in %.1f s", failure, len(records), delay)
-            await self.rewind(records)
-            return None, delay
-        self.failed = None
-        self.retry.reset()
-        return outcome, 0.0

@@ -241,8 +241,20 @@ class InputOffsets:
         self.positions.advance(kept)
         return kept
 
-    async def commit_folded(self, tps: Iterable[str]) -> None:
-        """Commit, per partition, the offset up to which everything is folded and on the broker.
+    def folded_up_to(self, tps: Iterable[str]) -> dict[str, int]:
+        """Per partition of ``tps``, the offset up to which the records taken so far are
+        handled: what a batch taken last covers, for `commit_folded` once it is on the
+        broker (the positions move on as the next batch is taken, before this one lands)."""
+        found = {}
+        for tp in tps:
+            expected = self.positions.expected(tp)
+            if expected is not None:
+                found[tp] = expected
+        return found
+
+    async def commit_folded(self, covered: Mapping[str, int]) -> None:
+        """Commit ``covered`` (``{tp: offset}`` from `folded_up_to`): per partition, the
+        offset up to which everything is folded and on the broker.
 
         Returns once the commit is started, not done: the next batch need not
         wait for the group coordinator's answer (about 16 ms a batch on the
@@ -251,11 +263,7 @@ class InputOffsets:
         commit that lands late or not at all (a crash) only means records come
         again, and those are skipped as redeliveries. One commit is in flight
         at a time, the next after it; `settled` waits for the last."""
-        offsets = {}
-        for tp in tps:
-            expected = self.positions.expected(tp)
-            if expected is not None and expected > self.committed.get(tp, -1):
-                offsets[tp] = expected
+        offsets = {tp: offset for tp, offset in covered.items() if offset > self.committed.get(tp, -1)}
         if not offsets:
             return
         self._in_flight = asyncio.ensure_future(self._commit_after(self._in_flight, offsets, self._generation))
@@ -287,8 +295,9 @@ class InputOffsets:
             tp = record.partition_key
             if record.offset < first.get(tp, record.offset + 1):
                 first[tp] = record.offset
-        for tp, offset in first.items():
+        for tp, offset in first.items():  # all before the first seek: a batch taken meanwhile sees them
             self.positions.rewind(tp, offset)
+        for tp, offset in first.items():
             try:
                 await self._seek_back(tp, offset, "folded but not committed")
             except Exception as exc:  # noqa: BLE001 - revoked meanwhile: the next owner reads them

@@ -8,17 +8,31 @@ the p50/p99 that ``GET /lag``, ``sequencer lag`` and the UI show.
 The worker calls ``observe_sent`` once per batch, right after its decisions
 are acknowledged::
 
-    runtime.latency.observe_sent(outcome.decisions, events)
+    runtime.latency.observe_sent(outcome.decisions, records, sent_at)
+
+A batch's latencies are counted into the buckets together: the histogram keeps
+its own exact count per bucket and hands them to ``prometheus_client`` as a
+custom collector's ``HistogramMetricFamily`` (its public API for that) when
+/metrics is read. ``prometheus_client.Histogram`` has no bulk observe, and its
+``observe`` per decision (a bisect, a lock and two increments) was 1.75 us of
+the worker's 40 us per event. The text is the one ``Histogram`` writes for
+the same values (a property test holds it).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections import deque
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from sequencer.app.records import SourceRecord
 
 #: Histogram buckets (seconds): fine below the 100 ms live target, coarse up to
 #: the hours a backlog can wait before a worker starts.
@@ -62,32 +76,73 @@ def quantile(values: Sequence[float], q: float) -> float | None:
     return ordered[min(max(rank, 1), len(ordered)) - 1]
 
 
+NAME = "sequencer_decision_latency_seconds"
+DOCUMENTATION = "Seconds from a day event's record timestamp to its decision acknowledged by the broker."
+
+
+class LatencyHistogram(Collector):
+    """Counts per bucket, the sum and the creation time of the latency histogram,
+    collected as ``prometheus_client`` collects its own ``Histogram``."""
+
+    def __init__(self, buckets: Sequence[float] = BUCKETS) -> None:
+        self.bounds = tuple(float(bound) for bound in buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # per bucket, not cumulative; the last is +Inf
+        self.sum = 0.0
+        self.created = time.time()
+        self._labels = [floatToGoString(bound) for bound in self.bounds] + ["+Inf"]
+
+    def observe_many(self, values: Sequence[float]) -> None:
+        """Count ``values`` (each in the first bucket whose bound it does not exceed)."""
+        ordered = sorted(values)
+        counts = self.counts
+        below = 0
+        for index, bound in enumerate(self.bounds):
+            upto = bisect.bisect_right(ordered, bound, below)
+            counts[index] += upto - below
+            below = upto
+        counts[-1] += len(ordered) - below
+        for value in values:  # in arrival order, as one observe after the other adds them
+            self.sum += value
+
+    def collect(self) -> Iterator[Metric]:
+        cumulative, buckets = 0, []
+        for label, count in zip(self._labels, self.counts):
+            cumulative += count
+            buckets.append((label, cumulative))
+        family = HistogramMetricFamily(NAME, DOCUMENTATION, buckets=buckets, sum_value=self.sum)
+        family.add_sample(NAME + "_created", {}, self.created)
+        yield family
+
+
 class DecisionLatency:
     """The worker's latency record (see the module docstring)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.histogram = Histogram(
-            "sequencer_decision_latency_seconds",
-            "Seconds from a day event's record timestamp to its decision acknowledged by the broker.",
-            buckets=BUCKETS, registry=self.registry)
+        self.histogram = LatencyHistogram()
+        self.registry.register(self.histogram)
         self.recent: deque[float] = deque(maxlen=RECENT)
 
     def observe(self, seconds: float) -> None:
-        seconds = max(seconds, 0.0)  # producer and worker clocks may differ by a little
-        self.histogram.observe(seconds)
-        self.recent.append(seconds)
+        self.observe_many([seconds])
 
-    def observe_sent(self, decisions: Sequence[Any], events: Iterable[Any], sent_at: float | None = None) -> None:
-        """A batch's decisions were acknowledged at ``sent_at`` (now); ``events`` are its
-        Faust events (``message.key``, ``message.timestamp`` in seconds)."""
+    def observe_many(self, seconds: Iterable[float]) -> None:
+        # max: producer and worker clocks may differ by a little
+        values = [value if value > 0.0 else 0.0 for value in seconds]
+        if values:
+            self.histogram.observe_many(values)
+            self.recent.extend(values)
+
+    def observe_sent(self, decisions: Sequence[Any], records: Iterable[SourceRecord],
+                     sent_at: float | None = None) -> None:
+        """A batch's decisions were acknowledged at ``sent_at`` (now); ``records`` are
+        the records it folded, in offset order."""
         if not decisions:
             return
         sent_at = time.time() if sent_at is None else sent_at
-        records = ((e.message.key.decode(errors="replace") if e.message.key else None, e.message.timestamp)
-                   for e in events)
-        for created in matched_record_times([d.stream for d in decisions], records):
-            self.observe(sent_at - created)
+        times = ((r.key.decode(errors="replace") if r.key else None,
+                  r.timestamp_ms / 1000 if r.timestamp_ms else None) for r in records)
+        self.observe_many([sent_at - created for created in matched_record_times([d.stream for d in decisions], times)])
 
     def summary(self) -> dict[str, Any]:
         """``{"p50": s, "p99": s, "decisions": n}`` over the recent latencies (None when there are none)."""

@@ -106,6 +106,14 @@ def _latest_for(timestamp_ms: int | None, latest_now: str | None) -> str | None:
     return min(latest, latest_now)
 
 
+def _overlaid(first: dict, then: Callable[[str], object]) -> Callable[[str], object]:
+    """A lookup that reads ``first`` and, for a stream not in it, ``then``."""
+    def lookup(stream: str) -> object:
+        found = first.get(stream)
+        return found if found is not None else then(stream)
+    return lookup
+
+
 class EventProcessor:
     """Applies batches of records on top of states it looks up through ``lookup``.
 
@@ -143,8 +151,14 @@ class EventProcessor:
             logger.exception("unexpected error decoding %s offset %d", record.partition_key, record.offset)
             raise InvalidEvent(f"unexpected error decoding the event: {type(error).__name__}") from None
 
-    def process(self, records: Iterable[SourceRecord]) -> BatchOutcome:
+    def process(self, records: Iterable[SourceRecord], after: BatchOutcome | None = None) -> BatchOutcome:
+        """Fold ``records`` on top of the states looked up, or, given ``after``, on top of
+        that batch's states and last events first: a batch folded while the one before it
+        is still being committed (`sequencer.app.batch_pipeline`) continues from it."""
         out = BatchOutcome()
+        lookup_state = self._lookup_state if after is None else _overlaid(after.states, self._lookup_state)
+        lookup_last_event = (self._lookup_last_event if after is None
+                             else _overlaid(after.last_events, self._lookup_last_event))
         states = out.states
         offsets: dict[str, dict[str, int]] = {}
         config = self.config
@@ -164,7 +178,7 @@ class EventProcessor:
                 continue
             state = states.get(stream)
             if state is None:
-                state = self._lookup_state(stream) or initial_state(stream, config)
+                state = lookup_state(stream) or initial_state(stream, config)
             tp = record.partition_key
             out.partition_of[stream] = record.partition
             next_offset = state.source_offsets.get(tp)
@@ -180,7 +194,7 @@ class EventProcessor:
                 # Forget it and fold the event.
                 state = self._forget_offset(stream, state, tp, offsets, record.offset)
             # Only an event for the last processed date is compared with the applied one.
-            applied = (out.last_events.get(stream) or self._lookup_last_event(stream)
+            applied = (out.last_events.get(stream) or lookup_last_event(stream)
                        if event.date == state.last_processed_date else None)
             skip = step_zero(state, event, applied)
             if skip is not None:
@@ -199,7 +213,7 @@ class EventProcessor:
         for stream, stream_offsets in offsets.items():
             state = states.get(stream)
             if state is None:  # only skipped records: the offsets still move on
-                state = self._lookup_state(stream) or initial_state(stream, config)
+                state = lookup_state(stream) or initial_state(stream, config)
             states[stream] = state.with_source_offsets(stream_offsets)
         return out
 

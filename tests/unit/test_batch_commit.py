@@ -12,7 +12,6 @@ import pytest
 from sequencer.app.batch_commit import (
     BatchCommit,
     BatchCommitFailed,
-    FoldAndCommit,
     Outgoing,
     RetryDelay,
     Step,
@@ -96,10 +95,14 @@ class FakeTable:
 
 class FakeOffsets:
     def __init__(self) -> None:
-        self.commits: list[set[str]] = []
+        self.commits: list[dict[str, int]] = []
 
-    async def commit_folded(self, tps):
-        self.commits.append(set(tps))
+    async def commit_folded(self, covered):
+        self.commits.append(dict(covered))
+
+
+#: What the batch of `_records` covers: the next offset of each partition.
+COVERED = {"events:0": 11, "events:1": 4}
 
 
 def _event(stream: str, date: str) -> bytes:
@@ -147,7 +150,7 @@ async def test_a_failed_step_commits_nothing_and_changes_no_state(step, producer
     assert outcome.decisions and outcome.dead_letters  # the batch has both kinds of output
 
     with pytest.raises(BatchCommitFailed) as raised:
-        await commit.commit(outcome, {"events:0", "events:1"})
+        await commit.commit(outcome, COVERED)
 
     assert raised.value.step is step
     assert f"step {int(step)}" in str(raised.value)
@@ -163,12 +166,12 @@ async def test_a_failed_batch_folded_again_lands_once():
     producer, table = FakeProducer("flush:2"), FakeTable()
     commit, processor, live, offsets = _setup(producer, table)
     with pytest.raises(BatchCommitFailed):
-        await commit.commit(processor.process(_records()), {"events:0"})
+        await commit.commit(processor.process(_records()), {"events:0": 11})
     producer.fail_on = None
 
-    result = await commit.commit(processor.process(_records()), {"events:0", "events:1"})
+    result = await commit.commit(processor.process(_records()), COVERED)
 
-    assert offsets.commits == [{"events:0", "events:1"}]
+    assert offsets.commits == [COVERED]
     es1 = state_from_dict(json.loads(table.states["ES1"]), CONFIG)
     assert (es1.last_processed_date, es1.events_applied) == ("2025-01-07", 2)
     assert live.get("ES1") == es1
@@ -181,7 +184,7 @@ async def test_steps_run_in_order_and_sends_are_batched_per_partition():
     seen_at_send: list = []
     outcome = processor.process(_records())
 
-    result = await commit.commit(outcome, {"events:0", "events:1"},
+    result = await commit.commit(outcome, COVERED,
                                  on_sent=lambda outcome, at: seen_at_send.append((at, dict(table.states))))
 
     # on_sent runs after the outputs are acknowledged and before any table write.
@@ -199,7 +202,7 @@ async def test_steps_run_in_order_and_sends_are_batched_per_partition():
     assert [r.topic for _, _, rs in producer.delivered for r in rs].count("dead-letters") == 1
     # Changelog records go to the partition of each stream's last record.
     assert dict(table.changelog) == {"ES1": 0, "NQ1": 1, "YM1": 1}
-    assert offsets.commits == [{"events:0", "events:1"}]
+    assert offsets.commits == [COVERED]
     assert set(live.cached()) == {"ES1", "NQ1", "YM1"}
 
 
@@ -210,7 +213,7 @@ def _changelog_batches(producer: FakeProducer) -> list[tuple[str, int, list[byte
 async def test_changelog_records_go_in_one_batch_per_partition_and_one_flush():
     producer, table = FakeProducer(), FakeTable()
     commit, processor, _, _ = _setup(producer, table)
-    await commit.commit(processor.process(_records()), {"events:0", "events:1"})
+    await commit.commit(processor.process(_records()), COVERED)
     # ES1 on partition 0; NQ1 and YM1 on partition 1 (the partition of their records).
     assert sorted(_changelog_batches(producer)) == [
         ("last-events-changelog", 0, [b"ES1"]), ("last-events-changelog", 1, [b"NQ1", b"YM1"]),
@@ -224,7 +227,7 @@ async def test_last_changelog_record_of_each_partition_alone_when_asked():
     producer, table = FakeProducer(), FakeTable()
     commit, processor, _, _ = _setup(producer, table)
     commit.last_changelog_record_alone = True
-    await commit.commit(processor.process(_records()), {"events:0", "events:1"})
+    await commit.commit(processor.process(_records()), COVERED)
     batches = _changelog_batches(producer)
     last_batch = {}
     for topic, partition, keys in batches:
@@ -257,7 +260,7 @@ async def test_a_failed_changelog_batch_puts_the_written_ones_back():
     producer.send_batch = ack_fails_for_the_changelog_tail
     before = (dict(table.states), dict(table.last_events))
     with pytest.raises(BatchCommitFailed) as raised:
-        await commit.commit(processor.process(_records()), {"events:0"})
+        await commit.commit(processor.process(_records()), {"events:0": 11})
     assert raised.value.step is Step.FLUSH_STATES
     assert (table.states, table.last_events) == before and offsets.commits == []
     assert {s: st.events_applied for s, st in live.cached().items()} == {"NQ1": 0}
@@ -274,33 +277,6 @@ def test_the_records_in_this_file_are_valid_events():
     # An independent check of the fixture: the fold above folds real events.
     for record in _records()[:-1]:
         assert parse_day_event(decode_payload(record.value), CONFIG).stream == record.key.decode()
-
-
-async def test_a_failed_batch_puts_the_counters_back_and_asks_for_the_batch_again():
-    producer, table = FakeProducer("ack"), FakeTable()  # the dead letter "never left"
-    commit, processor, _, offsets = _setup(producer, table)
-    rewound: list[list[SourceRecord]] = []
-
-    async def rewind(records):
-        rewound.append(records)
-
-    runner = FoldAndCommit(processor, commit, rewind, RetryDelay(first_s=0.5, most_s=2.0))
-    records = _records()
-    for expected_delay in (0.5, 1.0, 2.0):
-        outcome, delay = await runner.run(records)
-        assert outcome is None and delay == expected_delay
-        assert runner.failed.step is Step.FLUSH_OUTPUTS
-        assert processor.counters.as_dict() == {"records": 0, "applied": 0, "redelivered": 0,
-                                                "replaced_offsets": 0, "duplicates": 0, "dead_letters": 0,
-                                                "dead_letter_reasons": {}}
-    assert rewound == [records] * 3 and offsets.commits == []
-
-    producer.fail_on = None
-    outcome, delay = await runner.run(records)
-    assert outcome is not None and delay == 0.0 and runner.failed is None
-    counted = processor.counters
-    assert (counted.records, counted.applied, counted.dead_letters) == (5, 4, 1)  # once, not four times
-    assert runner.retry.next() == 0.5  # the pause starts over
 
 
 class CountingProducer(FakeProducer):
@@ -325,7 +301,7 @@ async def test_a_key_s_partition_is_asked_once_per_batch_and_every_record_lands_
     outcome = processor.process(records)
     assert len(outcome.decisions) == 3 * len(dates)
 
-    await commit.commit(outcome, {"events:0"})
+    await commit.commit(outcome, {"events:0": len(records)})
 
     decided = {key: n for (topic, key), n in producer.asked.items() if topic == "decisions"}
     assert decided == {b"ES1": 1, b"NQ1": 1, b"YM1": 1}

@@ -14,6 +14,7 @@ tests/contract/test_consumer_port.py, whose Faust app installs it.
 from __future__ import annotations
 
 import ast
+import asyncio
 import logging
 from importlib.metadata import version
 from pathlib import Path
@@ -61,8 +62,12 @@ def test_each_private_name_the_list_uses_still_exists():
     consumer = app("private-names").consumer  # built, not started: no broker needed
     for name in ("_commit", "_drain_messages", "_add_gap", "_new_consumer_thread"):
         assert callable(getattr(AIOKafkaFaustConsumer, name, None)), name
-    for name in ("_stopped", "_read_offset", "_commit_every", "_n_acked"):
+    for name in ("_stopped", "_read_offset", "_commit_every", "_n_acked", "_buffered_partitions"):
         assert hasattr(consumer, name), name
+    assert callable(consumer._get_active_partitions) and callable(consumer.on_buffer_drop)
+    buffer = app("private-producer-names").producer.buffer  # built, not started
+    assert isinstance(buffer.pending, asyncio.Queue) and buffer.max_messages > 0
+    assert callable(buffer.wait_until_ebb)
     assert callable(getattr(Producer, "_ensure_producer", None))
     assert callable(getattr(AIOKafkaConsumerThread, "_create_worker_consumer", None))
     stream = app("private-stream-names").stream(app("private-stream-channel").channel())
@@ -115,3 +120,41 @@ def test_refused_on_another_faust_version_which_keeps_its_own_consumer(monkeypat
         assert private_api.install_fast_drain(target) is False
     assert target.transport.Consumer is AIOKafkaFaustConsumer
     assert f"faust-streaming {other}: fast drain not verified" in caplog.text
+
+
+async def test_the_quick_buffer_check_waits_as_faust_does_only_over_the_limit(monkeypatch):
+    target = app("quick-ebb")
+    assert private_api.install_fast_drain(target) is True
+    buffer = target.producer.buffer
+    flushed: list[int] = []
+
+    async def flush_atmost(most):
+        flushed.append(most)
+        return 0
+
+    monkeypatch.setattr(buffer, "flush_atmost", flush_atmost)
+    for _ in range(buffer.max_messages):
+        buffer.pending.put_nowait(object())
+    await buffer.wait_until_ebb()  # at the limit, not over it: no wait
+    assert flushed == []
+    buffer.pending.put_nowait(object())
+    await buffer.wait_until_ebb()  # over it: Faust's own wait, which flushes
+    assert flushed == [buffer.max_messages]
+
+
+async def test_a_drain_with_every_partition_paused_for_a_full_buffer_goes_on_when_one_drops():
+    target = app("buffer-drop")
+    private_api.install_fast_drain(target)
+    consumer = target.consumer
+    tp = faust.types.TP("events", 0)
+    consumer._active_partitions = {tp}
+    assert await asyncio.wait_for(consumer._wait_for_buffer_drop(), 0.1) is False  # a partition is active
+
+    consumer.on_buffer_full(tp)  # what the conductor calls when the stream's buffer is full
+    assert not consumer._get_active_partitions()
+    waiting = asyncio.ensure_future(consumer._wait_for_buffer_drop())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # Faust would sleep a second here; this waits for the drop
+    consumer.on_buffer_drop(tp)
+    assert await asyncio.wait_for(waiting, 0.1) is True
+    assert consumer._get_active_partitions() == {tp}

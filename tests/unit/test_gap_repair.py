@@ -176,13 +176,13 @@ async def test_the_committed_offset_covers_records_no_state_names():
 async def test_commits_only_what_moved_on():
     consumer = FakeConsumer()
     guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
-    await guard.commit_folded({"ev:0"})  # nothing folded yet: nothing to commit
+    await guard.commit_folded(guard.folded_up_to({"ev:0"}))  # nothing folded yet: nothing to commit
     await guard.settled()
     assert consumer.commits == []
     kept = await guard.without_holes([rec(0, 10), rec(0, 11)])
-    await guard.commit_folded({r.partition_key for r in kept})
+    await guard.commit_folded(guard.folded_up_to({r.partition_key for r in kept}))
     await guard.settled()
-    await guard.commit_folded({"ev:0"})
+    await guard.commit_folded(guard.folded_up_to({"ev:0"}))
     await guard.settled()
     assert consumer.commits == [{"ev:0": 12}]
 
@@ -208,7 +208,7 @@ async def test_offsets_past_the_partitions_end_belong_to_a_replaced_log():
     consumer = FakeConsumer(group={"ev:0": 3829}, ends={"ev:0": 160})
     guard = InputOffsets(consumer, held(ES1={"ev:0": 3829}))
     assert offsets(await guard.without_holes([rec(0, 0), rec(0, 1)])) == [(0, 0), (0, 1)]
-    await guard.commit_folded({"ev:0"})
+    await guard.commit_folded(guard.folded_up_to({"ev:0"}))
     await guard.settled()
     assert consumer.seeks == [] and consumer.commits == [{"ev:0": 2}]
 
@@ -250,9 +250,9 @@ async def test_the_next_batch_does_not_wait_for_the_commit_and_commits_stay_in_o
     consumer = SlowCommits()
     guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
     await guard.without_holes([rec(0, 10), rec(0, 11)])
-    await asyncio.wait_for(guard.commit_folded({"ev:0"}), 1.0)  # returns with the answer still out
+    await asyncio.wait_for(guard.commit_folded(guard.folded_up_to({"ev:0"})), 1.0)  # returns with the answer still out
     await guard.without_holes([rec(0, 12)])
-    await asyncio.wait_for(guard.commit_folded({"ev:0"}), 1.0)
+    await asyncio.wait_for(guard.commit_folded(guard.folded_up_to({"ev:0"})), 1.0)
     assert consumer.commits == []
     consumer.answer.set()
     await guard.settled()
@@ -266,10 +266,10 @@ async def test_a_failed_background_commit_is_committed_by_the_next_batch():
     consumer.fail_next = True
     guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
     await guard.without_holes([rec(0, 10)])
-    await guard.commit_folded({"ev:0"})
+    await guard.commit_folded(guard.folded_up_to({"ev:0"}))
     await guard.settled()
     assert consumer.commits == [] and guard.committed == {}
-    await guard.commit_folded({"ev:0"})  # nothing new folded, yet the offset was never committed
+    await guard.commit_folded(guard.folded_up_to({"ev:0"}))  # nothing new folded, yet the offset was never committed
     await guard.settled()
     assert consumer.commits == [{"ev:0": 11}]
 
@@ -278,7 +278,7 @@ async def test_a_commit_answered_after_a_rebalance_is_not_taken_for_the_new_assi
     consumer = SlowCommits()
     guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
     await guard.without_holes([rec(0, 10)])
-    await guard.commit_folded({"ev:0"})
+    await guard.commit_folded(guard.folded_up_to({"ev:0"}))
     guard.forget()  # partitions revoked meanwhile
     consumer.answer.set()
     await guard.settled()

@@ -11,6 +11,7 @@ from hypothesis import given, strategies as st
 from sequencer.app.lag_report import TailDates, compute_lag, stream_and_date, true_ends
 from sequencer.app.lag_status import LagWindow, OffsetSample, Status, group_status, partition_status
 from sequencer.app.latency import DecisionLatency, matched_record_times, quantile
+from sequencer.app.records import SourceRecord
 from sequencer.app.monitoring import freshness_rows, lag_document, prometheus_text, readiness
 
 WINDOW = 60.0
@@ -194,20 +195,13 @@ def test_quantile_is_the_nearest_rank(values, q) -> None:
 def test_latency_histogram_in_the_metrics_text_parses_and_counts() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    class Message:
-        def __init__(self, key, timestamp):
-            self.key, self.timestamp = key, timestamp
-
-    class Event:
-        def __init__(self, key, timestamp):
-            self.message = Message(key, timestamp)
-
     class Decision:
         def __init__(self, stream):
             self.stream = stream
 
     latency = DecisionLatency()
-    latency.observe_sent([Decision("ES1"), Decision("NQ1")], [Event(b"ES1", 100.0), Event(b"NQ1", 100.05)],
+    latency.observe_sent([Decision("ES1"), Decision("NQ1")],
+                         [SourceRecord("t", 0, 0, b"ES1", b"", 100_000), SourceRecord("t", 0, 1, b"NQ1", b"", 100_050)],
                          sent_at=100.08)
     summary = latency.summary()
     assert summary["decisions"] == 2 and math.isclose(summary["p50"], 0.03) and math.isclose(summary["p99"], 0.08)

@@ -136,3 +136,34 @@ async def test_without_acks_every_event_still_comes_and_none_is_acked() -> None:
     assert all(len(values) <= 50 for _, values in batches)
     assert stream.acked == []
     assert stream._processors == [] and stream.enable_acks  # left as found
+
+
+class FakeChannel:
+    """The stream's channel: its queue holds what arrived and the stream has not taken yet."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    def __aiter__(self) -> "FakeChannel":
+        return self
+
+    async def __anext__(self) -> Any:
+        raise StopAsyncIteration
+
+
+async def test_a_batch_is_not_handed_over_while_records_wait_in_the_channel() -> None:
+    # A backlog: the loop was busy elsewhere for a settle interval, so nothing was
+    # added to the batch, but the channel still holds records: not settled.
+    stream, batches = FakeStream(), []
+    stream.channel = FakeChannel()
+    consumer = asyncio.ensure_future(collect(stream, 1000, within=2.0, settle=0.02, batches=batches))
+    await asyncio.sleep(0.01)
+    await feed_values(stream, range(10), gap_s=0)
+    stream.channel.queue.put_nowait("record 10, not taken yet")
+    await asyncio.sleep(0.1)  # five settle intervals with nothing new in the batch
+    assert batches == []
+    stream.channel.queue.get_nowait()
+    await feed_values(stream, range(10, 20), gap_s=0)
+    await asyncio.sleep(0.1)
+    await stop(consumer)
+    assert [values for _, values in batches] == [list(range(20))]

@@ -25,7 +25,12 @@ Private uses, each with why no public API does it:
    ``_read_offset``, ``_commit_every``, ``_n_acked``, ``_add_gap`` and the
    fetcher's ``_stopped`` like the method it replaces. Faust awaits, per
    message, a race of two new tasks; this awaits the callback directly while
-   the flow is active (docs/benchmarks.md). Off with ``SEQUENCER_FAST_DRAIN=false``.
+   the flow is active (docs/benchmarks.md). While every partition is paused for
+   a full stream buffer it waits for a buffer to drop (an override of
+   ``on_buffer_drop``; ``_get_active_partitions`` and ``_buffered_partitions``
+   say so) instead of Faust's fixed second of sleep, and while some are paused
+   a fetch of the others waits ``BUFFERED_GETMANY_TIMEOUT_S``, not a second.
+   Off with ``SEQUENCER_FAST_DRAIN=false``.
 4. In `sequencer.adapters.faust.fetch_wait`, still in its own module (to move
    here): overrides ``Consumer._new_consumer_thread`` and
    ``AIOKafkaConsumerThread._create_worker_consumer`` and sets aiokafka's
@@ -37,6 +42,11 @@ Private uses, each with why no public API does it:
    no public way to hand a batch over when its burst settles rather than at a
    fixed ``within`` tick (docs/benchmarks.md, "Batches handed over when a burst
    settles").
+
+6. The quick producer-buffer check (`quick_ebb_producer_class`, installed with
+   the fast drain): replaces ``ProducerBuffer.wait_until_ebb`` on the instance
+   by one that reads the buffer's ``pending`` queue, as ``ProducerBuffer.size``
+   does without a threaded producer, instead of a settings lookup per record.
 
 Public APIs used where they exist: ``faust.Schema`` subclassed with its
 ``loads_key``/``loads_value``/``compile`` hooks and ``faust.App(monitor=)``
@@ -82,6 +92,14 @@ def aiokafka_producer(producer: Any) -> Any:
 
 
 
+#: Seconds a fetch of the active partitions may wait while others are paused
+#: because their stream buffer is full (Faust's: 1 s). A partition at the end of
+#: its log is active and has nothing to fetch; with a second's wait, the paused
+#: ones, resumed meanwhile, waited too, and the agent ran dry (docs/benchmarks.md,
+#: "A full stream buffer").
+BUFFERED_GETMANY_TIMEOUT_S = 0.02
+
+
 def fast_drain_consumer_class() -> type:
     """Faust's aiokafka consumer with ``_drain_messages`` replaced (use 3).
 
@@ -91,6 +109,28 @@ def fast_drain_consumer_class() -> type:
     from faust.transport.drivers.aiokafka import Consumer as AIOKafkaFaustConsumer
 
     class FastDrainConsumer(AIOKafkaFaustConsumer):  # type: ignore[misc, valid-type]
+        _buffer_dropped: asyncio.Event | None = None
+
+        def on_buffer_drop(self, tp: Any) -> None:
+            super().on_buffer_drop(tp)
+            if self._buffer_dropped is not None:
+                self._buffer_dropped.set()
+
+        async def _wait_for_buffer_drop(self) -> bool:
+            """While every partition is paused because the stream buffers are full, wait
+            (at most a second, as Faust's ``getmany`` would) for a buffer to drop, and
+            True; False when some partition is active or paused for another reason."""
+            if self._get_active_partitions() or not self._buffered_partitions:
+                return False
+            if self._buffer_dropped is None:
+                self._buffer_dropped = asyncio.Event()
+            self._buffer_dropped.clear()
+            try:
+                await asyncio.wait_for(self._buffer_dropped.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+            return True
+
         async def _drain_messages(self, fetcher: Any) -> None:
             callback = self.callback
             getmany = self.getmany
@@ -107,8 +147,13 @@ def fast_drain_consumer_class() -> type:
             since_yield = 0
             try:
                 while not (consumer_should_stop() or fetcher_should_stop()):
+                    if await self._wait_for_buffer_drop():
+                        continue  # Faust's getmany would have slept a whole second
                     set_flag(CONSUMER_FETCHING)
-                    ait: Any = getmany(timeout=1.0)
+                    # While some partition is paused for a full buffer, a getmany on
+                    # the others (perhaps at their end) must not wait a second: the
+                    # paused ones come back as soon as their buffer drops.
+                    ait: Any = getmany(timeout=BUFFERED_GETMANY_TIMEOUT_S if self._buffered_partitions else 1.0)
                     await self.sleep(0)
                     if not self.should_stop:
                         async for tp, message in ait:
@@ -154,7 +199,36 @@ def install_fast_drain(app: Any) -> bool:
                        "using Faust's consumer", faust.__version__, FAUST_CHECKED)
         return False
     app.transport.Consumer = fast_drain_consumer_class()
+    app.transport.Producer = quick_ebb_producer_class(app.transport.Producer)
     return True
+
+
+def quick_ebb_producer_class(base: type) -> type:
+    """Faust's transport producer whose buffer answers "is it full?" without a settings lookup (use 6).
+
+    The conductor awaits ``producer.buffer.wait_until_ebb()`` for every record it
+    hands to a stream (a stream's ``send_soon`` may have filled the buffer); its
+    ``size`` reads the ``producer_threaded`` setting through Faust's settings
+    registry each time, 1.2 us of a record's 40 (docs/benchmarks.md, "Batches
+    folded one ahead"). Without a threaded producer the size is the length of
+    the buffer's ``pending`` queue, so the check asks that queue and waits as
+    Faust does only when it is over the buffer's ``max_messages``."""
+
+    class QuickEbbProducer(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            buffer = self.buffer
+            if self.app.conf.producer_threaded:
+                return  # the size is another queue's: Faust's own check
+            pending, wait_as_faust = buffer.pending, buffer.wait_until_ebb
+
+            async def wait_until_ebb() -> None:
+                if pending.qsize() > buffer.max_messages:
+                    await wait_as_faust()
+
+            buffer.wait_until_ebb = wait_until_ebb  # read by the conductor when it builds its callbacks
+
+    return QuickEbbProducer
 
 
 def enable_passive_drain(stream: Any) -> None:

@@ -75,15 +75,26 @@ async def take_bursts(stream: Any, max_: int, within: float, settle: float = SET
             await stream.wait(consumed)  # never more than max_ in a batch
         return value
 
+    queue = getattr(stream.channel, "queue", None)  # the stream's channel: what has arrived and is not taken yet
+
     async def settled() -> None:
-        """Wait, once the first event is in, until the burst settles, ``within`` passes or the buffer fills."""
+        """Wait, once the first event is in, until the burst settles, ``within`` passes or the buffer fills.
+
+        Settled means: no new event for ``settle`` seconds *and* none waiting in the
+        stream's channel. A settle interval in which the loop ran other work (a
+        commit's sends, the consumer handing over a fetch) added nothing to the
+        batch while the channel held thousands of records: a backlog was cut into
+        batches of about a thousand instead of ``max_`` (docs/benchmarks.md,
+        "Batches folded one ahead")."""
         seen = len(events)
         while not full.is_set():
             left = first_at + within - time.monotonic()
             if left <= 0:
                 return
             await stream.wait_for_stopped(full, timeout=min(settle, left))
-            if stream.should_stop or len(events) == seen:
+            if stream.should_stop:
+                return
+            if len(events) == seen and (queue is None or queue.empty()):
                 return
             seen = len(events)
 

@@ -26,7 +26,8 @@ import faust
 from faust.types import TP
 
 from sequencer.adapters.kafka.connection import KafkaConnection
-from sequencer.app.batch_commit import BatchCommit, FoldAndCommit
+from sequencer.app.batch_commit import BatchCommit, CommitResult
+from sequencer.app.batch_pipeline import BatchPipeline, FoldedBatch
 from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
 from sequencer.app.codecs import encode_dead_letter
 from sequencer.domain import SequencerConfig, StreamState, partition_key, split_partition_key
@@ -95,7 +96,8 @@ class WorkerRuntime:
     states_table: Any = None
     last_events_table: Any = None
     batches: int = 0  # batches handed to the agent
-    input_offsets: Any = None  # gap_repair.InputOffsets: holes, stalls, commits
+    input_offsets: Any = None  # input_offsets.InputOffsets: holes, stalls, commits
+    pipeline: Any = None  # batch_pipeline.BatchPipeline: batches folded one ahead of their commits
     latency: DecisionLatency = field(default_factory=DecisionLatency)  # record time -> decision acked
     owned: set[int] = field(default_factory=set)  # partitions of the events topic assigned now
     status: WorkerStatus = field(default_factory=WorkerStatus)
@@ -293,11 +295,6 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                            lambda state: runtime.owns(state.stream, state))
     app.sequencer = runtime  # read by the web views and the CLI
 
-    # Set while no batch is between its fold and its last table write; a
-    # revocation waits for it (see on_revoked).
-    batch_idle = asyncio.Event()
-    batch_idle.set()
-
     input_offsets = InputOffsets(FaustConsumerPort(app, settings), lambda: runtime.states().values())
     runtime.input_offsets = input_offsets
     table_port = FaustTablePort(states_table, last_events_table)
@@ -307,56 +304,50 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         dead_letters_topic=dead_letters_topic.get_topic_name(),
         encode_dead_letter=lambda letter: encode_dead_letter(letter, settings.dead_letter_value_bytes),
         last_changelog_record_alone=settings.changelog_single_record_batches)
-    fold_and_commit = FoldAndCommit(processor, batch_commit, input_offsets.rewind)
 
-    async def handle_batch(events: list) -> float:
-        """Fold and commit one batch; returns seconds to wait before the next (0 unless it failed)."""
-        records = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
-                                e.message.key, e.message.value, _timestamp_ms(e.message))
-                   for e in events]
-        records = await input_offsets.without_holes(records)
-        runtime.batches += 1
-        if not records:
-            return 0.0
-        outcome, delay = await fold_and_commit.run(
-            records, on_sent=lambda sent, sent_at: runtime.latency.observe_sent(sent.decisions, events, sent_at))
-        if outcome is None:
-            runtime.status.set("retrying", f"{fold_and_commit.failed}; folded again in {delay:.1f} s")
-            return delay
+    def landed(folded: FoldedBatch, result: CommitResult) -> None:
         runtime.status.folded()
         runtime.last_batch_at = time.time()
-        runtime.rate_window.append((time.monotonic(), len(records)))
-        schedule.note(outcome.states, len(outcome.decisions))
+        runtime.rate_window.append((time.monotonic(), len(folded.records)))
+        schedule.note(folded.outcome.states, result.decisions)
         # Never awaited here: writing 200 files took up to 1.2 s, and the next
         # batch's decisions waited for it (docs/benchmarks.md, "Checkpoints off
         # the batch path").
         runtime.checkpoints.start_if_due()
-        return 0.0
+
+    def failed(failure: Exception, delay: float) -> None:
+        runtime.status.set("retrying", f"{failure}; folded again in {delay:.1f} s")
+
+    # The next batch is folded while the one before it is committed
+    # (batch_pipeline); a revocation and a stop wait for both (drain).
+    pipeline = BatchPipeline(
+        processor, batch_commit, input_offsets, on_landed=landed, on_failed=failed,
+        on_sent=lambda folded, sent_at: runtime.latency.observe_sent(folded.outcome.decisions, folded.records,
+                                                                     sent_at))
+    runtime.pipeline = pipeline
 
     @app.agent(events_topic, name="fold-day-events")
     async def fold_day_events(stream: faust.Stream) -> None:
         # No acks: the events topic's are off, the worker commits its input offsets itself.
         async for events in take_bursts(stream, batch_size, BATCH_WITHIN_S, acks=False):
-            batch_idle.clear()
+            runtime.batches += 1
+            records = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
+                                    e.message.key, e.message.value, _timestamp_ms(e.message))
+                       for e in events]
+            work = asyncio.ensure_future(pipeline.submit(records))
             try:
-                work = asyncio.ensure_future(handle_batch(events))
-                try:
-                    delay = await asyncio.shield(work)
-                except asyncio.CancelledError:
-                    # A stop cancels the agent, and take_events then acks the
-                    # whole batch: let the folded batch reach the table first.
-                    if not work.done():
-                        await work
-                    raise
-            finally:
-                batch_idle.set()
-            if delay:
-                await asyncio.sleep(delay)  # a failed commit: the batch comes again after the seek
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # A stop cancels the agent: let what is folded reach the table first.
+                if not work.done():
+                    await work
+                await pipeline.drain()
+                raise
 
     @app.timer(interval=STALL_CHECK_S, on_leader=False)
     async def watch_for_stalls() -> None:
-        if batch_idle.is_set():
-            await input_offsets.check_stalls(runtime.batches, batch_idle.is_set)
+        if pipeline.idle:
+            await input_offsets.check_stalls(runtime.batches, lambda: pipeline.idle)
 
     @app.timer(interval=max(1.0, settings.checkpoint_every_seconds / 2), on_leader=False)
     async def periodic_checkpoint() -> None:
@@ -381,7 +372,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         # last changelog records: finish the batch in flight before the group
         # moves on (without fencing, a late write would land after its restore).
         try:
-            await asyncio.wait_for(batch_idle.wait(), timeout=settings.session_timeout_s * 5)
+            await asyncio.wait_for(pipeline.drain(), timeout=settings.session_timeout_s * 5)
         except asyncio.TimeoutError:
             logger.error("a batch was still in flight when partitions were revoked")
         await input_offsets.settled()  # the next owner starts from our last commit
@@ -393,6 +384,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     async def write_final_checkpoints(app_: faust.App, **kwargs: Any) -> None:
         # At shutdown every owned stream, not only those this run touched: a
         # stream folded by an earlier, killed run may have a stale file.
+        await pipeline.drain()
         await input_offsets.settled()
         await runtime.checkpoints.write(force=True)
 
