@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Mapping, Protocol
 
 from sequencer.app.batch_commit import BatchCommit, BatchCommitFailed, CommitResult, RetryDelay
 from sequencer.app.processor import BatchOutcome, EventProcessor, ProcessingCounters
-from sequencer.app.records import SourceRecord
+from sequencer.app.records import SourceRecord, partitions_of
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class BatchPipeline:
                 records = await self.intake.without_holes(records)
                 if not records:
                     return
-                covered = self.intake.folded_up_to({record.partition_key for record in records})
+                covered = self.intake.folded_up_to(partitions_of(records))
                 folded = self._fold(records, covered)
                 self._ahead = folded
             if self._commit_task is not None:

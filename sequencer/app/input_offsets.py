@@ -26,7 +26,7 @@ import logging
 from typing import Callable, Iterable, Mapping, Protocol
 
 from sequencer.domain import StreamState
-from sequencer.app.records import SourceRecord
+from sequencer.app.records import SourceRecord, partitions_of
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,13 @@ class PartitionPositions:
         out of ``kept``; they come again after a seek to ``start``. Offsets
         before a partition's known position are redeliveries, never holes.
         """
+        kept, holes, _ = self.split_and_advance_to(records)
+        return kept, holes
+
+    def split_and_advance_to(self, records: Iterable[SourceRecord]) -> tuple[
+            list[SourceRecord], dict[str, tuple[int, int]], dict[str, int]]:
+        """`split_at_holes`, and the positions `advance` of the kept records would set
+        (one pass over the records instead of two)."""
         kept: list[SourceRecord] = []
         holes: dict[str, tuple[int, int]] = {}
         expected = dict(self._next)
@@ -78,7 +85,7 @@ class PartitionPositions:
             kept.append(record)
             if position is None or record.offset + 1 > position:
                 expected[tp] = record.offset + 1
-        return kept, holes
+        return kept, holes, expected
 
     def accept_gap(self, tp: str, stop: int) -> None:
         """Offsets before ``stop`` hold no record (markers, compaction): move on."""
@@ -88,6 +95,12 @@ class PartitionPositions:
     def rewind(self, tp: str, offset: int) -> None:
         """Expect ``offset`` next again (a batch from there is to be folded again)."""
         self._next[tp] = offset
+
+    def advance_to(self, positions: Mapping[str, int]) -> None:
+        """Expect ``positions`` next where they are further than what is expected now."""
+        for tp, offset in positions.items():
+            if offset > self._next.get(tp, -1):
+                self._next[tp] = offset
 
     def advance(self, records: Iterable[SourceRecord]) -> None:
         for record in records:
@@ -206,11 +219,9 @@ class InputOffsets:
         consumer is sought back to a hole; a hole met again at the same offset
         is read directly and its records folded as read (none: the offsets
         hold no records, and are passed over)."""
-        first_offsets: dict[str, int] = {}
-        for record in records:
-            first_offsets.setdefault(record.partition_key, record.offset)
-        await self.learn(first_offsets)
-        kept, holes = self.positions.split_at_holes(records)
+        await self.learn(partitions_of(records))
+        kept, holes, advanced = self.positions.split_and_advance_to(records)
+        read_again = False
         for tp, (start, stop) in holes.items():
             if self.rewound.get(tp) == start:
                 # The same hole after a seek. Read it directly: the records
@@ -236,9 +247,13 @@ class InputOffsets:
                 kept_again, _ = self.positions.split_at_holes(
                     r for r in records if r.partition_key == tp and r.offset >= stop)
                 kept.extend(before + sorted(found, key=lambda r: r.offset) + kept_again)
+                read_again = True
                 continue
             await self._seek_back(tp, start, "never handed to the agent")
-        self.positions.advance(kept)
+        if read_again:
+            self.positions.advance(kept)
+        else:
+            self.positions.advance_to(advanced)
         return kept
 
     def folded_up_to(self, tps: Iterable[str]) -> dict[str, int]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from operator import itemgetter
+from typing import Iterable, NamedTuple
 
 from sequencer.domain import partition_key
 
@@ -35,6 +36,15 @@ class SourceRecord(NamedTuple):
     @property
     def partition_key(self) -> str:
         return _partition_key(self.topic, self.partition)
+
+
+_TOPIC_PARTITION = itemgetter(0, 1)  # SourceRecord's topic and partition
+
+
+def partitions_of(records: Iterable[SourceRecord]) -> set[str]:
+    """The ``topic:partition`` names ``records`` come from: one name per partition,
+    not one per record (a batch holds thousands of records of a few partitions)."""
+    return {_partition_key(topic, partition) for topic, partition in set(map(_TOPIC_PARTITION, records))}
 
 
 @dataclass(frozen=True, slots=True)
