@@ -100,11 +100,16 @@ def aiokafka_producer(producer: Any) -> Any:
 BUFFERED_GETMANY_TIMEOUT_S = 0.02
 
 
-def fast_drain_consumer_class() -> type:
+def fast_drain_consumer_class(intakes: Mapping[str, Any] | None = None) -> type:
     """Faust's aiokafka consumer with ``_drain_messages`` replaced (use 3).
 
-    A callback already blocked on a full stream buffer when a rebalance starts is
-    not interrupted; Faust clears the buffers on rebalance, which unblocks it."""
+    ``intakes`` maps a topic to a `record_intake.RecordIntake`: that topic's
+    records go there instead of through Faust's conductor and stream (while
+    the flow is suspended for a rebalance they are dropped, as a stream's
+    buffer is cleared then). A callback already blocked on a full stream buffer
+    when a rebalance starts is not interrupted; Faust clears the buffers on
+    rebalance, which unblocks it."""
+    intake_of = dict(intakes or {}).get
     from faust.transport.consumer import CONSUMER_FETCHING
     from faust.transport.drivers.aiokafka import Consumer as AIOKafkaFaustConsumer
 
@@ -170,7 +175,11 @@ def fast_drain_consumer_class() -> type:
                                 if commit_every is not None and self._n_acked >= commit_every:
                                     self._n_acked = 0
                                     await self.commit()
-                                if suspended():
+                                intake = intake_of(message.topic)
+                                if intake is not None:
+                                    if not suspended() and not intake.put(message):
+                                        await self.wait_first(intake.room(), self.suspend_flow.wait())
+                                elif suspended():
                                     await self.wait_first(callback(message), self.suspend_flow.wait())
                                 else:
                                     await callback(message)
@@ -190,15 +199,16 @@ def fast_drain_consumer_class() -> type:
     return FastDrainConsumer
 
 
-def install_fast_drain(app: Any) -> bool:
-    """Use the fast consumer for ``app`` (use 3); False, and Faust's own, on another major.minor."""
+def install_fast_drain(app: Any, intakes: Mapping[str, Any] | None = None) -> bool:
+    """Use the fast consumer for ``app`` (use 3), its records of the topics of ``intakes``
+    going to those intakes; False, and Faust's own consumer, on another major.minor."""
     import faust
 
     if not same_minor(faust.__version__):
         logger.warning("faust-streaming %s: fast drain not verified for it (checked on %s); "
                        "using Faust's consumer", faust.__version__, FAUST_CHECKED)
         return False
-    app.transport.Consumer = fast_drain_consumer_class()
+    app.transport.Consumer = fast_drain_consumer_class(intakes)
     app.transport.Producer = quick_ebb_producer_class(app.transport.Producer)
     return True
 

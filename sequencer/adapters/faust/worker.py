@@ -20,7 +20,7 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, AsyncIterator, Iterable
 
 import faust
 from faust.types import TP
@@ -44,7 +44,8 @@ from sequencer.app.records import SourceRecord
 from sequencer.settings import Settings
 from sequencer.adapters.faust.private_api import commit_offsets, install_fast_drain
 from sequencer.adapters.faust.fetch_wait import install as install_short_fetch_wait
-from sequencer.adapters.faust.take_bursts import take_bursts
+from sequencer.adapters.faust.record_intake import MOST_WAITING, RecordIntake, record_of
+from sequencer.adapters.faust.take_bursts import SETTLE_S, take_bursts
 from sequencer.adapters.faust.per_record import EventBytesSchema, QuietMonitor
 from sequencer.adapters.faust.commit_ports import FaustProducerPort, FaustTablePort
 from sequencer.app.input_offsets import InputOffsets
@@ -219,12 +220,6 @@ class FaustConsumerPort:
                                 KafkaConnection.of(self.settings).aiokafka_kwargs())
 
 
-def _timestamp_ms(message: Any) -> int | None:
-    # Faust keeps the record's timestamp in seconds (a float).
-    seconds = message.timestamp
-    return int(seconds * 1000) if seconds else None
-
-
 def _faust_tp(tp: str) -> TP:
     return TP(*split_partition_key(tp))
 
@@ -246,7 +241,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         broker_rebalance_timeout=settings.session_timeout_s,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=5000,
-        stream_buffer_maxsize=32768,
+        stream_buffer_maxsize=MOST_WAITING,  # the fallback path's stream buffer, as many as the intake holds
         stream_wait_empty=False,
         producer_acks=-1,
         producer_max_batch_size=PRODUCE_BATCH_BYTES,
@@ -326,14 +321,23 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                                                      sent_at))
     runtime.pipeline = pipeline
 
-    @app.agent(events_topic, name="fold-day-events")
-    async def fold_day_events(stream: faust.Stream) -> None:
+    # With the fast drain, the consumer puts the events topic's records here and
+    # the agent's stream stays empty (record_intake); without it, Faust's stream.
+    intake = RecordIntake()
+    direct = False
+
+    async def batches(stream: faust.Stream) -> AsyncIterator[list[SourceRecord]]:
+        if direct:
+            while True:
+                yield await intake.take(batch_size, BATCH_WITHIN_S, SETTLE_S)
         # No acks: the events topic's are off, the worker commits its input offsets itself.
         async for events in take_bursts(stream, batch_size, BATCH_WITHIN_S, acks=False):
+            yield [record_of(event.message) for event in events]
+
+    @app.agent(events_topic, name="fold-day-events")
+    async def fold_day_events(stream: faust.Stream) -> None:
+        async for records in batches(stream):
             runtime.batches += 1
-            records = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
-                                    e.message.key, e.message.value, _timestamp_ms(e.message))
-                       for e in events]
             work = asyncio.ensure_future(pipeline.submit(records))
             try:
                 await asyncio.shield(work)
@@ -367,6 +371,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         # write (not even one of the batch in flight) and no view serves them.
         lost = {tp.partition for tp in revoked if tp.topic == settings.topic_events}
         runtime.disown(lost)
+        if intake.clear():  # as Faust clears its stream buffers: they come again after a seek back
+            logger.info("partitions revoked: the records not yet folded are read again later")
         runtime.status.set("rebalancing", "partitions revoked: waiting for the group to assign them")
         # Another worker may own these streams next. Its restore must see our
         # last changelog records: finish the batch in flight before the group
@@ -394,7 +400,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                session_timeout_s=settings.session_timeout_s)
 
     if settings.fast_drain:
-        install_fast_drain(app)
+        direct = install_fast_drain(app, {settings.topic_events: intake})
     install_short_fetch_wait(app)  # after fast drain: it subclasses the installed consumer
     register_views(app, runtime)
     return app
