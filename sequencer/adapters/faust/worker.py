@@ -336,17 +336,19 @@ def create_app(settings: Settings, config: SequencerConfig, *,
 
     @app.agent(events_topic, name="fold-day-events")
     async def fold_day_events(stream: faust.Stream) -> None:
-        async for records in batches(stream):
-            runtime.batches += 1
-            work = asyncio.ensure_future(pipeline.submit(records))
-            try:
-                await asyncio.shield(work)
-            except asyncio.CancelledError:
-                # A stop cancels the agent: let what is folded reach the table first.
-                if not work.done():
-                    await work
-                await pipeline.drain()
-                raise
+        try:
+            async for records in batches(stream):
+                runtime.batches += 1
+                work = asyncio.ensure_future(pipeline.submit(records))
+                try:
+                    await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    if not work.done():
+                        await work
+                    raise
+        finally:
+            # A stop cancels the agent: what is folded reaches the broker first.
+            await pipeline.drain()
 
     @app.timer(interval=STALL_CHECK_S, on_leader=False)
     async def watch_for_stalls() -> None:
