@@ -2,10 +2,11 @@
 before it is being committed.
 
 A batch commit (`batch_commit.BatchCommit`) mostly waits: for the broker to
-acknowledge the decisions, then the changelog records. On a backlog that was
-12-15% of the worker's time with nothing else to do (docs/benchmarks.md,
-"Batches folded one ahead"). `BatchPipeline.submit` lets that wait overlap
-with taking and folding the next batch:
+acknowledge the decisions, then the changelog records. On a backlog the
+worker's main thread had nothing else to do for 5-15% of the time
+(docs/benchmarks.md, "Records straight to the batches, batches folded one
+ahead"). `BatchPipeline.submit` lets that wait overlap with taking and
+folding the next batch:
 
 1. the records are checked against the offsets folded so far (holes,
    `input_offsets.InputOffsets.without_holes`), and what they cover is noted;

@@ -1,8 +1,9 @@
 """One contract for `gap_repair.ConsumerPort`, run against every implementation:
 the in-memory fake (tests/support/fake_consumer.py) and the worker's Faust port
 (`stream_app.FaustConsumerPort`, with the worker's own consumer classes) on the
-embedded broker, the way eventsourcing runs one recorder suite over every
-backend.
+embedded broker, its records handed to a Faust stream or, as the worker takes
+them, to its record intake (`record_intake`), the way eventsourcing runs one
+recorder suite over every backend.
 
 What `InputOffsets` (the hole repair, the stall watch and the commit of the
 batch commit's step 5) relies on, and so what is tested here:
@@ -74,7 +75,7 @@ async def in_memory_subject() -> AsyncIterator[Subject]:
     yield Subject(port, topic, delivered)
 
 
-async def faust_subject(bootstrap: str) -> AsyncIterator[Subject]:
+async def faust_subject(bootstrap: str, with_intake: bool = False) -> AsyncIterator[Subject]:
     """A Faust app built as the worker builds its consumer (fast drain, short fetch wait,
     acks off on the events topic, a table so changelog partitions are assigned too),
     with an agent that only notes the offsets it is handed."""
@@ -82,6 +83,7 @@ async def faust_subject(bootstrap: str) -> AsyncIterator[Subject]:
     from aiokafka import AIOKafkaProducer
 
     from sequencer.adapters.faust.private_api import install_fast_drain
+    from sequencer.adapters.faust.record_intake import RecordIntake
     from sequencer.adapters.faust.fetch_wait import install as install_short_fetch_wait
     from sequencer.settings import Settings
     from sequencer.adapters.faust.worker import FaustConsumerPort
@@ -103,7 +105,9 @@ async def faust_subject(bootstrap: str) -> AsyncIterator[Subject]:
     app = faust.App(settings.app_id, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
                     consumer_auto_offset_reset="earliest", topic_partitions=PARTITIONS,
                     broker_session_timeout=10, broker_heartbeat_interval=1)
-    install_fast_drain(app)
+    # The worker's records go from the drain to its record intake, not to the agent's stream.
+    intake = RecordIntake()
+    install_fast_drain(app, {topic: intake} if with_intake else None)
     install_short_fetch_wait(app)
     events = app.topic(topic, key_serializer="raw", value_serializer="raw", partitions=PARTITIONS, acks=False)
     app.Table("contract-table", default=None, key_type=bytes, value_type=bytes, partitions=PARTITIONS)
@@ -116,7 +120,13 @@ async def faust_subject(bootstrap: str) -> AsyncIterator[Subject]:
                 handed.put_nowait(event.message.offset)
 
     async def delivered(count: int) -> list[int]:
-        return [await asyncio.wait_for(handed.get(), WAIT_S) for _ in range(count)]
+        if not with_intake:
+            return [await asyncio.wait_for(handed.get(), WAIT_S) for _ in range(count)]
+        found: list[int] = []
+        while len(found) < count:
+            batch = await asyncio.wait_for(intake.take(count - len(found), within=0.05, settle=0.004), WAIT_S)
+            found += [record.offset for record in batch if record.partition == 0]
+        return found
 
     await app.start()
     try:
@@ -128,12 +138,13 @@ async def faust_subject(bootstrap: str) -> AsyncIterator[Subject]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module",
-                        params=[pytest.param("in-memory"), pytest.param("faust", marks=pytest.mark.broker)])
+                        params=[pytest.param("in-memory"), pytest.param("faust", marks=pytest.mark.broker),
+                                pytest.param("faust-intake", marks=pytest.mark.broker)])
 async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Subject]:
     if request.param == "in-memory":
         made = in_memory_subject()
     else:
-        made = faust_subject(request.getfixturevalue("kafka_bootstrap"))
+        made = faust_subject(request.getfixturevalue("kafka_bootstrap"), with_intake=request.param == "faust-intake")
     async for value in made:
         yield value
 

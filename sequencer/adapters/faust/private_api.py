@@ -96,7 +96,7 @@ def aiokafka_producer(producer: Any) -> Any:
 #: because their stream buffer is full (Faust's: 1 s). A partition at the end of
 #: its log is active and has nothing to fetch; with a second's wait, the paused
 #: ones, resumed meanwhile, waited too, and the agent ran dry (docs/benchmarks.md,
-#: "A full stream buffer").
+#: "Records straight to the batches, batches folded one ahead").
 BUFFERED_GETMANY_TIMEOUT_S = 0.02
 
 

@@ -5,10 +5,11 @@ control, the producer buffer's check, the channel's decode into an event, a
 queue with pressure callbacks) and the stream's iterator (sensors, the
 current event, processors); on the 120,000-event backlog that was about 15 us
 of the main thread's 40 per record, more than the fold (docs/benchmarks.md,
-"Records straight to the batches"). The worker folds batches, never single
-events, so with the fast drain (`private_api`, use 3) the drain puts each
-record of the events topic here as a `SourceRecord`, and the agent takes its
-batches from here instead of from its stream.
+"Records straight to the batches, batches folded one ahead"). The worker
+folds batches, never single events, so with the fast drain (`private_api`,
+use 3) the drain puts each record of the events topic here as a
+`SourceRecord`, and the agent takes its batches from here instead of from its
+stream.
 
 Batches are handed over as `take_bursts` hands them over: when the first
 record is in and then ``settle`` seconds pass without a new one, ``within``

@@ -85,7 +85,7 @@ async def take_bursts(stream: Any, max_: int, within: float, settle: float = SET
         commit's sends, the consumer handing over a fetch) added nothing to the
         batch while the channel held thousands of records: a backlog was cut into
         batches of about a thousand instead of ``max_`` (docs/benchmarks.md,
-        "Batches folded one ahead")."""
+        "Records straight to the batches, batches folded one ahead")."""
         seen = len(events)
         while not full.is_set():
             left = first_at + within - time.monotonic()
