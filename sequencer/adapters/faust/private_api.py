@@ -219,10 +219,13 @@ def quick_ebb_producer_class(base: type) -> type:
     The conductor awaits ``producer.buffer.wait_until_ebb()`` for every record it
     hands to a stream (a stream's ``send_soon`` may have filled the buffer); its
     ``size`` reads the ``producer_threaded`` setting through Faust's settings
-    registry each time, 1.2 us of a record's 40 (docs/benchmarks.md, "Batches
-    folded one ahead"). Without a threaded producer the size is the length of
-    the buffer's ``pending`` queue, so the check asks that queue and waits as
-    Faust does only when it is over the buffer's ``max_messages``."""
+    registry each time, 1.2 us of a record's 40 (docs/benchmarks.md, "Records
+    straight to the batches, batches folded one ahead"; since the events topic's
+    records go to the record intake, only the changelog records of a table
+    recovery and the path without the fast drain meet it). Without a threaded
+    producer the size is the length of the buffer's ``pending`` queue, so the
+    check asks that queue and waits as Faust does only when it is over the
+    buffer's ``max_messages``."""
 
     class QuickEbbProducer(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
