@@ -58,13 +58,7 @@ class LiveStates:
         state = self._cache.get(stream)
         if state is not None:
             return state
-        raw = self._read_table(stream)
-        if raw is not None:
-            try:
-                state = decode_state(raw, self.config)
-            except (ValueError, TypeError) as error:
-                logger.error("table value of %s refused (%s); falling back to its checkpoint", stream, error)
-                state = None
+        state = self._from_table(stream)
         if state is None:
             # Kept, not popped: after a revocation drops the cache, a stream
             # that never reached the table is seeded again from the same file.
@@ -76,6 +70,24 @@ class LiveStates:
         if state is not None:
             self._cache[stream] = state
         return state
+
+    def _from_table(self, stream: str, report: bool = True) -> StreamState | None:
+        raw = self._read_table(stream)
+        if raw is None:
+            return None
+        try:
+            return decode_state(raw, self.config)
+        except (ValueError, TypeError) as error:
+            if report:
+                logger.error("table value of %s refused (%s); falling back to its checkpoint", stream, error)
+            return None
+
+    def checkpoint_only(self) -> list[StreamState]:
+        """The seeds `get` would serve (the table has no value for them, or one it
+        refuses), not in the cache yet: what `InputOffsets.learn` weighs against
+        the partitions' committed offsets."""
+        return [state for stream, state in self._seeds.items()
+                if stream not in self._cache and self._from_table(stream, report=False) is None]
 
     def last_event(self, stream: str) -> DayEvent | None:
         event = self._last_events.get(stream)
