@@ -77,6 +77,18 @@ def test_checkpoint_only_lists_the_seeds_served_for_want_of_a_table_value(folded
     assert live.get("ES1").last_processed_date == late.last_processed_date
 
 
+def test_a_table_value_behind_its_checkpoint_gives_way_to_the_checkpoint(folded, caplog):
+    """Checkpoints are written from states already in the changelog: a table
+    value behind one lost records, and the checkpoint has seen more."""
+    early, late = folded
+    live = LiveStates(CONFIG, read_table={"ES1": encode_state(early)}.get, seeds={"ES1": late})
+    assert [s.stream for s in live.checkpoint_only()] == ["ES1"]
+    assert "behind" not in caplog.text  # looking does not report
+    assert live.get("ES1") == late and live.seeded == ["ES1"]
+    assert "table value of ES1 (last processed" in caplog.text and "the checkpoint is taken" in caplog.text
+    assert live.checkpoint_only() == []  # in the cache now
+
+
 def test_drop_keeps_the_seed_and_forget_of_a_stream_does_not(folded):
     early, _ = folded
     live = LiveStates(CONFIG, read_table={}.get, seeds={"ES1": early})
