@@ -290,7 +290,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                            lambda state: runtime.owns(state.stream, state))
     app.sequencer = runtime  # read by the web views and the CLI
 
-    input_offsets = InputOffsets(FaustConsumerPort(app, settings), lambda: runtime.states().values())
+    input_offsets = InputOffsets(FaustConsumerPort(app, settings), lambda: runtime.states().values(),
+                                 checkpoint_only=live.checkpoint_only)
     runtime.input_offsets = input_offsets
     table_port = FaustTablePort(states_table, last_events_table)
     batch_commit = BatchCommit(
