@@ -82,6 +82,8 @@ class System:
 
 SYSTEMS = {s.name: s for s in (
     System("worker", "Sequencer worker (Faust), as it is", None, None),
+    System("worker-direct", "Sequencer worker, records straight to the batches (SEQUENCER_DIRECT_INTAKE)",
+           None, None, "SEQUENCER_DIRECT_INTAKE=true"),
     System("quix-idiomatic", "quix-streams 3.28, state decoded from its store on every event", "quix",
            "run_quix.py", "idiomatic"),
     System("quix-tuned", "quix-streams 3.28, decoded states kept in the process", "quix", "run_quix.py", "tuned"),
@@ -303,8 +305,9 @@ async def time_commits(bootstrap: str, group: str, expected: int, worker: subpro
         await admin.close()
 
 
-def run_worker(bootstrap: str, expected: int, work: Path) -> tuple[float, float, list[dict]]:
-    """A real ``sequencer worker``, timed by its commits; returns (rate, seconds, checkpointed states)."""
+def run_worker(bootstrap: str, expected: int, work: Path, variant: str = "") -> tuple[float, float, list[dict]]:
+    """A real ``sequencer worker``, timed by its commits; returns (rate, seconds, checkpointed states).
+    ``variant``: ``NAME=VALUE`` settings for it, comma-separated."""
     from sequencer.adapters.kafka.embedded_broker import free_port
     from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
     from sequencer.domain import SequencerConfig, state_to_dict
@@ -313,6 +316,7 @@ def run_worker(bootstrap: str, expected: int, work: Path) -> tuple[float, float,
     env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, SEQUENCER_TOPIC_EVENTS=EVENTS_TOPIC,
                SEQUENCER_TOPIC_DECISIONS=DECISIONS_TOPIC, SEQUENCER_TOPIC_DEAD_LETTERS=DEAD_LETTERS_TOPIC,
                SEQUENCER_CONFIG_NAME=config_name)
+    env.update(item.split("=", 1) for item in variant.split(",") if item)
     state_dir = work / "state"
     log_path = work / "worker.log"
     with log_path.open("w") as log:
@@ -345,7 +349,7 @@ def run_once(system: System, events, reference: Reference, round_no: int, work: 
             return RunResult(system.name, round_no, None, None, False, f"published {published} of {len(events)}")
         try:
             if system.runner is None:
-                rate, seconds, states = run_worker(broker.bootstrap, published, work)
+                rate, seconds, states = run_worker(broker.bootstrap, published, work, system.variant)
             else:
                 rate, seconds, states = run_peer(system, broker.bootstrap, published, work)
         except (RuntimeError, subprocess.TimeoutExpired) as error:

@@ -25,6 +25,12 @@ class WorkerSettings(SettingsSection):
     #: task race (sequencer/adapters/faust/private_api.py): about 2.5x the rate. Turn off to
     #: run Faust's own consumer unchanged.
     fast_drain: _Switch = Field(True, validation_alias="SEQUENCER_FAST_DRAIN")
+    #: With the fast drain, put the events topic's records straight into the
+    #: worker's batches (sequencer/adapters/faust/record_intake.py) instead of
+    #: handing each to the agent's Faust stream: about 0.6x the main thread's
+    #: CPU per event. Off by default: the agent's Faust stream folds the events,
+    #: as the project is built to run (README, "Records straight to the batches").
+    direct_intake: _Switch = Field(False, validation_alias="SEQUENCER_DIRECT_INTAKE")
     #: Run the worker on uvloop's event loop (libuv, in C) instead of asyncio's
     #: own: Faust's stream iterator yields to the loop once per event, and each
     #: loop turn costs a fraction with uvloop (docs/benchmarks.md, "Faust's

@@ -46,8 +46,9 @@ def _replay(events):
     return result.states, decisions
 
 
-def test_live_decisions_and_states_equal_batch_replay(kafka_bootstrap, tmp_path, sample_events):
-    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state")
+@pytest.mark.parametrize("direct_intake", ["false", "true"], ids=["faust-stream", "direct-intake"])
+def test_live_decisions_and_states_equal_batch_replay(kafka_bootstrap, tmp_path, sample_events, direct_intake):
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", extra_env={"SEQUENCER_DIRECT_INTAKE": direct_intake})
     worker = setup.start_worker(tmp_path / "worker.log")
     try:
         ends = setup.publish(sample_events)

@@ -1,7 +1,7 @@
 """Batches of a Faust stream handed over when a burst has settled, not at a fixed tick.
 
-The worker takes its batches here only where the fast drain is off
-(``SEQUENCER_FAST_DRAIN=false``); with it, the events topic's records skip
+The worker takes its batches here, from the agent's stream, unless
+``SEQUENCER_DIRECT_INTAKE`` is on: then the events topic's records skip
 Faust's stream and the same batches come from `record_intake`.
 
 Faust's ``Stream.take_events(max_, within)`` waits ``within`` seconds from

@@ -241,7 +241,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         broker_rebalance_timeout=settings.session_timeout_s,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=5000,
-        stream_buffer_maxsize=MOST_WAITING,  # the fallback path's stream buffer, as many as the intake holds
+        stream_buffer_maxsize=MOST_WAITING,  # the agent's stream buffer: as many as the direct intake holds
         stream_wait_empty=False,
         producer_acks=-1,
         producer_max_batch_size=PRODUCE_BATCH_BYTES,
@@ -322,8 +322,9 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                                                      sent_at))
     runtime.pipeline = pipeline
 
-    # With the fast drain, the consumer puts the events topic's records here and
-    # the agent's stream stays empty (record_intake); without it, Faust's stream.
+    # With SEQUENCER_DIRECT_INTAKE (and the fast drain), the consumer puts the events
+    # topic's records here and the agent's stream stays empty (record_intake);
+    # by default the agent's Faust stream hands them over.
     intake = RecordIntake()
     direct = False
 
@@ -403,7 +404,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                session_timeout_s=settings.session_timeout_s)
 
     if settings.fast_drain:
-        direct = install_fast_drain(app, {settings.topic_events: intake})
+        installed = install_fast_drain(app, {settings.topic_events: intake} if settings.direct_intake else None)
+        direct = installed and settings.direct_intake
     install_short_fetch_wait(app)  # after fast drain: it subclasses the installed consumer
     register_views(app, runtime)
     return app
