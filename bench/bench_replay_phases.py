@@ -62,6 +62,7 @@ with open(tempfile.mktemp(), "w", newline="", encoding="utf-8") as handle:
     writer = DecisionCsvWriter(handle)
     for decision in decisions:
         writer.write(decision)
+    getattr(writer, "flush", lambda: None)()  # (a writer that batches its rows)
 phases["decisions.csv"] = cpu() - mark
 mark = cpu()
 kept = StreamDecisions.for_rules(rules)
