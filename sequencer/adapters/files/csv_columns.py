@@ -192,8 +192,9 @@ class ColumnDays:
         order, and their ``order_keys``."""
         days = self.owned_days(owns)
         spans, slots, outcomes = self._days(days)
-        streams, dates, proxy = self.streams, self.dates, MappingProxyType
-        events = [DayEvent(*streams[s], dates[d], proxy(dict(zip(slots[a:b], outcomes[a:b]))))
+        streams, dates, proxy, new = self.streams, self.dates, MappingProxyType, tuple.__new__
+        # tuple.__new__: the fields are checked; DayEvent's keyword __new__ is a Python call per event.
+        events = [new(DayEvent, (*streams[s], dates[d], proxy(dict(zip(slots[a:b], outcomes[a:b])))))
                   for s, d, a, b in spans]
         return events, self.order_keys(days)
 

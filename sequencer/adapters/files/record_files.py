@@ -133,8 +133,9 @@ class DecisionCsvWriter:
     def __enter__(self) -> "DecisionCsvWriter":
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.flush()
+    def __exit__(self, kind: object, *exc_info: object) -> None:
+        if kind is None:  # (after a failure the file is thrown away: a failed write would only fail again)
+            self.flush()
 
     def _sums_template(self, slots: tuple[str, ...]) -> str:
         template = self._sums_templates.get(slots)

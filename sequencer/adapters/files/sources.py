@@ -610,6 +610,7 @@ class _DayGrouper:
         events: list[DayEvent] = [e for e in self.whole.values() if owns(e.stream)]
         sessions = self.config.sessions
         in_order = self.in_session_order
+        new_event = tuple.__new__  # the fields are checked: no keyword __new__ (a Python call)
         for key, slots in self.days.items():
             if not slots or not owns(key[0]):
                 continue
@@ -617,7 +618,7 @@ class _DayGrouper:
             _, instrument, session = self._names[stream]
             if in_order.get(key) != len(slots):
                 slots = {s: slots[s] for s in sessions[session] if s in slots}
-            events.append(DayEvent(stream, instrument, session, date, MappingProxyType(slots)))
+            events.append(new_event(DayEvent, (stream, instrument, session, date, MappingProxyType(slots))))
         if not events and len(self.column_days) == 1:
             return self.column_days[0].events(owns)  # built in (date, stream) order
         for pending in self.column_days:
