@@ -405,29 +405,34 @@ def _interleave_decisions(parts: list[Path], orders: list[Any], lengths: list[li
     """The parts' decisions in (date, stream) order, by each partition's order
     keys of its decisions (``SourceRead.events_in_order``) and the lengths in
     bytes of their rows (``DecisionCsvWriter``): a stable sort of the keys
-    orders the rows, each cut from its part as bytes (``_merge_decisions``
-    without a key parsed per line, nor a line split). False, with nothing
-    written, if a part's keys, lengths and size disagree (``_merge_decisions`` then)."""
+    orders the rows; each run of rows that lie one after another in a part
+    too is cut from it as bytes (``_merge_decisions`` without a key parsed
+    per line, nor a line split). False, with nothing written, if a part's
+    keys, lengths and size disagree (``_merge_decisions`` then)."""
     import numpy as np  # (the keys are numpy arrays: numpy is loaded)
 
     blobs = [part.read_bytes() for part in parts]
     starts, ends, owners = [], [], []
     for index, (blob, order, sizes) in enumerate(zip(blobs, orders, lengths)):
         header = blob.find(b"\n") + 1  # the header row (DECISION_FIELDS: never quoted)
-        row_ends = header + np.cumsum(np.asarray(sizes, np.int64))
+        sizes = np.asarray(sizes, np.int64)
+        row_ends = header + np.cumsum(sizes)
         if header == 0 or len(row_ends) != len(order) or (row_ends[-1] if len(row_ends) else header) != len(blob):
             return False
-        starts.append(row_ends - np.asarray(sizes, np.int64))
+        starts.append(row_ends - sizes)
         ends.append(row_ends)
         owners.append(np.full(len(order), index, np.int64))
     by_key = np.argsort(np.concatenate(orders), kind="stable")
-    views = [memoryview(blob) for blob in blobs]
-    rows = [blobs[0][:blobs[0].find(b"\n") + 1]]
-    rows += [views[owner][start:end] for owner, start, end in zip(
-        np.concatenate(owners)[by_key].tolist(), np.concatenate(starts)[by_key].tolist(),
-        np.concatenate(ends)[by_key].tolist())]
+    owner, start, end = (np.concatenate(values)[by_key] for values in (owners, starts, ends))
+    follows = np.zeros(len(owner), bool)  # a row right after the previous one, in the same part
+    follows[1:] = (owner[1:] == owner[:-1]) & (start[1:] == end[:-1])
+    firsts = np.flatnonzero(~follows)
+    lasts = np.append(firsts[1:], len(owner))[:len(firsts)] - 1  # (no rows: no runs)
+    runs = [blobs[0][:blobs[0].find(b"\n") + 1]]
+    runs += [blobs[part][a:b] for part, a, b in zip(owner[firsts].tolist(), start[firsts].tolist(),
+                                                    end[lasts].tolist())]
     with naming(target), target.open("wb") as out:
-        out.write(b"".join(rows))
+        out.write(b"".join(runs))
     return True
 
 
