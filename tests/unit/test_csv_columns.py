@@ -138,24 +138,40 @@ def test_the_column_reader_reads_every_clean_file_itself(tmp_path_factory, rows,
     assert _columns_take(path)
 
 
+GOOD_ROWS = [f"2025-01-0{d},07:30,S1,ES1,ES,10,5,Long,Win,1,2" for d in (3, 6, 7)]
+
+
+@pytest.mark.parametrize("bad", ["2025-01-02,07:30,S1,ES1,ES,10,1_0,Long,Win,1,2",    # float reads it, Arrow not
+                                 "2025-01-02,07:30,S1,ES1,ES,10,5",                   # a short row
+                                 '2025-01-02,07:30,S1,ES1,ES,10,5,"Long",Win,1,2',    # a quote
+                                 "2025-01-03,07:30,S1,ES1,ES,10,5,Long,Win,1,2"])     # a duplicate
+def test_the_column_reader_declines_a_file_with_one_bad_row(tmp_path: Path, bad: str):
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([",".join(HEADER), *GOOD_ROWS, bad]) + "\n", encoding="utf-8")
+    assert not _columns_take(path)
+    path.write_text("\n".join([",".join(HEADER), *GOOD_ROWS]) + "\n", encoding="utf-8")
+    assert _columns_take(path)
+
+
 @pytest.mark.parametrize("bad", ["2025-01-02,07:30,S1,ES1,ES,10,5,Long,Winner,1,2",  # a result
                                  "2025-01-02,07:30,S1,ES1,ES,10,-5,Long,Win,1,2",     # a negative peak
                                  "2025-01-02,07:30,S1,ES1,ES,10,nan,Long,Win,1,2",    # not a number
-                                 "2025-01-02,07:30,S1,ES1,ES,10,1_0,Long,Win,1,2",    # float reads it, Arrow not
                                  "2025-01-02,07:45,S1,ES1,ES,10,5,Long,Win,1,2",      # a slot
                                  "2025-01-02,07:30,S1,ES1,NQ,10,5,Long,Win,1,2",      # instrument vs stream
                                  "2099-01-02,07:30,S1,ES1,ES,10,5,Long,Win,1,2",      # the future
-                                 "2025-01-02,07:30,S1,ES1,ES,10,5",                   # a short row
-                                 '2025-01-02,07:30,S1,ES1,ES,10,5,"Long",Win,1,2',    # a quote
-                                 "2025-01-03,07:30,S1,ES1,ES,10,5,Long,Win,1,2",      # a duplicate
                                  "2025-01-02,07:30,S1,ES1,ES,10,5,Lo\x01ng,Win,1,2"])  # unprintable
-def test_the_column_reader_declines_a_file_with_one_bad_row(tmp_path: Path, bad: str):
-    good = [f"2025-01-0{d},07:30,S1,ES1,ES,10,5,Long,Win,1,2" for d in (3, 6, 7)]
+def test_a_bad_cell_costs_its_row_a_reject_and_the_rest_is_read_by_columns(tmp_path: Path, monkeypatch, bad: str):
+    # Blank lines, CRLF and no line end at the end: the reject's line number still counts every line.
     path = tmp_path / "rows.csv"
-    path.write_text("\n".join([",".join(HEADER), *good, bad]) + "\n", encoding="utf-8")
-    assert not _columns_take(path)
-    path.write_text("\n".join([",".join(HEADER), *good]) + "\n", encoding="utf-8")
+    text = "\r\n".join([",".join(HEADER), GOOD_ROWS[0], "", GOOD_ROWS[1], bad, "", "", GOOD_ROWS[2]])
+    path.write_bytes(text.encode("utf-8"))
     assert _columns_take(path)
+    events, rejects, rows = by_columns([path], monkeypatch)
+    assert (events, rejects, rows) == by_rows([path])
+    assert [(reject.source, reject.line) for reject in rejects] == [(str(path), 5)] and rows == 4 and len(events) == 3
+    # a file of nothing but bad rows goes to the row reader whole
+    path.write_text("\n".join([",".join(HEADER), bad]) + "\n", encoding="utf-8")
+    assert not _columns_take(path)
 
 
 def _arrow_number(text: str) -> float | None:

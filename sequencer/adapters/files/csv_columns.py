@@ -55,14 +55,53 @@ def read_clean_csv(path: Path, data: bytes, index: dict[str, int], width: int,
     table = _parse(data, index, width)  # (imports pyarrow, and numpy with it)
     # The row reader fails on a cell over the csv module's field size limit;
     # without quotes, only a line that long can hold one.
-    if len(data) > csv.field_size_limit() and _longest_line(data) > csv.field_size_limit():
+    if _may_hold_a_line_over(data, csv.field_size_limit()) and _longest_line(data) > csv.field_size_limit():
         return False
     if table is None or table.num_rows == 0:
         return table is not None and _no_rows(data)
-    days = _checked_columns(table, index, grouper)
-    if days is None:
+    checked = _checked_columns(table, index, grouper)
+    if checked is None:
         return False
-    return grouper.add_column_days(days, table.num_rows)
+    days, doubtful = checked
+    rejects: list[Any] = []
+    if len(doubtful):  # a few bad rows: their rejects from the row reader, the rest by columns
+        rejects = grouper.rejects_of_rows(str(path), _lines_of_rows(data, doubtful), index)
+        if rejects is None:
+            return False
+    if not grouper.add_column_days(days, table.num_rows - len(doubtful)):
+        return False
+    grouper.rejects.extend(rejects)
+    grouper.rows += len(doubtful)
+    return True
+
+
+def _lines_of_rows(data: bytes, rows: Any) -> list[tuple[int, str]]:
+    """(line number, text without its line end) of Arrow's rows ``rows`` of the
+    CSV file ``data``: the header is line 1, and Arrow, like the row reader,
+    skips empty lines (which the line numbers count)."""
+    import numpy as np
+
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.append(ends, len(data))  # (the last line may have no line end)
+    texts = stops - starts
+    crlf = np.zeros(len(stops), bool)
+    has_end = stops > starts
+    crlf[has_end] = np.frombuffer(data, np.uint8)[stops[has_end] - 1] == ord("\r")
+    texts = texts - crlf
+    lines = np.flatnonzero(texts[1:] > 0) + 1  # the non-empty lines below the header: Arrow's rows
+    found = lines[rows]
+    return [(int(line) + 1, data[starts[line]:starts[line] + texts[line]].decode("utf-8"))
+            for line in found.tolist()]
+
+
+def _may_hold_a_line_over(data: bytes, limit: int) -> bool:
+    """False when no line of ``data`` is longer than ``limit`` bytes, found
+    cheaply: if every block of ``limit // 2`` bytes holds a newline, two
+    newlines are never ``limit`` bytes apart (a ``find`` per block, each
+    stopping at the block's first newline). True: ``_longest_line`` must say."""
+    block = max(1, limit // 2)
+    return any(data.find(b"\n", start, start + block) < 0 for start in range(0, len(data), block))
 
 
 def _longest_line(data: bytes) -> int:
@@ -263,9 +302,11 @@ def _objects(values: list[Any]) -> Any:
     return out
 
 
-def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> ColumnDays | None:
-    """The rows, every distinct cell checked as the row reader checks it; None
-    if any check fails (the row reader then says which row and why)."""
+def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> tuple[ColumnDays, Any] | None:
+    """The rows, every distinct cell checked as the row reader checks it, and
+    the rows (Arrow's row numbers, ascending) with a cell the checks refuse,
+    left out of the days: the row reader says why (``read_clean_csv``). None
+    if a check of the kept rows fails (a duplicate) or no row is kept."""
     import numpy as np
 
     rows = table.num_rows
@@ -273,38 +314,39 @@ def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> ColumnD
     def column(name: str) -> Any:
         return table.column(index[name]) if name in index else None
 
-    try:
-        # Each distinct (stream, instrument, session, time) is checked once, as
-        # one code: the four columns' codes combined.
-        combined, cells = np.zeros(rows, np.int64), []
-        for name in ("stream", "instrument", "session", "time"):
-            found = column(name)
-            codes, values = (np.zeros(rows, np.int64), [""]) if found is None else _codes(found)
-            combined = combined * len(values) + codes
-            cells.append(values)
-        key_codes, key_values = _distinct(combined)
-        keys = []
-        for value in key_values.tolist():
-            parts = []
-            for values in reversed(cells):
-                value, at = divmod(value, len(values))
-                parts.append(values[at] or None)  # an empty cell reads as None, as in add_row
-            time, session, instrument, stream = parts
+    # Each distinct (stream, instrument, session, time) is checked once, as
+    # one code: the four columns' codes combined. A refused one is None.
+    combined, cells = np.zeros(rows, np.int64), []
+    for name in ("stream", "instrument", "session", "time"):
+        found = column(name)
+        codes, values = (np.zeros(rows, np.int64), [""]) if found is None else _codes(found)
+        combined = combined * len(values) + codes
+        cells.append(values)
+    key_codes, key_values = _distinct(combined)
+    keys: list[tuple[str, str, str] | None] = []
+    for value in key_values.tolist():
+        parts = []
+        for values in reversed(cells):
+            value, at = divmod(value, len(values))
+            parts.append(values[at] or None)  # an empty cell reads as None, as in add_row
+        time, session, instrument, stream = parts
+        try:
             stream, _, session = grouper._stream(stream, instrument, session)
             keys.append((stream, grouper._slot(time, session), session))
-        date_codes, date_cells = _codes(column("date"))
-        dates = [grouper._date(cell or None) for cell in date_cells]
-    except InvalidEvent:
-        return None
+        except InvalidEvent:
+            keys.append(None)
+    date_codes, date_cells = _codes(column("date"))
+    dates = [_or_none(grouper._date, cell or None) for cell in date_cells]
     result_codes, result_cells = _codes(column("result"))
     results = [RESULT_NAMES.get(cell) for cell in result_cells]
-    if None in results:
-        return None
+    refused = [_refused_codes(key_codes, [key is None for key in keys]),
+               _refused_codes(date_codes, [date is None for date in dates]),
+               _refused_codes(result_codes, [result is None for result in results])]
     direction_column = column("direction")
     if direction_column is not None:
         direction_codes, direction_cells = _codes(direction_column)
-        if any(len(cell) > DIRECTION_MAX_CHARS or not cell.isprintable() for cell in direction_cells):
-            return None
+        refused.append(_refused_codes(direction_codes, [len(cell) > DIRECTION_MAX_CHARS or not cell.isprintable()
+                                                        for cell in direction_cells]))
         directions = [cell or None for cell in direction_cells]
     numbers = {}
     for name, (low, high) in _NUMBER_RANGES.items():
@@ -312,21 +354,34 @@ def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> ColumnD
         if found is not None:
             values, nulls = _numbers(found)
             with np.errstate(invalid="ignore"):
-                if not np.all(nulls | ((values >= low) & (values <= high))):  # False for NaN
-                    return None
+                refused.append(~(nulls | ((values >= low) & (values <= high))))  # (refused: NaN too)
             numbers[name] = values, nulls
+    doubtful = np.zeros(rows, bool)
+    for mask in refused:
+        if mask is not None:
+            doubtful |= mask
+    kept = np.flatnonzero(~doubtful) if doubtful.any() else None
+    if kept is not None:
+        if len(kept) == 0:
+            return None
+        key_codes, date_codes, result_codes = key_codes[kept], date_codes[kept], result_codes[kept]
+        if direction_column is not None:
+            direction_codes = direction_codes[kept]
+        numbers = {name: (values[kept], nulls[kept]) for name, (values, nulls) in numbers.items()}
+        rows = len(kept)
 
     # Sort by (date, stream, slot in session order): a (stream, date) is then one
     # run of rows, each slot in its place; two rows of one slot sit side by side.
-    streams = sorted({stream for stream, _, _ in keys})
+    # (A refused key or date is in no kept row: it ranks anywhere.)
+    streams = sorted({key[0] for key in keys if key is not None})
     stream_rank = {stream: rank for rank, stream in enumerate(streams)}
     sessions = grouper.config.sessions
     width = max(len(slots) for slots in sessions.values())
-    date_rank = {date: rank for rank, date in enumerate(sorted(set(dates)))}
-    key_rank = np.array([stream_rank[stream] * width + sessions[session].index(slot)
-                         for stream, slot, session in keys], np.int64)
-    row_key = (np.array([date_rank[date] for date in dates], np.int64)[date_codes] * (len(streams) * width)
-               + key_rank[key_codes])
+    date_rank = {date: rank for rank, date in enumerate(sorted({date for date in dates if date is not None}))}
+    key_rank = np.array([0 if key is None else stream_rank[key[0]] * width + sessions[key[2]].index(key[1])
+                         for key in keys], np.int64)
+    date_of_code = np.array([date_rank.get(date, 0) for date in dates], np.int64)
+    row_key = date_of_code[date_codes] * (len(streams) * width) + key_rank[key_codes]
     order = np.argsort(row_key, kind="stable")
     row_key = row_key[order]
     if np.any(row_key[1:] == row_key[:-1]):
@@ -337,13 +392,30 @@ def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> ColumnD
     day_starts = np.concatenate((starts, [rows]))
     first = order[starts]
     names = grouper._names
-    rows_of = {"slot": _objects([slot for _, slot, _ in keys])[key_codes[order]],
+    rows_of = {"slot": _objects([None if key is None else key[1] for key in keys])[key_codes[order]],
                "result": _objects(results)[result_codes[order]]}
     if direction_column is not None:
         rows_of["direction"] = _objects(directions)[direction_codes[order]]
     for name, (values, nulls) in numbers.items():
         rows_of[name] = values[order], nulls[order]
-    key_stream = np.array([stream_rank[stream] for stream, _, _ in keys], np.int64)
-    date_of_code = np.array([date_rank[date] for date in dates], np.int64)
-    return ColumnDays([names[stream] for stream in streams], sorted(date_rank), key_stream[key_codes[first]],
+    key_stream = np.array([0 if key is None else stream_rank[key[0]] for key in keys], np.int64)
+    days = ColumnDays([names[stream] for stream in streams], sorted(date_rank), key_stream[key_codes[first]],
                       date_of_code[date_codes[first]], day_starts, rows_of)
+    return days, np.flatnonzero(doubtful)
+
+
+def _or_none(check: Callable[[Any], Any], value: Any) -> Any:
+    """``check(value)``, or None if it refuses the value."""
+    try:
+        return check(value)
+    except InvalidEvent:
+        return None
+
+
+def _refused_codes(codes: Any, refused: list[bool]) -> Any:
+    """Per row, whether its code's value is refused (None if none is)."""
+    import numpy as np
+
+    if not any(refused):
+        return None
+    return np.array(refused, bool)[codes]

@@ -566,6 +566,23 @@ class _DayGrouper:
             grouper.rows += rows
         return True
 
+    def rejects_of_rows(self, source: str, lines: list[tuple[int, str]],
+                        index: dict[str, int]) -> list[Reject] | None:
+        """The rejects of the CSV rows ``lines`` ((line number, text) of a file
+        without quotes, columns as ``index``) that the column reader's checks
+        refuse: each through ``add_row`` of a grouper of its own, since a cell
+        the checks refuse gives a row its reason whatever rows came before it
+        (``add_row`` checks every cell before it looks for a duplicate). None
+        if one of them is not refused after all: the row reader must then read
+        the whole file."""
+        probe = _DayGrouper(self.config, None, self.latest_date)
+        positions = {c: index.get(c) for c in COLUMNS}
+        for line, text in lines:
+            probe.add_row(source, line, _csv_getter(text.split(","), positions), text)
+        if len(probe.rejects) != len(lines) or any(probe.days.values()) or probe.whole:
+            return None
+        return probe.rejects
+
     def add_column_days(self, days: ColumnDays, rows: int) -> bool:
         """Take the days of a file read by columns; False (nothing taken) if an
         earlier file has one of them: the row reader says which rows are duplicates."""
