@@ -321,6 +321,11 @@ def _partition_main(sender: Any, read: SourceRead, partition: StreamPartition, c
         sender.send({"error": f"replay partition {index} failed:\n{traceback.format_exc()}"})
     finally:
         sender.close()
+    # Replied: end now, without freeing the day events and states object by
+    # object (about 30 ms a partition, beside the parent's merge) for nobody.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _end_with_parent(parent: int) -> None:
