@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_report import baseline_ref, export_baseline  # noqa: E402
+from bench_report import baseline_ref, compile_tree, export_baseline  # noqa: E402
 
 _PROBE = """
 import gc, io, json, sys, tempfile, time
@@ -89,6 +89,7 @@ def main() -> int:
         work = Path(folder)
         (work / "baseline").mkdir()
         commit = export_baseline(baseline_ref(args.baseline), work / "baseline")
+        compile_tree(ROOT)
         data = work / "synthetic.csv"
         write_synthetic(data, args.days, ["ES", "NQ", "YM", "CL", "GC", "NG"])
         trees = {"baseline": work / "baseline", "this code": ROOT}
