@@ -230,3 +230,30 @@ def test_a_cell_over_the_csv_field_limit_fails_its_file_by_name_and_line(tmp_pat
     monkeypatch.setattr(sources, "COLUMNS_MIN_BYTES", threshold)
     with pytest.raises(sources.SourceError, match=r"long\.csv: line 3: not readable as CSV \(field larger"):
         read_day_events([path], CONFIG, latest_date=LATEST)
+
+
+date_like = st.one_of(
+    st.dates().map(str), st.dates().map(lambda d: d.strftime("%Y-%m-%d ")), st.dates().map(lambda d: d.strftime("%Y%m%d")),
+    st.text(alphabet="0123456789-+T: W٣", min_size=8, max_size=12),
+    st.tuples(st.integers(0, 10000), st.integers(0, 13), st.integers(0, 32)).map(
+        lambda t: f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(date_like, max_size=20), st.sampled_from([LATEST, None, "2024-02-29"]))
+def test_date_cells_checked_at_once_read_as_the_row_reader_reads_them(cells, latest):
+    grouper = _DayGrouper(CONFIG, None, latest)
+    expected = []
+    for cell in cells:
+        try:
+            expected.append(_DayGrouper(CONFIG, None, latest)._date(cell or None))
+        except sources.InvalidEvent:
+            expected.append(None)
+    assert csv_columns._checked_dates(cells, grouper) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40).map(lambda b: b.replace(b"x", b"\r").replace(b"y", b"\n")) |
+       st.text(alphabet="a\r\n", max_size=40).map(str.encode))
+def test_a_lone_carriage_return_is_found_as_counting_finds_it(data):
+    assert csv_columns._has_a_lone_carriage_return(data) == (data.count(b"\r") != data.count(b"\r\n"))
