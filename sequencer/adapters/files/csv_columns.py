@@ -8,13 +8,18 @@ time, date, result and direction through the very checks the row reader
 applies (``_DayGrouper``), the numbers by range over whole columns. Only
 then are its day events built, in bulk.
 
-Anything else gives up on the whole file before it changes anything, and
-the row reader reads it instead, so every reject keeps its reason, line and
-order: a quote, NUL or lone carriage return anywhere; a line longer than
-the csv module's field size limit; a row of another width; a cell the checks
-refuse, or a number cell Arrow does not read; two rows of one (stream, date,
-slot); a day an earlier file also has. ``tests/unit/test_csv_columns.py`` holds both
-readers equal on random files, clean and hostile.
+A row with a cell the checks refuse is left out of the columns and goes
+through the row reader's ``add_row`` (``_DayGrouper.rejects_of_rows``),
+which gives its reject: a refused cell makes a row's reason its own,
+whatever came before it, and its line number is counted from the file's
+newlines. Anything else gives up on the whole file before it changes
+anything, and the row reader reads it instead, so every reject keeps its
+reason, line and order: a quote, NUL or lone carriage return anywhere; a
+line longer than the csv module's field size limit; a row of another width,
+or a number cell Arrow does not read; two rows of one (stream, date, slot);
+a day an earlier file also has; a file whose every row is refused.
+``tests/unit/test_csv_columns.py`` holds both readers equal on random files,
+clean and hostile.
 
 Importing pyarrow (and numpy with it) costs about 0.2 s, which only a big
 file repays (``COLUMNS_MIN_BYTES``; docs/benchmarks.md has the figures).
