@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 import traceback
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -411,34 +411,55 @@ def _interleave_decisions(parts: list[Path], orders: list[Any], lengths: list[li
     keys of its decisions (``SourceRead.events_in_order``) and the lengths in
     bytes of their rows (``DecisionCsvWriter``): a stable sort of the keys
     orders the rows; each run of rows that lie one after another in a part
-    too is cut from it as bytes (``_merge_decisions`` without a key parsed
-    per line, nor a line split). False, with nothing written, if a part's
-    keys, lengths and size disagree (``_merge_decisions`` then)."""
+    too is written from the part, memory-mapped (``_merge_decisions`` without
+    a key parsed per line, nor a line split, nor a copy of the parts in
+    memory: 30 MB of fresh memory for the 120,000-event workload cost more
+    than the rest). False, with nothing written, if a part's keys, lengths
+    and size disagree (``_merge_decisions`` then)."""
     import numpy as np  # (the keys are numpy arrays: numpy is loaded)
 
-    blobs = [part.read_bytes() for part in parts]
-    starts, ends, owners = [], [], []
-    for index, (blob, order, sizes) in enumerate(zip(blobs, orders, lengths)):
-        header = blob.find(b"\n") + 1  # the header row (DECISION_FIELDS: never quoted)
-        sizes = np.asarray(sizes, np.int64)
-        row_ends = header + np.cumsum(sizes)
-        if header == 0 or len(row_ends) != len(order) or (row_ends[-1] if len(row_ends) else header) != len(blob):
-            return False
-        starts.append(row_ends - sizes)
-        ends.append(row_ends)
-        owners.append(np.full(len(order), index, np.int64))
-    by_key = np.argsort(np.concatenate(orders), kind="stable")
-    owner, start, end = (np.concatenate(values)[by_key] for values in (owners, starts, ends))
-    follows = np.zeros(len(owner), bool)  # a row right after the previous one, in the same part
-    follows[1:] = (owner[1:] == owner[:-1]) & (start[1:] == end[:-1])
-    firsts = np.flatnonzero(~follows)
-    lasts = np.append(firsts[1:], len(owner))[:len(firsts)] - 1  # (no rows: no runs)
-    runs = [blobs[0][:blobs[0].find(b"\n") + 1]]
-    runs += [blobs[part][a:b] for part, a, b in zip(owner[firsts].tolist(), start[firsts].tolist(),
-                                                    end[lasts].tolist())]
-    with naming(target), target.open("wb") as out:
-        out.write(b"".join(runs))
+    with ExitStack() as stack:
+        maps = [stack.enter_context(_mapped(part)) for part in parts]
+        views = [stack.enter_context(memoryview(mapped)) for mapped in maps]
+        starts, ends, owners = [], [], []
+        for index, (view, order, sizes) in enumerate(zip(views, orders, lengths)):
+            header = bytes(view[:_HEADER_SEARCH]).find(b"\n") + 1  # (DECISION_FIELDS: never quoted)
+            sizes = np.asarray(sizes, np.int64)
+            row_ends = header + np.cumsum(sizes)
+            if header == 0 or len(row_ends) != len(order) or (row_ends[-1] if len(row_ends) else header) != len(view):
+                return False
+            starts.append(row_ends - sizes)
+            ends.append(row_ends)
+            owners.append(np.full(len(order), index, np.int64))
+        by_key = np.argsort(np.concatenate(orders), kind="stable")
+        owner, start, end = (np.concatenate(values)[by_key] for values in (owners, starts, ends))
+        follows = np.zeros(len(owner), bool)  # a row right after the previous one, in the same part
+        follows[1:] = (owner[1:] == owner[:-1]) & (start[1:] == end[:-1])
+        firsts = np.flatnonzero(~follows)
+        lasts = np.append(firsts[1:], len(owner))[:len(firsts)] - 1  # (no rows: no runs)
+        header = bytes(views[0][:_HEADER_SEARCH])
+        with naming(target), target.open("wb", buffering=1 << 20) as out:
+            out.write(header[:header.find(b"\n") + 1])
+            out.writelines([views[part][a:b] for part, a, b in zip(
+                owner[firsts].tolist(), start[firsts].tolist(), end[lasts].tolist())])
     return True
+
+
+#: The header row of decisions.csv lies within its first bytes.
+_HEADER_SEARCH = 4096
+
+
+@contextmanager
+def _mapped(path: Path) -> Iterator[Any]:
+    """The file's bytes, memory-mapped read-only (an empty file: empty bytes)."""
+    import mmap
+
+    with path.open("rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            yield mapped
 
 
 def _keyed(lines: Any) -> Any:
