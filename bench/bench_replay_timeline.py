@@ -27,10 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_report import baseline_ref, compile_tree, export_baseline  # noqa: E402
+from bench_report import trees_and_workload  # noqa: E402
 
 _PROBE = r"""
 import json, os, sys, time
@@ -108,8 +107,6 @@ def by_role(notes: list[list]) -> dict[str, list[float]]:
 
 
 def main() -> int:
-    from synthetic import write_synthetic
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -119,12 +116,7 @@ def main() -> int:
     jobs = ["--jobs", args.jobs] if args.jobs else []
     with tempfile.TemporaryDirectory(prefix="bench-timeline-") as folder:
         work = Path(folder)
-        (work / "baseline").mkdir()
-        commit = export_baseline(baseline_ref(args.baseline), work / "baseline")
-        compile_tree(ROOT)
-        data = work / "synthetic.csv"
-        write_synthetic(data, args.days, ["ES", "NQ", "YM", "CL", "GC", "NG"])
-        trees = {"baseline": work / "baseline", "this code": ROOT}
+        commit, data, trees = trees_and_workload(work, args.baseline, args.days)
         rounds: dict[str, list[dict]] = {name: [] for name in trees}
         for i in range(args.rounds):
             for name, tree in trees.items():

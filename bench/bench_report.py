@@ -71,6 +71,20 @@ def compile_tree(tree: Path) -> None:
                            stdout=subprocess.DEVNULL)
 
 
+def trees_and_workload(work: Path, ref: str | None, days: int) -> tuple[str, Path, dict[str, Path]]:
+    """The baseline (``baseline_ref(ref)``) exported into ``work/baseline`` and
+    this tree, both byte-compiled, and the synthetic workload of ``days`` days
+    in ``work/synthetic.csv``: (baseline commit, workload, the trees by name)."""
+    from synthetic import write_synthetic
+
+    (work / "baseline").mkdir()
+    commit = export_baseline(baseline_ref(ref), work / "baseline")
+    compile_tree(ROOT)
+    data = work / "synthetic.csv"
+    write_synthetic(data, days, ["ES", "NQ", "YM", "CL", "GC", "NG"])
+    return commit, data, {"baseline": work / "baseline", "this code": ROOT}
+
+
 def baseline_ref(ref: str | None) -> str:
     """``ref``, or by default the commit where this branch left main."""
     return ref or subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"],
