@@ -102,14 +102,25 @@ def _lines_of_rows(data: bytes, rows: Any) -> list[tuple[int, str]]:
 
 def _has_a_lone_carriage_return(data: bytes) -> bool:
     """Whether a ``\\r`` of ``data`` is not followed by ``\\n`` (a third of the
-    time of counting both)."""
+    time of counting both). By blocks of 1 MB into one reused mask: a mask of
+    the whole file would be as many bytes of fresh memory, whose page faults
+    cost more than the compare."""
     if b"\r" not in data:
         return False
     import numpy as np
 
     octets = np.frombuffer(data, np.uint8)
-    after = np.flatnonzero(octets == ord("\r")) + 1
-    return bool(after[-1] == len(octets)) or not bool(np.all(octets[after] == ord("\n")))
+    if octets[-1] == ord("\r"):
+        return True
+    block = 1 << 20
+    mask = np.empty(min(block, len(octets)), bool)
+    for start in range(0, len(octets), block):
+        part = octets[start:start + block]
+        found = np.equal(part, ord("\r"), out=mask[:len(part)])
+        after = np.flatnonzero(found) + (start + 1)  # (the last byte is no \r: each has a next one)
+        if len(after) and not np.all(octets[after] == ord("\n")):
+            return True
+    return False
 
 
 def _may_hold_a_line_over(data: bytes, limit: int) -> bool:
