@@ -152,14 +152,19 @@ class InputOffsets:
     say how far each partition was folded).
     """
 
-    def __init__(self, consumer: ConsumerPort, held_states: Callable[[], Iterable[StreamState]]) -> None:
+    def __init__(self, consumer: ConsumerPort, held_states: Callable[[], Iterable[StreamState]],
+                 checkpoint_only: Callable[[], Iterable[StreamState]] = tuple) -> None:
         self.consumer = consumer
         self.held_states = held_states
+        #: States seeded from a checkpoint file that the table does not hold
+        #: (`LiveStates.checkpoint_only`): how far their tail must be read again.
+        self.checkpoint_only = checkpoint_only
         self.positions = PartitionPositions()
         self.stalls = StallWatch()
         self.rewound: dict[str, int] = {}  # tp -> hole start last sought back to
         self.committed: dict[str, int] = {}  # tp -> offset this worker committed last
         self.rewinds = 0
+        self.checkpoint_tails_read = 0  # partitions read again for a checkpoint-only state
         self._in_flight: asyncio.Future[None] | None = None  # the last commit started
         self._generation = 0  # moves on at each forget (a rebalance)
 
@@ -180,7 +185,16 @@ class InputOffsets:
         a committed offset never skips a record it missed.
         An offset past the partition's end belongs to a log that was replaced
         (topic recreated, a fresh in-memory broker) and is left out; a
-        partition is learned once a fetch has told its end."""
+        partition is learned once a fetch has told its end.
+
+        A state that only a checkpoint holds is the exception: every stream
+        folded is written to the table, so a stream missing there while its
+        checkpoint lies behind what the partition expects lost its table value
+        (a changelog deleted or lost). The records after its checkpoint were
+        folded once, into the lost value; the partition is read again from the
+        checkpoint's offset, so they are folded again onto the checkpoint
+        instead of being skipped for good (the other streams' states skip them
+        as redeliveries)."""
         ends = {tp: self.consumer.highwater(tp) for tp in tps if not self.positions.knows(tp)}
         ends = {tp: end for tp, end in ends.items() if end is not None}
         if not ends:
@@ -200,6 +214,23 @@ class InputOffsets:
                 logger.warning("%s ends at %d but states or the group point up to %d: offsets of a "
                                "replaced log, ignored", tp, end, max(stale))
             self.positions.learn(tp, [offset for offset in offsets if offset <= end])
+            self._read_checkpoint_tails_again(tp, end)
+
+    def _read_checkpoint_tails_again(self, tp: str, end: int) -> None:
+        expected = self.positions.expected(tp)
+        if expected is None:
+            return  # nothing folded from this partition is known: it is read from the group's start
+        behind = sorted((s.source_offsets[tp], s.stream) for s in self.checkpoint_only()
+                        if s.source_offsets.get(tp, end + 1) < expected)
+        if not behind:
+            return
+        start = behind[0][0]
+        logger.warning("%s: %s not in the table, only in checkpoints behind offset %d that the partition "
+                       "was folded to (the table lost them): reading %s again from offset %d",
+                       tp, ", ".join(f"{stream} (checkpoint at offset {offset})" for offset, stream in behind),
+                       expected, tp, start)
+        self.checkpoint_tails_read += 1
+        self.positions.rewind(tp, start)
 
     async def without_holes(self, records: list[SourceRecord]) -> list[SourceRecord]:
         """The records to fold now: each partition's up to its first hole. The

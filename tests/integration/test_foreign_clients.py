@@ -25,10 +25,11 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 pytestmark = pytest.mark.broker
 
 
-def produce_with_librdkafka(bootstrap: str, topic: str, events) -> dict[int, int]:
+def produce_with_librdkafka(bootstrap: str, topic: str, events, compression: str = "none") -> dict[int, int]:
     """JSON values keyed by stream, batched by librdkafka; partition -> next offset from the acks."""
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
-                                         "batch.num.messages": 500, "enable.idempotence": False})
+                                         "batch.num.messages": 500, "enable.idempotence": False,
+                                         "compression.type": compression})
     ends: dict[int, int] = {}
     errors = []
 
@@ -93,3 +94,23 @@ def test_events_from_librdkafka_fold_like_the_batch_path_and_lag_explains_the_en
         else:
             assert row["note"] == ""
     assert lag["total_lag"] == 0
+
+
+@pytest.mark.parametrize("compression", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_batches_of_every_kafka_codec_are_folded(kafka_bootstrap, tmp_path, compression):
+    """Producers set ``compression.type`` as their cluster's operators like (Java's
+    and librdkafka's default is none, many production setups use lz4 or zstd).
+    The worker decompresses every codec Kafka defines; it used to read only
+    gzip, and a batch in another codec stopped its consumer."""
+    from sequencer.adapters.files.sources import read_day_events
+
+    events = [e for e in read_day_events([SAMPLE / "trades_ES.csv"], SequencerConfig()).events
+              if e.stream == "ES1"][:200]
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=1)
+    with setup.start_worker(tmp_path / "worker.log") as worker:
+        ends = produce_with_librdkafka(kafka_bootstrap, setup.topic_events, events, compression)
+        setup.wait_consumed(ends, worker, timeout_s=60)
+        live = setup.decisions()
+    expected = []
+    replay_events(events, SequencerConfig(), on_decision=expected.append)
+    assert [d.to_dict() for d in live] == [d.to_dict() for d in expected]

@@ -113,6 +113,62 @@ def test_restarted_worker_resumes_from_its_changelog(kafka_bootstrap, tmp_path, 
     assert {(d.stream, d.date) for d in live_decisions} == {(d.stream, d.date) for d in expected_decisions}
 
 
+def test_a_lost_changelog_is_made_good_from_the_checkpoints_and_the_log(kafka_bootstrap, tmp_path, sample_events):
+    """The tables' changelogs are gone (deleted here; lost by a broker or an
+    operator in life) while the group's committed offsets stay at the end and
+    only older checkpoints remain. The worker must not go on from the
+    committed offsets with those checkpoints (their streams would stay behind
+    for good, silently): it reads the log again from the checkpoints' offsets."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from sequencer.adapters.kafka.log_reader import changelog_topic
+    from sequencer.adapters.faust.live_state import LAST_EVENTS_TABLE, STATES_TABLE
+
+    events = [e for e in sample_events if e.stream in ("ES1", "ES2", "NQ1")]
+    split = events[len(events) // 2].date
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=2)
+    with setup.start_worker(tmp_path / "worker1.log") as first:
+        setup.wait_consumed(setup.publish([e for e in events if e.date < split]), first)
+        assert first.stop() == 0, first.log_tail()
+    folder = setup.store().folder
+    head = {path.name: path.read_bytes() for path in folder.glob("*.json")}
+    assert len(head) == 3, sorted(head)
+
+    with setup.start_worker(tmp_path / "worker2.log") as second:
+        setup.wait_consumed(setup.publish([e for e in events if e.date >= split]), second)
+        assert second.stop() == 0, second.log_tail()
+
+    async def delete_changelogs() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([changelog_topic(setup.group, table)
+                                       for table in (STATES_TABLE, LAST_EVENTS_TABLE)])
+        finally:
+            await admin.close()
+
+    asyncio.run(delete_changelogs())
+    setup.store().clear_all()
+    for name, data in head.items():
+        (folder / name).write_bytes(data)
+
+    expected, _ = _replay(events)
+    with setup.start_worker(tmp_path / "worker3.log") as third:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # periodic checkpoints every 2 s
+            loaded, _ = setup.store().load_all()
+            if all(loaded[s].state.last_processed_date == expected[s].last_processed_date for s in loaded):
+                break
+            time.sleep(1)
+        assert third.stop() == 0, third.log_tail()
+        log = third.log_path.read_text()
+    loaded, refused = setup.store().load_all()
+    assert not refused and sorted(loaded) == sorted(expected)
+    for stream, checkpoint in loaded.items():
+        assert _comparable(checkpoint.state) == _comparable(expected[stream]), stream
+    assert "reading" in log and "again from offset" in log, log[-4000:]
+
+
 def test_invalid_and_out_of_order_events_go_to_dead_letters(kafka_bootstrap, tmp_path, sample_events):
     setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=1)
     es1 = [e for e in sample_events if e.stream == "ES1"][:3]

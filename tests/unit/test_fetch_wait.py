@@ -22,3 +22,6 @@ async def test_the_worker_consumer_is_built_with_the_short_fetch_wait(fast_drain
     assert isinstance(consumer, fast_class)  # the fast drain (or Faust's own) stays underneath
     built = consumer._thread._create_worker_consumer(app.transport)  # built, not started: no broker needed
     assert built._fetch_max_wait_ms == FETCH_MAX_WAIT_MS < 1500
+    # Faust reads uncommitted records unless it runs its own exactly-once; the
+    # worker never folds records of a transaction its producer aborted.
+    assert built._isolation_level == "read_committed"

@@ -173,6 +173,35 @@ async def test_the_committed_offset_covers_records_no_state_names():
     assert consumer.seeks == [("ev:0", 3)]
 
 
+async def test_a_state_only_its_checkpoint_holds_has_its_tail_read_again():
+    """The group committed 50, ES1's table state is at 50, but ES2 is not in the
+    table and its checkpoint stops at 20: its table value was lost. Going on
+    from 50 would leave ES2 at its checkpoint for good, or fold later days onto
+    it with those between missing. The partition is read again from 20; ES1's
+    state skips what it folded already (the processor's redelivery check)."""
+    consumer = FakeConsumer(group={"ev:0": 50})
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 50}), checkpoint_only=held(ES2={"ev:0": 20}))
+    assert await guard.without_holes([rec(0, 50), rec(0, 51)]) == []
+    assert consumer.seeks == [("ev:0", 20)] and guard.checkpoint_tails_read == 1
+    again = [rec(0, offset) for offset in range(20, 53)]
+    assert await guard.without_holes(again) == again
+    assert consumer.seeks == [("ev:0", 20)] and guard.positions.expected("ev:0") == 53
+
+
+async def test_checkpoints_level_with_the_partition_or_elsewhere_change_nothing():
+    consumer = FakeConsumer(group={"ev:0": 50})
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 50}),
+                         checkpoint_only=held(ES2={"ev:0": 50}, NQ1={"ev:1": 3}, NQ2={}))
+    assert offsets(await guard.without_holes([rec(0, 50)])) == [(0, 50)]
+    assert consumer.seeks == [] and guard.checkpoint_tails_read == 0
+    # Nothing known of a partition (no commit, no table state): read from where
+    # the group starts, as without checkpoints.
+    consumer = FakeConsumer()
+    guard = InputOffsets(consumer, held(), checkpoint_only=held(ES2={"ev:0": 20}))
+    assert offsets(await guard.without_holes([rec(0, 0)])) == [(0, 0)]
+    assert consumer.seeks == []
+
+
 async def test_commits_only_what_moved_on():
     consumer = FakeConsumer()
     guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))

@@ -64,6 +64,31 @@ def test_a_refused_table_value_falls_back_to_the_checkpoint(folded, caplog):
     assert "table value of ES1 refused" in caplog.text
 
 
+def test_checkpoint_only_lists_the_seeds_served_for_want_of_a_table_value(folded):
+    early, late = folded
+    table = {"ES1": encode_state(late), "ES2": b"{not json"}
+    seeds = {name: early._replace(stream=name) for name in ("ES1", "ES2", "ES3", "ES4")}
+    live = LiveStates(CONFIG, read_table=table.get, seeds=seeds)
+    live.put("ES4", late)  # folded this run: the cache holds it
+    # ES1 is in the table; ES2's value is refused and ES3 has none: both are
+    # served from their checkpoints, as get says.
+    assert sorted(s.stream for s in live.checkpoint_only()) == ["ES2", "ES3"]
+    assert live.get("ES2") == seeds["ES2"] and live.get("ES3") == seeds["ES3"]
+    assert live.get("ES1").last_processed_date == late.last_processed_date
+
+
+def test_a_table_value_behind_its_checkpoint_gives_way_to_the_checkpoint(folded, caplog):
+    """Checkpoints are written from states already in the changelog: a table
+    value behind one lost records, and the checkpoint has seen more."""
+    early, late = folded
+    live = LiveStates(CONFIG, read_table={"ES1": encode_state(early)}.get, seeds={"ES1": late})
+    assert [s.stream for s in live.checkpoint_only()] == ["ES1"]
+    assert "behind" not in caplog.text  # looking does not report
+    assert live.get("ES1") == late and live.seeded == ["ES1"]
+    assert "table value of ES1 (last processed" in caplog.text and "the checkpoint is taken" in caplog.text
+    assert live.checkpoint_only() == []  # in the cache now
+
+
 def test_drop_keeps_the_seed_and_forget_of_a_stream_does_not(folded):
     early, _ = folded
     live = LiveStates(CONFIG, read_table={}.get, seeds={"ES1": early})

@@ -58,24 +58,56 @@ class LiveStates:
         state = self._cache.get(stream)
         if state is not None:
             return state
-        raw = self._read_table(stream)
-        if raw is not None:
-            try:
-                state = decode_state(raw, self.config)
-            except (ValueError, TypeError) as error:
-                logger.error("table value of %s refused (%s); falling back to its checkpoint", stream, error)
-                state = None
-        if state is None:
-            # Kept, not popped: after a revocation drops the cache, a stream
-            # that never reached the table is seeded again from the same file.
-            state = self._seeds.get(stream)
-            if state is not None and stream not in self.seeded:
-                self.seeded.append(stream)
-                logger.info("stream %s seeded from its checkpoint (last processed %s)",
-                            stream, state.last_processed_date)
+        state, seeded = self._resolve(stream)
+        # Kept, not popped: after a revocation drops the cache, a stream
+        # that never reached the table is seeded again from the same file.
+        if seeded and stream not in self.seeded:
+            self.seeded.append(stream)
+            logger.info("stream %s seeded from its checkpoint (last processed %s)",
+                        stream, state.last_processed_date)
         if state is not None:
             self._cache[stream] = state
         return state
+
+    def _resolve(self, stream: str, report: bool = True) -> tuple[StreamState | None, bool]:
+        """The state `get` serves for an uncached ``stream``, and whether it is the seed.
+
+        The table wins, unless it has no value, one it refuses, or one behind
+        the checkpoint: checkpoints are written from states already in the
+        changelog, so a table behind one lost records (a changelog cut short,
+        a recovery that stopped early), and the checkpoint has seen more."""
+        table = self._from_table(stream, report)
+        seed = self._seeds.get(stream)
+        if seed is None:
+            return table, False
+        if table is None:
+            return seed, True
+        if _progress(seed) > _progress(table):
+            if report:
+                logger.warning("table value of %s (last processed %s, %d events) is behind its checkpoint "
+                               "(%s, %d events): the table lost records; the checkpoint is taken", stream,
+                               table.last_processed_date, table.events_applied, seed.last_processed_date,
+                               seed.events_applied)
+            return seed, True
+        return table, False
+
+    def _from_table(self, stream: str, report: bool = True) -> StreamState | None:
+        raw = self._read_table(stream)
+        if raw is None:
+            return None
+        try:
+            return decode_state(raw, self.config)
+        except (ValueError, TypeError) as error:
+            if report:
+                logger.error("table value of %s refused (%s); falling back to its checkpoint", stream, error)
+            return None
+
+    def checkpoint_only(self) -> list[StreamState]:
+        """The seeds `get` would serve in place of a table value (none, refused, or
+        behind the seed), not in the cache yet: what `InputOffsets.learn` weighs
+        against the partitions' committed offsets."""
+        return [state for stream, state in self._seeds.items()
+                if stream not in self._cache and self._resolve(stream, report=False)[1]]
 
     def last_event(self, stream: str) -> DayEvent | None:
         event = self._last_events.get(stream)
@@ -111,6 +143,11 @@ class LiveStates:
             self._cache.pop(stream, None)
             self._last_events.pop(stream, None)
             self._seeds.pop(stream, None)
+
+
+def _progress(state: StreamState) -> tuple[str, int]:
+    """How far a state has come: its last processed date, then its events applied."""
+    return state.last_processed_date or "", state.events_applied
 
 
 def changelog_partition(state: StreamState | None, stream: str, topic: str, partitions: int) -> int:

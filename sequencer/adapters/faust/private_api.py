@@ -29,7 +29,9 @@ Private uses, each with why no public API does it:
 4. In `sequencer.adapters.faust.fetch_wait`, still in its own module (to move
    here): overrides ``Consumer._new_consumer_thread`` and
    ``AIOKafkaConsumerThread._create_worker_consumer`` and sets aiokafka's
-   ``AIOKafkaConsumer._fetch_max_wait_ms`` (Faust fixes it at 1,500 ms).
+   ``AIOKafkaConsumer._fetch_max_wait_ms`` (Faust fixes it at 1,500 ms) and
+   ``_isolation_level`` (``read_committed``; Faust gives it only to its own
+   exactly-once).
 
 5. The agent's batches (`sequencer.adapters.faust.take_bursts`, through
    `enable_passive_drain` and `remove_stream_processor`): ``Stream._enable_passive``

@@ -298,7 +298,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     batch_idle = asyncio.Event()
     batch_idle.set()
 
-    input_offsets = InputOffsets(FaustConsumerPort(app, settings), lambda: runtime.states().values())
+    input_offsets = InputOffsets(FaustConsumerPort(app, settings), lambda: runtime.states().values(),
+                                 checkpoint_only=live.checkpoint_only)
     runtime.input_offsets = input_offsets
     table_port = FaustTablePort(states_table, last_events_table)
     batch_commit = BatchCommit(

@@ -19,6 +19,11 @@ from sequencer.domain import SequencerError
 #: How long an empty poll waits (ms) while partitions are not yet caught up.
 POLL_MS = 100
 
+#: Every read of the event log (the worker's consumer too) skips records of
+#: aborted transactions: a feed's transactional producer may abort, and a
+#: rebuild must read what the worker folded. Without transactions it changes nothing.
+READ_ISOLATION = "read_committed"
+
 
 class TopicReadError(SequencerError):
     """The topic could not be read: the broker is unreachable or a partition did not reach its end in time."""
@@ -56,7 +61,8 @@ async def read_topic(bootstrap: str, topic: str, on_records: Callable[[list], No
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
-                                fetch_max_bytes=16 * 1024 * 1024, **dict(security or {}))
+                                fetch_max_bytes=16 * 1024 * 1024, isolation_level=READ_ISOLATION,
+                                **dict(security or {}))
     try:
         await consumer.start()
     except (KafkaError, OSError) as error:
@@ -152,7 +158,7 @@ async def read_range(bootstrap: str, topic: str, partition: int, start: int, sto
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                                **dict(security or {}))
+                                isolation_level=READ_ISOLATION, **dict(security or {}))
     await consumer.start()
     found: list[SourceRecord] = []
     try:
