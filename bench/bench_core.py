@@ -75,6 +75,9 @@ def main() -> None:
     from sequencer.domain import SequencerConfig
     from sequencer.adapters.files.sources import read_day_events
 
+    from bench_report import compile_tree
+
+    compile_tree(ROOT)  # (as an installed package is)
     work = Path(tempfile.mkdtemp(prefix="bench-core-"))
     csv_path = work / "synthetic.csv"
     rows = write_synthetic(csv_path, args.days, ["ES", "NQ", "YM", "CL", "GC", "NG"])

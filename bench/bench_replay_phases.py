@@ -23,10 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_report import baseline_ref, export_baseline  # noqa: E402
+from bench_report import trees_and_workload  # noqa: E402
 
 _PROBE = """
 import gc, io, json, sys, tempfile, time
@@ -62,6 +61,7 @@ with open(tempfile.mktemp(), "w", newline="", encoding="utf-8") as handle:
     writer = DecisionCsvWriter(handle)
     for decision in decisions:
         writer.write(decision)
+    getattr(writer, "flush", lambda: None)()  # (a writer that batches its rows)
 phases["decisions.csv"] = cpu() - mark
 mark = cpu()
 kept = StreamDecisions.for_rules(rules)
@@ -77,8 +77,6 @@ print(json.dumps(phases))
 
 
 def main() -> int:
-    from synthetic import write_synthetic
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -86,11 +84,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-phases-") as folder:
         work = Path(folder)
-        (work / "baseline").mkdir()
-        commit = export_baseline(baseline_ref(args.baseline), work / "baseline")
-        data = work / "synthetic.csv"
-        write_synthetic(data, args.days, ["ES", "NQ", "YM", "CL", "GC", "NG"])
-        trees = {"baseline": work / "baseline", "this code": ROOT}
+        commit, data, trees = trees_and_workload(work, args.baseline, args.days)
         runs: dict[str, list[dict]] = {name: [] for name in trees}
         for _ in range(args.rounds):
             for name, tree in trees.items():

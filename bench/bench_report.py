@@ -12,7 +12,12 @@
    rounds alternate so that load on the machine hits both alike. Target:
    within 5% of the baseline.
 
-``--input FILE|FOLDER`` replays that instead of the synthetic workload
+``--bad-rows N`` spoils N rows of the synthetic workload, spread through
+it, each with a cell the checks refuse (``spoil_rows``: a result, a
+negative, NaN or infinite peak, a slot, a future or impossible date, an
+instrument that disagrees with its stream, a stream name, a target beyond
+the limit, an empty result, an unprintable direction; no quote, no row of
+another width). ``--input FILE|FOLDER`` replays that instead of the synthetic workload
 (e.g. data/sample: a small input must not get slower). Wall-clock and
 CPU-time medians; the machine is shared, read the ratios.
 """
@@ -56,7 +61,33 @@ def export_baseline(ref: str, into: Path) -> str:
                             check=True).stdout.strip()
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    compile_tree(into)
     return commit
+
+
+def compile_tree(tree: Path) -> None:
+    """Byte-compile the tree's packages, as an installed package is: else, where
+    PYTHONDONTWRITEBYTECODE is set (this machine's sessions), every timed process
+    compiles the modules it imports again (about 60 ms a replay)."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    for package in ("sequencer", "streamer"):
+        if (tree / package).is_dir():
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / package)], check=True, env=env,
+                           stdout=subprocess.DEVNULL)
+
+
+def trees_and_workload(work: Path, ref: str | None, days: int) -> tuple[str, Path, dict[str, Path]]:
+    """The baseline (``baseline_ref(ref)``) exported into ``work/baseline`` and
+    this tree, both byte-compiled, and the synthetic workload of ``days`` days
+    in ``work/synthetic.csv``: (baseline commit, workload, the trees by name)."""
+    from synthetic import write_synthetic
+
+    (work / "baseline").mkdir()
+    commit = export_baseline(baseline_ref(ref), work / "baseline")
+    compile_tree(ROOT)
+    data = work / "synthetic.csv"
+    write_synthetic(data, days, ["ES", "NQ", "YM", "CL", "GC", "NG"])
+    return commit, data, {"baseline": work / "baseline", "this code": ROOT}
 
 
 def baseline_ref(ref: str | None) -> str:
@@ -73,6 +104,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline", default=None, help="git ref of the baseline (default: merge-base with main)")
     parser.add_argument("--jobs", default=None, help="replay --jobs (default: replay's own choice)")
+    parser.add_argument("--bad-rows", type=int, default=0, metavar="N",
+                        help="spoil N rows of the synthetic workload with a cell the checks refuse")
     parser.add_argument("--input", type=Path, default=None,
                         help="replay this file or folder instead of the synthetic workload (e.g. data/sample)")
     args = parser.parse_args()
@@ -83,9 +116,11 @@ def main() -> int:
         baseline_src = work / "baseline"
         baseline_src.mkdir()
         commit = export_baseline(ref, baseline_src)
+        compile_tree(ROOT)
         if args.input is None:
             data = work / "synthetic.csv"
             rows = write_synthetic(data, args.days, ["ES", "NQ", "YM", "CL", "GC", "NG"])
+            spoil_rows(data, args.bad_rows)
         else:
             data = args.input.resolve()
             rows = sum(sum(1 for _ in p.open()) - 1 for p in ([data] if data.is_file() else data.glob("*.csv")))
@@ -132,6 +167,28 @@ def main() -> int:
     print(f"replay CPU (user + system, all processes): baseline median {statistics.median(old_cpu):.2f} s, "
           f"this code {statistics.median(new_cpu):.2f} s, ratio {cpu_ratio:.3f}")
     return 0
+
+
+#: (column, cell) of a spoiled row: each a cell the checks refuse, none a quote
+#: or a change of width (those send the whole file to the row reader).
+_BAD_CELLS = [(8, "Winn"), (6, "-1.5"), (6, "nan"), (1, "07:45"), (0, "2099-01-01"), (0, "2021-02-30"),
+              (4, "NQ"), (3, "ES 1"), (5, "1e13"), (6, "inf"), (8, ""), (7, "Lo\x01ng")]
+
+
+def spoil_rows(path: Path, count: int) -> None:
+    """Give ``count`` rows of the synthetic CSV ``path`` (below its header, evenly
+    spread) a cell of ``_BAD_CELLS``, in turn."""
+    if count <= 0:
+        return
+    lines = path.read_bytes().decode("utf-8").split("\r\n")
+    step = max(1, (len(lines) - 2) // count)
+    for i in range(count):
+        at = 1 + i * step
+        cells = lines[at].split(",")
+        column, cell = _BAD_CELLS[i % len(_BAD_CELLS)]
+        cells[column] = cell
+        lines[at] = ",".join(cells)
+    path.write_bytes("\r\n".join(lines).encode("utf-8"))
 
 
 def _rules_file(work: Path) -> Path:

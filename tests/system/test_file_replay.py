@@ -181,10 +181,10 @@ def test_a_partition_that_dies_stops_the_replay_without_hanging(tmp_path: Path, 
     # A partition killed while folding (out of memory, say): nothing else can make a process vanish.
     real_fold = file_replay._fold_partition
 
-    def fold_then_die(events, config, states, decisions_path, *args):
+    def fold_then_die(events, config, states, decisions_path, *args, **kwargs):
         if decisions_path.name == ".decisions.part1.csv":
             os._exit(9)
-        return real_fold(events, config, states, decisions_path, *args)
+        return real_fold(events, config, states, decisions_path, *args, **kwargs)
 
     monkeypatch.setattr(file_replay, "_fold_partition", fold_then_die)
     paths = write_files(tmp_path / "in", [[[d, "07:30", "S1", s, s[:2], "", "12", "", "Win", "", ""]

@@ -138,24 +138,40 @@ def test_the_column_reader_reads_every_clean_file_itself(tmp_path_factory, rows,
     assert _columns_take(path)
 
 
+GOOD_ROWS = [f"2025-01-0{d},07:30,S1,ES1,ES,10,5,Long,Win,1,2" for d in (3, 6, 7)]
+
+
+@pytest.mark.parametrize("bad", ["2025-01-02,07:30,S1,ES1,ES,10,1_0,Long,Win,1,2",    # float reads it, Arrow not
+                                 "2025-01-02,07:30,S1,ES1,ES,10,5",                   # a short row
+                                 '2025-01-02,07:30,S1,ES1,ES,10,5,"Long",Win,1,2',    # a quote
+                                 "2025-01-03,07:30,S1,ES1,ES,10,5,Long,Win,1,2"])     # a duplicate
+def test_the_column_reader_declines_a_file_with_one_bad_row(tmp_path: Path, bad: str):
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([",".join(HEADER), *GOOD_ROWS, bad]) + "\n", encoding="utf-8")
+    assert not _columns_take(path)
+    path.write_text("\n".join([",".join(HEADER), *GOOD_ROWS]) + "\n", encoding="utf-8")
+    assert _columns_take(path)
+
+
 @pytest.mark.parametrize("bad", ["2025-01-02,07:30,S1,ES1,ES,10,5,Long,Winner,1,2",  # a result
                                  "2025-01-02,07:30,S1,ES1,ES,10,-5,Long,Win,1,2",     # a negative peak
                                  "2025-01-02,07:30,S1,ES1,ES,10,nan,Long,Win,1,2",    # not a number
-                                 "2025-01-02,07:30,S1,ES1,ES,10,1_0,Long,Win,1,2",    # float reads it, Arrow not
                                  "2025-01-02,07:45,S1,ES1,ES,10,5,Long,Win,1,2",      # a slot
                                  "2025-01-02,07:30,S1,ES1,NQ,10,5,Long,Win,1,2",      # instrument vs stream
                                  "2099-01-02,07:30,S1,ES1,ES,10,5,Long,Win,1,2",      # the future
-                                 "2025-01-02,07:30,S1,ES1,ES,10,5",                   # a short row
-                                 '2025-01-02,07:30,S1,ES1,ES,10,5,"Long",Win,1,2',    # a quote
-                                 "2025-01-03,07:30,S1,ES1,ES,10,5,Long,Win,1,2",      # a duplicate
                                  "2025-01-02,07:30,S1,ES1,ES,10,5,Lo\x01ng,Win,1,2"])  # unprintable
-def test_the_column_reader_declines_a_file_with_one_bad_row(tmp_path: Path, bad: str):
-    good = [f"2025-01-0{d},07:30,S1,ES1,ES,10,5,Long,Win,1,2" for d in (3, 6, 7)]
+def test_a_bad_cell_costs_its_row_a_reject_and_the_rest_is_read_by_columns(tmp_path: Path, monkeypatch, bad: str):
+    # Blank lines, CRLF and no line end at the end: the reject's line number still counts every line.
     path = tmp_path / "rows.csv"
-    path.write_text("\n".join([",".join(HEADER), *good, bad]) + "\n", encoding="utf-8")
-    assert not _columns_take(path)
-    path.write_text("\n".join([",".join(HEADER), *good]) + "\n", encoding="utf-8")
+    text = "\r\n".join([",".join(HEADER), GOOD_ROWS[0], "", GOOD_ROWS[1], bad, "", "", GOOD_ROWS[2]])
+    path.write_bytes(text.encode("utf-8"))
     assert _columns_take(path)
+    events, rejects, rows = by_columns([path], monkeypatch)
+    assert (events, rejects, rows) == by_rows([path])
+    assert [(reject.source, reject.line) for reject in rejects] == [(str(path), 5)] and rows == 4 and len(events) == 3
+    # a file of nothing but bad rows goes to the row reader whole
+    path.write_text("\n".join([",".join(HEADER), bad]) + "\n", encoding="utf-8")
+    assert not _columns_take(path)
 
 
 def _arrow_number(text: str) -> float | None:
@@ -214,3 +230,30 @@ def test_a_cell_over_the_csv_field_limit_fails_its_file_by_name_and_line(tmp_pat
     monkeypatch.setattr(sources, "COLUMNS_MIN_BYTES", threshold)
     with pytest.raises(sources.SourceError, match=r"long\.csv: line 3: not readable as CSV \(field larger"):
         read_day_events([path], CONFIG, latest_date=LATEST)
+
+
+date_like = st.one_of(
+    st.dates().map(str), st.dates().map(lambda d: d.strftime("%Y-%m-%d ")), st.dates().map(lambda d: d.strftime("%Y%m%d")),
+    st.text(alphabet="0123456789-+T: W٣", min_size=8, max_size=12),
+    st.tuples(st.integers(0, 10000), st.integers(0, 13), st.integers(0, 32)).map(
+        lambda t: f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(date_like, max_size=20), st.sampled_from([LATEST, None, "2024-02-29"]))
+def test_date_cells_checked_at_once_read_as_the_row_reader_reads_them(cells, latest):
+    grouper = _DayGrouper(CONFIG, None, latest)
+    expected = []
+    for cell in cells:
+        try:
+            expected.append(_DayGrouper(CONFIG, None, latest)._date(cell or None))
+        except sources.InvalidEvent:
+            expected.append(None)
+    assert csv_columns._checked_dates(cells, grouper) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40).map(lambda b: b.replace(b"x", b"\r").replace(b"y", b"\n")) |
+       st.text(alphabet="a\r\n", max_size=40).map(str.encode))
+def test_a_lone_carriage_return_is_found_as_counting_finds_it(data):
+    assert csv_columns._has_a_lone_carriage_return(data) == (data.count(b"\r") != data.count(b"\r\n"))

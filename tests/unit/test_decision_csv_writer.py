@@ -50,11 +50,16 @@ def csv_writer_bytes(rows: list[Decision]) -> str:
     lambda layouts: st.lists(decisions(layouts), max_size=8)))
 def test_rows_are_csv_writers_bytes(rows: list[Decision]) -> None:
     out = io.StringIO()
-    writer = DecisionCsvWriter(out)
-    for decision in rows:
-        writer.write(decision)
-    assert out.getvalue() == csv_writer_bytes(rows)
+    with DecisionCsvWriter(out, lengths=True) as writer:
+        writer.BATCH_ROWS = 3  # several batches in one example
+        for decision in rows:
+            writer.write(decision)
+    expected = csv_writer_bytes(rows)
+    assert out.getvalue() == expected
     assert writer.count == len(rows)
+    # each row's length in UTF-8 bytes (a split replay cuts its part by them)
+    header = len(csv_writer_bytes([]))
+    assert writer.lengths == [len(csv_writer_bytes([d])[header:].encode()) for d in rows]
 
 
 def test_a_written_file_reads_back_equal(tmp_path) -> None:
@@ -64,8 +69,7 @@ def test_a_written_file_reads_back_equal(tmp_path) -> None:
                      True, -10.0, -500.0)
     second = first._replace(date="2024-01-03", result=None, peak=None, traded=False, profit=0.0, profit_usd=0.0)
     path = tmp_path / "decisions.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = DecisionCsvWriter(handle)
+    with path.open("w", newline="", encoding="utf-8") as handle, DecisionCsvWriter(handle) as writer:
         writer.write(first)
         writer.write(second)
     assert read_decision_file(path).decisions == [first, second]

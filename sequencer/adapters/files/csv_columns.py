@@ -8,13 +8,18 @@ time, date, result and direction through the very checks the row reader
 applies (``_DayGrouper``), the numbers by range over whole columns. Only
 then are its day events built, in bulk.
 
-Anything else gives up on the whole file before it changes anything, and
-the row reader reads it instead, so every reject keeps its reason, line and
-order: a quote, NUL or lone carriage return anywhere; a line longer than
-the csv module's field size limit; a row of another width; a cell the checks
-refuse, or a number cell Arrow does not read; two rows of one (stream, date,
-slot); a day an earlier file also has. ``tests/unit/test_csv_columns.py`` holds both
-readers equal on random files, clean and hostile.
+A row with a cell the checks refuse is left out of the columns and goes
+through the row reader's ``add_row`` (``_DayGrouper.rejects_of_rows``),
+which gives its reject: a refused cell makes a row's reason its own,
+whatever came before it, and its line number is counted from the file's
+newlines. Anything else gives up on the whole file before it changes
+anything, and the row reader reads it instead, so every reject keeps its
+reason, line and order: a quote, NUL or lone carriage return anywhere; a
+line longer than the csv module's field size limit; a row of another width,
+or a number cell Arrow does not read; two rows of one (stream, date, slot);
+a day an earlier file also has; a file whose every row is refused.
+``tests/unit/test_csv_columns.py`` holds both readers equal on random files,
+clean and hostile.
 
 Importing pyarrow (and numpy with it) costs about 0.2 s, which only a big
 file repays (``COLUMNS_MIN_BYTES``; docs/benchmarks.md has the figures).
@@ -50,19 +55,81 @@ def read_clean_csv(path: Path, data: bytes, index: dict[str, int], width: int,
     ``index`` maps the lower-cased column names of the header to positions
     and ``width`` is the header's width (``sources._column_index``).
     """
-    if b'"' in data or b"\0" in data or data.count(b"\r") != data.count(b"\r\n"):
+    if b'"' in data or b"\0" in data or _has_a_lone_carriage_return(data):
         return False
     table = _parse(data, index, width)  # (imports pyarrow, and numpy with it)
     # The row reader fails on a cell over the csv module's field size limit;
     # without quotes, only a line that long can hold one.
-    if len(data) > csv.field_size_limit() and _longest_line(data) > csv.field_size_limit():
+    if _may_hold_a_line_over(data, csv.field_size_limit()) and _longest_line(data) > csv.field_size_limit():
         return False
     if table is None or table.num_rows == 0:
         return table is not None and _no_rows(data)
-    days = _checked_columns(table, index, grouper)
-    if days is None:
+    checked = _checked_columns(table, index, grouper)
+    if checked is None:
         return False
-    return grouper.add_column_days(days, table.num_rows)
+    days, doubtful = checked
+    rejects: list[Any] = []
+    if len(doubtful):  # a few bad rows: their rejects from the row reader, the rest by columns
+        rejects = grouper.rejects_of_rows(str(path), _lines_of_rows(data, doubtful), index)
+        if rejects is None:
+            return False
+    if not grouper.add_column_days(days, table.num_rows - len(doubtful)):
+        return False
+    grouper.rejects.extend(rejects)
+    grouper.rows += len(doubtful)
+    return True
+
+
+def _lines_of_rows(data: bytes, rows: Any) -> list[tuple[int, str]]:
+    """(line number, text without its line end) of Arrow's rows ``rows`` of the
+    CSV file ``data``: the header is line 1, and Arrow, like the row reader,
+    skips empty lines (which the line numbers count)."""
+    import numpy as np
+
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.append(ends, len(data))  # (the last line may have no line end)
+    texts = stops - starts
+    crlf = np.zeros(len(stops), bool)
+    has_end = stops > starts
+    crlf[has_end] = np.frombuffer(data, np.uint8)[stops[has_end] - 1] == ord("\r")
+    texts = texts - crlf
+    lines = np.flatnonzero(texts[1:] > 0) + 1  # the non-empty lines below the header: Arrow's rows
+    found = lines[rows]
+    return [(int(line) + 1, data[starts[line]:starts[line] + texts[line]].decode("utf-8"))
+            for line in found.tolist()]
+
+
+def _has_a_lone_carriage_return(data: bytes) -> bool:
+    """Whether a ``\\r`` of ``data`` is not followed by ``\\n`` (a third of the
+    time of counting both). By blocks of 1 MB into one reused mask: a mask of
+    the whole file would be as many bytes of fresh memory, whose page faults
+    cost more than the compare."""
+    if b"\r" not in data:
+        return False
+    import numpy as np
+
+    octets = np.frombuffer(data, np.uint8)
+    if octets[-1] == ord("\r"):
+        return True
+    block = 1 << 20
+    mask = np.empty(min(block, len(octets)), bool)
+    for start in range(0, len(octets), block):
+        part = octets[start:start + block]
+        found = np.equal(part, ord("\r"), out=mask[:len(part)])
+        after = np.flatnonzero(found) + (start + 1)  # (the last byte is no \r: each has a next one)
+        if len(after) and not np.all(octets[after] == ord("\n")):
+            return True
+    return False
+
+
+def _may_hold_a_line_over(data: bytes, limit: int) -> bool:
+    """False when no line of ``data`` is longer than ``limit`` bytes, found
+    cheaply: if every block of ``limit // 2`` bytes holds a newline, two
+    newlines are never ``limit`` bytes apart (a ``find`` per block, each
+    stopping at the block's first newline). True: ``_longest_line`` must say."""
+    block = max(1, limit // 2)
+    return any(data.find(b"\n", start, start + block) < 0 for start in range(0, len(data), block))
 
 
 def _longest_line(data: bytes) -> int:
@@ -192,8 +259,9 @@ class ColumnDays:
         order, and their ``order_keys``."""
         days = self.owned_days(owns)
         spans, slots, outcomes = self._days(days)
-        streams, dates, proxy = self.streams, self.dates, MappingProxyType
-        events = [DayEvent(*streams[s], dates[d], proxy(dict(zip(slots[a:b], outcomes[a:b]))))
+        streams, dates, proxy, new = self.streams, self.dates, MappingProxyType, tuple.__new__
+        # tuple.__new__: the fields are checked; DayEvent's keyword __new__ is a Python call per event.
+        events = [new(DayEvent, (*streams[s], dates[d], proxy(dict(zip(slots[a:b], outcomes[a:b])))))
                   for s, d, a, b in spans]
         return events, self.order_keys(days)
 
@@ -262,9 +330,11 @@ def _objects(values: list[Any]) -> Any:
     return out
 
 
-def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> ColumnDays | None:
-    """The rows, every distinct cell checked as the row reader checks it; None
-    if any check fails (the row reader then says which row and why)."""
+def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> tuple[ColumnDays, Any] | None:
+    """The rows, every distinct cell checked as the row reader checks it, and
+    the rows (Arrow's row numbers, ascending) with a cell the checks refuse,
+    left out of the days: the row reader says why (``read_clean_csv``). None
+    if a check of the kept rows fails (a duplicate) or no row is kept."""
     import numpy as np
 
     rows = table.num_rows
@@ -272,38 +342,39 @@ def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> ColumnD
     def column(name: str) -> Any:
         return table.column(index[name]) if name in index else None
 
-    try:
-        # Each distinct (stream, instrument, session, time) is checked once, as
-        # one code: the four columns' codes combined.
-        combined, cells = np.zeros(rows, np.int64), []
-        for name in ("stream", "instrument", "session", "time"):
-            found = column(name)
-            codes, values = (np.zeros(rows, np.int64), [""]) if found is None else _codes(found)
-            combined = combined * len(values) + codes
-            cells.append(values)
-        key_codes, key_values = _distinct(combined)
-        keys = []
-        for value in key_values.tolist():
-            parts = []
-            for values in reversed(cells):
-                value, at = divmod(value, len(values))
-                parts.append(values[at] or None)  # an empty cell reads as None, as in add_row
-            time, session, instrument, stream = parts
+    # Each distinct (stream, instrument, session, time) is checked once, as
+    # one code: the four columns' codes combined. A refused one is None.
+    combined, cells = np.zeros(rows, np.int64), []
+    for name in ("stream", "instrument", "session", "time"):
+        found = column(name)
+        codes, values = (np.zeros(rows, np.int64), [""]) if found is None else _codes(found)
+        combined = combined * len(values) + codes
+        cells.append(values)
+    key_codes, key_values = _distinct(combined)
+    keys: list[tuple[str, str, str] | None] = []
+    for value in key_values.tolist():
+        parts = []
+        for values in reversed(cells):
+            value, at = divmod(value, len(values))
+            parts.append(values[at] or None)  # an empty cell reads as None, as in add_row
+        time, session, instrument, stream = parts
+        try:
             stream, _, session = grouper._stream(stream, instrument, session)
             keys.append((stream, grouper._slot(time, session), session))
-        date_codes, date_cells = _codes(column("date"))
-        dates = [grouper._date(cell or None) for cell in date_cells]
-    except InvalidEvent:
-        return None
+        except InvalidEvent:
+            keys.append(None)
+    date_codes, date_cells = _codes(column("date"))
+    dates = _checked_dates(date_cells, grouper)
     result_codes, result_cells = _codes(column("result"))
     results = [RESULT_NAMES.get(cell) for cell in result_cells]
-    if None in results:
-        return None
+    refused = [_refused_codes(key_codes, [key is None for key in keys]),
+               _refused_codes(date_codes, [date is None for date in dates]),
+               _refused_codes(result_codes, [result is None for result in results])]
     direction_column = column("direction")
     if direction_column is not None:
         direction_codes, direction_cells = _codes(direction_column)
-        if any(len(cell) > DIRECTION_MAX_CHARS or not cell.isprintable() for cell in direction_cells):
-            return None
+        refused.append(_refused_codes(direction_codes, [len(cell) > DIRECTION_MAX_CHARS or not cell.isprintable()
+                                                        for cell in direction_cells]))
         directions = [cell or None for cell in direction_cells]
     numbers = {}
     for name, (low, high) in _NUMBER_RANGES.items():
@@ -311,21 +382,34 @@ def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> ColumnD
         if found is not None:
             values, nulls = _numbers(found)
             with np.errstate(invalid="ignore"):
-                if not np.all(nulls | ((values >= low) & (values <= high))):  # False for NaN
-                    return None
+                refused.append(~(nulls | ((values >= low) & (values <= high))))  # (refused: NaN too)
             numbers[name] = values, nulls
+    doubtful = np.zeros(rows, bool)
+    for mask in refused:
+        if mask is not None:
+            doubtful |= mask
+    kept = np.flatnonzero(~doubtful) if doubtful.any() else None
+    if kept is not None:
+        if len(kept) == 0:
+            return None
+        key_codes, date_codes, result_codes = key_codes[kept], date_codes[kept], result_codes[kept]
+        if direction_column is not None:
+            direction_codes = direction_codes[kept]
+        numbers = {name: (values[kept], nulls[kept]) for name, (values, nulls) in numbers.items()}
+        rows = len(kept)
 
     # Sort by (date, stream, slot in session order): a (stream, date) is then one
     # run of rows, each slot in its place; two rows of one slot sit side by side.
-    streams = sorted({stream for stream, _, _ in keys})
+    # (A refused key or date is in no kept row: it ranks anywhere.)
+    streams = sorted({key[0] for key in keys if key is not None})
     stream_rank = {stream: rank for rank, stream in enumerate(streams)}
     sessions = grouper.config.sessions
     width = max(len(slots) for slots in sessions.values())
-    date_rank = {date: rank for rank, date in enumerate(sorted(set(dates)))}
-    key_rank = np.array([stream_rank[stream] * width + sessions[session].index(slot)
-                         for stream, slot, session in keys], np.int64)
-    row_key = (np.array([date_rank[date] for date in dates], np.int64)[date_codes] * (len(streams) * width)
-               + key_rank[key_codes])
+    date_rank = {date: rank for rank, date in enumerate(sorted({date for date in dates if date is not None}))}
+    key_rank = np.array([0 if key is None else stream_rank[key[0]] * width + sessions[key[2]].index(key[1])
+                         for key in keys], np.int64)
+    date_of_code = np.array([date_rank.get(date, 0) for date in dates], np.int64)
+    row_key = date_of_code[date_codes] * (len(streams) * width) + key_rank[key_codes]
     order = np.argsort(row_key, kind="stable")
     row_key = row_key[order]
     if np.any(row_key[1:] == row_key[:-1]):
@@ -336,13 +420,55 @@ def _checked_columns(table: Any, index: dict[str, int], grouper: Any) -> ColumnD
     day_starts = np.concatenate((starts, [rows]))
     first = order[starts]
     names = grouper._names
-    rows_of = {"slot": _objects([slot for _, slot, _ in keys])[key_codes[order]],
+    rows_of = {"slot": _objects([None if key is None else key[1] for key in keys])[key_codes[order]],
                "result": _objects(results)[result_codes[order]]}
     if direction_column is not None:
         rows_of["direction"] = _objects(directions)[direction_codes[order]]
     for name, (values, nulls) in numbers.items():
         rows_of[name] = values[order], nulls[order]
-    key_stream = np.array([stream_rank[stream] for stream, _, _ in keys], np.int64)
-    date_of_code = np.array([date_rank[date] for date in dates], np.int64)
-    return ColumnDays([names[stream] for stream in streams], sorted(date_rank), key_stream[key_codes[first]],
+    key_stream = np.array([0 if key is None else stream_rank[key[0]] for key in keys], np.int64)
+    days = ColumnDays([names[stream] for stream in streams], sorted(date_rank), key_stream[key_codes[first]],
                       date_of_code[date_codes[first]], day_starts, rows_of)
+    return days, np.flatnonzero(doubtful)
+
+
+def _checked_dates(cells: list[str], grouper: Any) -> list[str | None]:
+    """Each distinct date cell as the row reader reads it (``_DayGrouper._date``),
+    None where it refuses it.
+
+    A cell that already is an ISO date ``YYYY-MM-DD`` (year 0001 on) not after
+    the latest accepted date reads as itself (``parse_iso_date`` gives back
+    such a date unchanged): those are checked at once, by numpy parsing them
+    and writing them back the same (a long file has thousands of dates, each
+    6 us through the row reader's checks). Any other cell, or all of them if
+    numpy refuses one, goes through those checks.
+    """
+    import numpy as np
+
+    latest = grouper.latest_date
+    plain = [cell for cell in cells if len(cell) == 10 and cell[4] == "-" and cell[7] == "-"
+             and cell[:4] >= "0001" and (latest is None or cell <= latest) and cell.isascii()]
+    try:
+        same = np.array(plain, "datetime64[D]").astype(str) == np.array(plain, str)
+        accepted = set(np.array(plain, object)[same].tolist()) if plain else set()
+    except ValueError:  # a cell numpy does not read as a date
+        accepted = set()
+    grouper._accepted_dates.update((cell, cell) for cell in accepted)  # (as _date does, for the row reader)
+    return [cell if cell in accepted else _or_none(grouper._date, cell or None) for cell in cells]
+
+
+def _or_none(check: Callable[[Any], Any], value: Any) -> Any:
+    """``check(value)``, or None if it refuses the value."""
+    try:
+        return check(value)
+    except InvalidEvent:
+        return None
+
+
+def _refused_codes(codes: Any, refused: list[bool]) -> Any:
+    """Per row, whether its code's value is refused (None if none is)."""
+    import numpy as np
+
+    if not any(refused):
+        return None
+    return np.array(refused, bool)[codes]

@@ -65,12 +65,23 @@ class DecisionCsvWriter:
     ``HH:MM`` by the config's rules (a layout whose slots would need
     quoting falls back to ``writerow``). Numbers and booleans are written
     as ``str`` writes them, as ``csv.writer`` does.
+
+    Rows are handed to ``handle`` in batches of ``BATCH_ROWS`` (a text
+    file's ``write`` per row cost a third of the writer's time), so the
+    writer is a context manager: leaving it (or ``flush``) writes the rest.
+    With ``lengths`` it also keeps each row's length in bytes (UTF-8), in
+    order: a split replay interleaves its parts' rows by them.
     """
 
-    def __init__(self, handle: TextIO) -> None:
+    #: Rows formatted before they are written at once (a few hundred KB).
+    BATCH_ROWS = 2048
+
+    def __init__(self, handle: TextIO, *, lengths: bool = False) -> None:
         self._handle = handle
-        self._writer = csv.writer(handle)
-        self._writer.writerow(DECISION_FIELDS)
+        handle.write(_csv_row(DECISION_FIELDS))
+        self._pending: list[str] = []
+        #: Each row's length in bytes, if asked for (else None).
+        self.lengths: list[int] | None = [] if lengths else None
         # a stream's slots never change, its sums do (tens of thousands of
         # distinct combinations in a long replay, too many to cache rows)
         self._templates: dict[tuple[str, str, tuple[str, ...]], str | None] = {}
@@ -88,7 +99,7 @@ class DecisionCsvWriter:
         if template == "":
             template = self._templates[stream, instrument, slots] = self._row_template(stream, instrument, slots)
         if template is None:
-            self._write_row(decision, slots)
+            self._pending.append(self._row(decision, slots))
         else:
             date_cell = self._cells.get(date)  # a few thousand dates, each checked once
             if date_cell is None:
@@ -96,13 +107,35 @@ class DecisionCsvWriter:
             result_cell = self._cells.get(result)  # a handful of results and None
             if result_cell is None:
                 result_cell = self._cells[result] = "" if result is None else _csv_text(result)
-            self._handle.write(template % (
+            self._pending.append(template % (
                 date_cell, traded_slot, result_cell,
                 "" if peak is None else peak, *sums.values(), time_change, next_slot,
                 "" if rolling_median is None else rolling_median, rolling_median_target, median_ladder_target,
                 ladder_step, days_at_level, next_target, no_trade_next, _csv_text(time_reason),
                 _csv_text(target_reason), traded, profit, profit_usd))
         self.count += 1
+        if len(self._pending) >= self.BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the rows formatted so far to the handle."""
+        pending = self._pending
+        if not pending:
+            return
+        text = "".join(pending)
+        if self.lengths is not None:
+            # ASCII (the usual case): a row's characters are its bytes.
+            self.lengths.extend(map(len, pending) if text.isascii() else
+                                (len(row.encode("utf-8")) for row in pending))
+        self._handle.write(text)
+        pending.clear()
+
+    def __enter__(self) -> "DecisionCsvWriter":
+        return self
+
+    def __exit__(self, kind: object, *exc_info: object) -> None:
+        if kind is None:  # (after a failure the file is thrown away: a failed write would only fail again)
+            self.flush()
 
     def _sums_template(self, slots: tuple[str, ...]) -> str:
         template = self._sums_templates.get(slots)
@@ -118,18 +151,19 @@ class DecisionCsvWriter:
         sums = _csv_text(self._sums_template(slots))
         return (head + "%s,%s,%s,%s," + sums + ",%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\r\n")
 
-    def _write_row(self, decision: Decision, slots: tuple[str, ...]) -> None:
+    def _row(self, decision: Decision, slots: tuple[str, ...]) -> str:
+        """One row by ``csv.writer`` itself (a layout the templates cannot hold)."""
         row = list(decision)
         row[6] = self._sums_template(slots) % tuple(decision.slot_sums.values())
         for i in _NULLABLE:  # result, peak, rolling_median may be null
             if row[i] is None:
                 row[i] = ""
-        self._writer.writerow(row)
+        return _csv_row(row)
 
 
 def write_decisions_csv(path: Path, decisions: Iterable[Decision]) -> int:
-    with naming(path), Path(path).open("w", newline="", encoding="utf-8") as handle:
-        writer = DecisionCsvWriter(handle)
+    with naming(path), Path(path).open("w", newline="", encoding="utf-8") as handle, \
+            DecisionCsvWriter(handle) as writer:
         for decision in decisions:
             writer.write(decision)
     return writer.count

@@ -566,6 +566,23 @@ class _DayGrouper:
             grouper.rows += rows
         return True
 
+    def rejects_of_rows(self, source: str, lines: list[tuple[int, str]],
+                        index: dict[str, int]) -> list[Reject] | None:
+        """The rejects of the CSV rows ``lines`` ((line number, text) of a file
+        without quotes, columns as ``index``) that the column reader's checks
+        refuse: each through ``add_row`` of a grouper of its own, since a cell
+        the checks refuse gives a row its reason whatever rows came before it
+        (``add_row`` checks every cell before it looks for a duplicate). None
+        if one of them is not refused after all: the row reader must then read
+        the whole file."""
+        probe = _DayGrouper(self.config, None, self.latest_date)
+        positions = {c: index.get(c) for c in COLUMNS}
+        for line, text in lines:
+            probe.add_row(source, line, _csv_getter(text.split(","), positions), text)
+        if len(probe.rejects) != len(lines) or any(probe.days.values()) or probe.whole:
+            return None
+        return probe.rejects
+
     def add_column_days(self, days: ColumnDays, rows: int) -> bool:
         """Take the days of a file read by columns; False (nothing taken) if an
         earlier file has one of them: the row reader says which rows are duplicates."""
@@ -610,6 +627,7 @@ class _DayGrouper:
         events: list[DayEvent] = [e for e in self.whole.values() if owns(e.stream)]
         sessions = self.config.sessions
         in_order = self.in_session_order
+        new_event = tuple.__new__  # the fields are checked: no keyword __new__ (a Python call)
         for key, slots in self.days.items():
             if not slots or not owns(key[0]):
                 continue
@@ -617,7 +635,7 @@ class _DayGrouper:
             _, instrument, session = self._names[stream]
             if in_order.get(key) != len(slots):
                 slots = {s: slots[s] for s in sessions[session] if s in slots}
-            events.append(DayEvent(stream, instrument, session, date, MappingProxyType(slots)))
+            events.append(new_event(DayEvent, (stream, instrument, session, date, MappingProxyType(slots))))
         if not events and len(self.column_days) == 1:
             return self.column_days[0].events(owns)  # built in (date, stream) order
         for pending in self.column_days:
