@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.request
 from pathlib import Path
 
 import msgpack
@@ -161,8 +162,11 @@ def test_a_lost_changelog_is_made_good_from_the_checkpoints_and_the_log(kafka_bo
             if all(loaded[s].state.last_processed_date == expected[s].last_processed_date for s in loaded):
                 break
             time.sleep(1)
+        with urllib.request.urlopen(third.url + "/status", timeout=10) as answer:
+            status = json.load(answer)
         assert third.stop() == 0, third.log_tail()
         log = third.log_path.read_text()
+    assert status["partitions_read_again_for_checkpoints"] >= 1, status  # seen without reading logs
     loaded, refused = setup.store().load_all()
     assert not refused and sorted(loaded) == sorted(expected)
     for stream, checkpoint in loaded.items():

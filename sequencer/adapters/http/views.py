@@ -295,10 +295,16 @@ def register_views(app: "faust.App", runtime: WorkerView) -> None:
     class StatusView(View):
         async def get(self, request: Request) -> Response:
             schedule = runtime.schedule
+            offsets = runtime.input_offsets
             return self.json({**runtime.status.as_dict(),
                               "owned_partitions": sorted(runtime.owned),
                               "checkpoint_write_failures": schedule.failures,
-                              "checkpoints_refused_older": schedule.refused_older})
+                              "checkpoints_refused_older": schedule.refused_older,
+                              # Both count incidents the worker repaired by itself (README,
+                              # "The worker commits its input offsets itself").
+                              "seeks_back": 0 if offsets is None else offsets.rewinds,
+                              "partitions_read_again_for_checkpoints":
+                                  0 if offsets is None else offsets.checkpoint_tails_read})
 
     @app.page("/streams/{stream}/checkpoint", name="sequencer-stream-checkpoint")
     class CheckpointView(View):
