@@ -238,8 +238,9 @@ class InputOffsets:
         if not behind:
             return
         start = behind[0][0]
-        logger.warning("%s: %s not in the table, only in checkpoints behind offset %d that the partition "
-                       "was folded to (the table lost them): reading %s again from offset %d",
+        logger.warning("%s: %s served from checkpoints (the table has no value, or a refused or older one) "
+                       "behind offset %d that the partition was folded to (the table lost them): reading "
+                       "%s again from offset %d",
                        tp, ", ".join(f"{stream} (checkpoint at offset {offset})" for offset, stream in behind),
                        expected, tp, start)
         self.checkpoint_tails_read += 1
