@@ -218,6 +218,8 @@ class InputOffsets:
             logger.warning("committed offsets not available: %r", exc)
             group = {}
         held = list(self.held_states())
+        # Once for all the partitions: deciding a seed's source decodes its table value.
+        checkpoint_only = list(self.checkpoint_only())
         for tp, end in ends.items():
             offsets = [s.source_offsets[tp] for s in held if tp in s.source_offsets]
             if tp in group:
@@ -227,13 +229,13 @@ class InputOffsets:
                 logger.warning("%s ends at %d but states or the group point up to %d: offsets of a "
                                "replaced log, ignored", tp, end, max(stale))
             self.positions.learn(tp, [offset for offset in offsets if offset <= end])
-            self._read_checkpoint_tails_again(tp, end)
+            self._read_checkpoint_tails_again(tp, end, checkpoint_only)
 
-    def _read_checkpoint_tails_again(self, tp: str, end: int) -> None:
+    def _read_checkpoint_tails_again(self, tp: str, end: int, checkpoint_only: list[StreamState]) -> None:
         expected = self.positions.expected(tp)
         if expected is None:
             return  # nothing folded from this partition is known: it is read from the group's start
-        behind = sorted((s.source_offsets[tp], s.stream) for s in self.checkpoint_only()
+        behind = sorted((s.source_offsets[tp], s.stream) for s in checkpoint_only
                         if s.source_offsets.get(tp, end + 1) < expected)
         if not behind:
             return
