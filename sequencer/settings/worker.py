@@ -29,7 +29,8 @@ class WorkerSettings(SettingsSection):
     #: worker's batches (sequencer/adapters/faust/record_intake.py) instead of
     #: handing each to the agent's Faust stream: about 0.6x the main thread's
     #: CPU per event. Off by default: the agent's Faust stream folds the events,
-    #: as the project is built to run (README, "Records straight to the batches").
+    #: as the project is built to run (README's worker section; docs/benchmarks.md,
+    #: "Records straight to the batches, batches folded one ahead").
     direct_intake: _Switch = Field(False, validation_alias="SEQUENCER_DIRECT_INTAKE")
     #: Run the worker on uvloop's event loop (libuv, in C) instead of asyncio's
     #: own: Faust's stream iterator yields to the loop once per event, and each

@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 FETCH_MAX_WAIT_MS = 25
 
 
-
 def install(app: Any, wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
