@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_report import trees_and_workload  # noqa: E402
+from bench_report import machine_and_load, trees_and_workload  # noqa: E402
 
 _PROBE = """
 import gc, io, json, sys, tempfile, time
@@ -91,9 +90,7 @@ def main() -> int:
                 done = subprocess.run([sys.executable, "-c", _PROBE, str(data)], capture_output=True, text=True,
                                       check=True, cwd=work, env=dict(os.environ, PYTHONPATH=str(tree)))
                 runs[name].append(json.loads(done.stdout))
-    load = os.getloadavg()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; {args.days * 12:,} day events; "
+    print(f"{machine_and_load()}; {args.days * 12:,} day events; "
           f"baseline {commit[:7]}; least CPU s of {args.rounds} rounds")
     phases = list(dict.fromkeys(p for name in reversed(list(trees)) for run in runs[name] for p in run))
     print("| phase | baseline | this code |")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_report import trees_and_workload  # noqa: E402
+from bench_report import machine_and_load, trees_and_workload  # noqa: E402
 
 _PROBE = r"""
 import json, os, sys, time
@@ -123,9 +122,7 @@ def main() -> int:
                 out = work / f"{name.replace(' ', '-')}{i}"
                 out.mkdir()
                 rounds[name].append(by_role(run(tree, data, out, jobs)))
-    load = os.getloadavg()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; {args.days * 12:,} day events; "
+    print(f"{machine_and_load()}; {args.days * 12:,} day events; "
           f"baseline {commit[:7]}; medians of {args.rounds} rounds; s since launch: start -> end (CPU s)")
     phases = list(dict.fromkeys(key for name in reversed(list(trees)) for run_ in rounds[name] for key in run_))
     phases.sort(key=lambda key: statistics.median(r[key][1] for r in rounds["this code"] if key in r)

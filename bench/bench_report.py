@@ -76,6 +76,13 @@ def compile_tree(tree: Path) -> None:
                            stdout=subprocess.DEVNULL)
 
 
+def machine_and_load() -> str:
+    """The machine and its load average now, as every replay bench's report opens."""
+    load = os.getloadavg()
+    return (f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+
+
 def trees_and_workload(work: Path, ref: str | None, days: int) -> tuple[str, Path, dict[str, Path]]:
     """The baseline (``baseline_ref(ref)``) exported into ``work/baseline`` and
     this tree, both byte-compiled, and the synthetic workload of ``days`` days
@@ -149,9 +156,7 @@ def main() -> int:
         size_mb = decisions.stat().st_size / 1e6
         decision_count = sum(1 for _ in decisions.open()) - 1
 
-    load = os.getloadavg()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    print(machine_and_load())
     print(f"input: {rows} CSV rows, {decision_count} decisions ({size_mb:.1f} MB decisions.csv); "
           f"{args.rounds} rounds; baseline {commit[:7]}")
     print(f"report --json, whole process: median {statistics.median(report):.2f} s "
