@@ -30,8 +30,12 @@ The lag document (``GET /lag`` and ``sequencer lag --json``)::
 from __future__ import annotations
 
 import datetime as dt
-import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from sequencer.domain import StreamState
 from sequencer.app.lag_report import LagReport, TailDates
@@ -200,51 +204,45 @@ def readiness(*, assigned: int, rebalancing: bool, recovering: bool) -> str | No
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _label_value(value: Any) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _Families(Collector):
+    """The families of one /metrics read, collected as ``prometheus_client``
+    collects its own metrics, so the library writes the text format."""
 
-
-def _number(value: float | int) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-class _Metrics:
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.families: list[Metric] = []
 
     def family(self, name: str, kind: str, help_text: str,
                samples: Iterable[tuple[Mapping[str, Any], float | int]]) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            if labels:
-                inner = ",".join(f'{k}="{_label_value(v)}"' for k, v in labels.items())
-                self.lines.append(f"{name}{{{inner}}} {_number(value)}")
-            else:
-                self.lines.append(f"{name} {_number(value)}")
+        samples = list(samples)
+        labels = list(dict.fromkeys(key for sample_labels, _ in samples for key in sample_labels))
+        family_of = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+        metric = family_of(name, help_text, labels=labels)
+        for sample_labels, value in samples:
+            metric.add_metric([str(sample_labels.get(key, "")) for key in labels], float(value))
+        self.families.append(metric)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
 
     def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        return generate_latest(registry).decode()
 
 
 def prometheus_text(*, lag: LagReport | None, counters: Mapping[str, Any], rate: float,
                     checkpoint_ages: Mapping[str, float], last_checkpoint_age: float | None,
                     streams: Sequence[Mapping[str, Any]],
                     statuses: Mapping[int, Status] | None = None,
-                    freshness: Sequence[Mapping[str, Any]] = (), latency_text: str = "") -> str:
+                    freshness: Sequence[Mapping[str, Any]] = (), latency_text: str = "",
+                    seeks_back: int = 0, partitions_read_again: int = 0) -> str:
     """The worker's metrics. ``counters`` is ``ProcessingCounters.as_dict()``;
     ``checkpoint_ages`` maps stream -> seconds since its checkpoint file was written;
     ``freshness``: rows of `freshness_rows`; ``latency_text``: the latency
-    histogram's own exposition (`sequencer.app.latency`), appended as it is."""
-    m = _Metrics()
+    histogram's own exposition (`sequencer.app.latency`), appended as it is;
+    ``seeks_back`` and ``partitions_read_again``: the incidents the worker
+    repaired by itself that ``GET /status`` counts (`InputOffsets`)."""
+    m = _Families()
     if lag is not None and statuses is not None:
         m.family("sequencer_consumer_lag_status", "gauge",
                  "Lag state per partition over the status window: 0 OK, 1 REWIND, 2 WARN, 3 STALL, "
@@ -286,6 +284,13 @@ def prometheus_text(*, lag: LagReport | None, counters: Mapping[str, Any], rate:
              "Stream offsets dropped because a newer day came from below them: the event topic was "
              "replaced (recreated, or a fresh in-memory broker).",
              [({}, counters.get("replaced_offsets", 0))])
+    m.family("sequencer_seeks_back_total", "counter",
+             "Times the worker sought back in the event topic to records fetched but never handed "
+             "over (delivery holes, stalled partitions), since it started.", [({}, seeks_back)])
+    m.family("sequencer_partitions_read_again_for_checkpoints_total", "counter",
+             "Partitions read again from a checkpoint's offset because the restored table had lost "
+             "a stream's value, since the worker started (an incident: run sequencer verify).",
+             [({}, partitions_read_again)])
     m.family("sequencer_processing_rate", "gauge",
              "Records folded per second over the last 30 seconds.", [({}, rate)])
     m.family("sequencer_checkpoint_age_seconds", "gauge",

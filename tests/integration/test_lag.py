@@ -109,8 +109,8 @@ def test_lag_counts_unconsumed_events_then_zero_after_a_worker(kafka_bootstrap, 
                 for s in served["streams"]} == {s: (d[-1], d[-1], 0) for s, d in dates_of.items()}
         metrics = _get(worker.url + "/metrics")[1]
         assert f"sequencer_decision_latency_seconds_count {float(len(events))}" in metrics
-        assert 'sequencer_consumer_lag_status{topic="%s",partition="0"} 0' % setup.topic_events in metrics
-        assert 'sequencer_stream_days_behind{stream="ES1"} 0' in metrics
+        assert 'sequencer_consumer_lag_status{partition="0",topic="%s"} 0.0' % setup.topic_events in metrics
+        assert 'sequencer_stream_days_behind{stream="ES1"} 0.0' in metrics
 
     # The worker wrote its checkpoints when it stopped: the freshness comes from them now.
     doc = _lag_json(capsys, kafka_bootstrap, setup, tmp_path)

@@ -164,9 +164,13 @@ def test_a_lost_changelog_is_made_good_from_the_checkpoints_and_the_log(kafka_bo
             time.sleep(1)
         with urllib.request.urlopen(third.url + "/status", timeout=10) as answer:
             status = json.load(answer)
+        with urllib.request.urlopen(third.url + "/metrics", timeout=10) as answer:
+            metrics = answer.read().decode()
         assert third.stop() == 0, third.log_tail()
         log = third.log_path.read_text()
     assert status["partitions_read_again_for_checkpoints"] >= 1, status  # seen without reading logs
+    assert (f"sequencer_partitions_read_again_for_checkpoints_total "
+            f"{float(status['partitions_read_again_for_checkpoints'])}") in metrics  # and alerted on
     loaded, refused = setup.store().load_all()
     assert not refused and sorted(loaded) == sorted(expected)
     for stream, checkpoint in loaded.items():

@@ -279,6 +279,7 @@ def register_views(app: "faust.App", runtime: WorkerView) -> None:
         async def get(self, request: Request) -> Response:
             reading, _ = await api.group.read(with_tail=True)
             info = await api.checkpoint_info()
+            offsets = runtime.input_offsets
             now = time.time()
             last = runtime.schedule.last_written_at
             text = prometheus_text(
@@ -288,7 +289,9 @@ def register_views(app: "faust.App", runtime: WorkerView) -> None:
                 last_checkpoint_age=None if last is None else max(now - last, 0.0),
                 streams=await api.stream_rows(), statuses=api.group.statuses(),
                 freshness=freshness_rows(await api.lag_stream_rows(), api.own_tail(reading)),
-                latency_text=runtime.latency.exposition())
+                latency_text=runtime.latency.exposition(),
+                seeks_back=0 if offsets is None else offsets.rewinds,
+                partitions_read_again=0 if offsets is None else offsets.checkpoint_tails_read)
             return self.bytes(text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 
     @app.page("/status", name="sequencer-status")
