@@ -20,6 +20,7 @@ The lag document (``GET /lag`` and ``sequencer lag --json``)::
      "rate_source": "worker" | "samples" | null,
      "catch_up_seconds": 0.013 | null,      # total_lag / rate; 0 when no lag
      "decision_latency": {"p50": 0.012, "p99": 0.045, "decisions": 10000} | null,
+     "worker": {"phase": "folding", "reason": ..., "for_s": 12.5, ...} | null,   # its GET /status
      "streams": [ {"stream", "last_processed_date", "age_days",
                    "last_published_date", "last_decided_date", "days_behind"}, ... ],
      "streams_source": "worker" | "checkpoints" | null,
@@ -135,13 +136,15 @@ def lag_document(report: LagReport | None, *, topic: str, group: str,
                  streams: Iterable[Mapping[str, Any]] = (), streams_source: str | None = None,
                  measured_at: str, error: str | None = None,
                  statuses: Mapping[int, Status] | None = None, status_window_s: float | None = None,
-                 latency: Mapping[str, Any] | None = None, tail: TailDates | None = None) -> dict[str, Any]:
+                 latency: Mapping[str, Any] | None = None, tail: TailDates | None = None,
+                 worker: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The document of ``GET /lag`` and ``sequencer lag --json`` (see the module docstring).
 
     ``statuses``: partition -> lag state (`sequencer.app.lag_status`); without
     them the statuses are null. ``tail``: the unconsumed records' dates, for
     the streams' freshness (`freshness_rows`); without it the streams are
-    taken as they are (rows that already carry their freshness, or nulls)."""
+    taken as they are (rows that already carry their freshness, or nulls).
+    ``worker``: the worker's own ``GET /status`` document, when a worker answers."""
     notes: list[str] = []
     members = None
     if report is None:
@@ -179,6 +182,7 @@ def lag_document(report: LagReport | None, *, topic: str, group: str,
         "rate_source": rate_source if rate is not None else None,
         "catch_up_seconds": catch_up_seconds(total, rate) if total is not None else None,
         "decision_latency": dict(latency) if latency is not None else None,
+        "worker": dict(worker) if worker is not None else None,
         "streams": freshness_rows(streams, tail) if tail is not None else [
             {"last_published_date": None, "last_decided_date": None, "days_behind": None, **s}
             for s in streams],
@@ -186,6 +190,28 @@ def lag_document(report: LagReport | None, *, topic: str, group: str,
         "measured_at": measured_at,
         "notes": notes,
     }
+
+
+def worker_status_lines(worker: Mapping[str, Any] | None) -> list[str]:
+    """The worker's phase, and the incidents it repaired or could not, from its ``GET /status``
+    (the ``worker`` member of the lag document): what ``sequencer lag`` and the UI print."""
+    if not worker:
+        return []
+    phase = f"worker: {worker.get('phase')} for {worker.get('for_s')} s"
+    if worker.get("reason"):
+        phase += f" ({worker['reason']})"
+    if worker.get("since_last_fold_s") is not None:
+        phase += f"; last batch folded {worker['since_last_fold_s']} s ago"
+    lines = [phase]
+    counts = [(worker.get("seeks_back") or 0, "seeks back (delivery holes, stalls; repaired)"),
+              (worker.get("partitions_read_again_for_checkpoints") or 0,
+               "partitions read again for streams the table lost (run sequencer verify)"),
+              (worker.get("checkpoint_write_failures") or 0, "checkpoint files not written"),
+              (worker.get("checkpoints_refused_older") or 0, "checkpoints not replaced by an older state")]
+    incidents = [f"{count} {what}" for count, what in counts if count]
+    if incidents:
+        lines.append("worker incidents since it started: " + "; ".join(incidents))
+    return lines
 
 
 def readiness(*, assigned: int, rebalancing: bool, recovering: bool) -> str | None:
