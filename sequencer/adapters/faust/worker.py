@@ -161,9 +161,13 @@ class WorkerRuntime:
         return state if state is not None and self.owns(stream, state) else None
 
     def states(self) -> dict[str, StreamState]:
-        """Every stream this worker owns: table values, overlaid by the cache."""
+        """Every stream this worker owns: table values, overlaid by the cache.
+
+        While the tables are not ready (`LiveStates.tables_ready`) only the
+        cache: a half-restored value must reach neither a view nor a checkpoint
+        file (a stop during a recovery writes every owned stream)."""
         found: dict[str, StreamState] = {}
-        if self.states_table is not None:
+        if self.states_table is not None and self.live.tables_ready():
             for key in list(self.states_table.keys()):
                 stream = key.decode() if isinstance(key, bytes) else str(key)
                 state = self.live.get(stream)
@@ -273,6 +277,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                   partitions=settings.partitions)
 
     store = CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name), config)
+    assigned_once = False  # before the first assignment the tables hold nothing yet
     seeds, refused = store.load_all()
     for error in refused:
         logger.error("refused %s; the stream falls back to the table or the log", error)
@@ -281,6 +286,9 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         read_table=lambda stream: states_table.get(stream.encode()),
         read_last_event=lambda stream: last_events_table.get(stream.encode()),
         seeds={stream: cp.state for stream, cp in seeds.items()},
+        # Faust's rebalancing flag is up from a revocation (the first join's too)
+        # until its recovery of the tables is done and the streams are resumed.
+        tables_ready=lambda: assigned_once and not app.rebalancing,
     )
     processor = EventProcessor(config, live.get, live.last_event, settings.max_event_bytes)
     schedule = CheckpointSchedule(store, settings.checkpoint_every_events, settings.checkpoint_every_seconds)
@@ -363,6 +371,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app_: faust.App, assigned: Any, **kwargs: Any) -> None:
+        nonlocal assigned_once
+        assigned_once = True
         runtime.own(tp.partition for tp in assigned if tp.topic == settings.topic_events)
         runtime.drop_partitions(set(range(settings.partitions)) - runtime.owned, from_tables=True)
         freeze_long_lived_objects()
