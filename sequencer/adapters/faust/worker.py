@@ -121,6 +121,19 @@ class WorkerRuntime:
     def own(self, partitions: Iterable[int]) -> None:
         self.owned = set(partitions)
 
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """An assignment: own ``partitions``, decide every stream again from the tables,
+        and take the others' streams out of the tables' memory.
+
+        The cache is emptied: it may hold values of partitions restored now, a
+        view's read of another worker's stream from its checkpoint, say, that
+        the restored changelog has gone past. Kept partitions lose nothing:
+        their table values are the cached ones (a batch commit writes both, and
+        a revocation waits for the batch in flight)."""
+        self.own(partitions)
+        self.live.forget()
+        self.drop_partitions(set(range(self.settings.partitions)) - self.owned, from_tables=True)
+
     def disown(self, partitions: Iterable[int]) -> None:
         self.owned -= set(partitions)
 
@@ -373,8 +386,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     async def on_assigned(app_: faust.App, assigned: Any, **kwargs: Any) -> None:
         nonlocal assigned_once
         assigned_once = True
-        runtime.own(tp.partition for tp in assigned if tp.topic == settings.topic_events)
-        runtime.drop_partitions(set(range(settings.partitions)) - runtime.owned, from_tables=True)
+        runtime.assigned(tp.partition for tp in assigned if tp.topic == settings.topic_events)
         freeze_long_lived_objects()
         runtime.status.set("recovering", "partitions assigned: restoring the tables from their "
                            "changelogs before folding")
