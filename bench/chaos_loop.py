@@ -38,6 +38,7 @@ def main() -> int:
                         help="spread publishing over this long (default: 4 s per round)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    print(f"seed {seed} (--seed {seed} draws the same incidents)", flush=True)
     events = read_day_events(sorted(SAMPLE.glob("*.csv")), SequencerConfig()).events
     tmp = tempfile.mkdtemp(prefix="chaos-loop-")  # kept when anything goes wrong: the logs are the evidence
     with EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker:
