@@ -8,6 +8,7 @@ Every process started here is stopped by the caller (``stop``/``kill``).
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -234,7 +235,7 @@ def committed_total(setup: Setup) -> int:
 
 
 #: What `run_group_chaos` may do to the group in a round, drawn with these weights.
-CHAOS_INCIDENTS = {"kill": 3, "stop": 1, "pause": 2, "join": 1}
+CHAOS_INCIDENTS = {"kill": 3, "stop": 1, "pause": 2, "join": 1, "freeze": 2}
 
 
 def run_group_chaos(setup: Setup, broker, events: list[DayEvent], rounds: int, work_dir: Path, *,
@@ -245,7 +246,9 @@ def run_group_chaos(setup: Setup, broker, events: list[DayEvent], rounds: int, w
     few seconds, one incident of `CHAOS_INCIDENTS` strikes: a member SIGKILLed and
     replaced, a member stopped cleanly (SIGTERM) and replaced, the broker frozen
     (SIGSTOP, longer than the session timeout at times, so the group rebalances after
-    SIGCONT), or one more member joining (the group then has one too many, and the
+    SIGCONT), a member frozen likewise (a long GC or VM pause: the group gives its
+    partitions to the others, and it wakes up with a batch in flight), or one more
+    member joining (the group then has one too many, and the
     next ``join`` kills one instead). At the end every member is SIGKILLed and a last
     worker alone catches up; returns every difference from `sequencer replay`."""
     import random
@@ -294,6 +297,15 @@ def run_group_chaos(setup: Setup, broker, events: list[DayEvent], rounds: int, w
                 finally:
                     broker.resume()
                 what = f"broker frozen {frozen:.1f} s"
+            elif kind == "freeze":
+                frozen = rng.uniform(*pause_range)
+                member = rng.choice(members)
+                member.process.send_signal(signal.SIGSTOP)
+                try:
+                    time.sleep(frozen)
+                finally:
+                    member.process.send_signal(signal.SIGCONT)
+                what = f"a member frozen {frozen:.1f} s"
             else:
                 start()
                 what = f"a member joined, {len(members)} now"
