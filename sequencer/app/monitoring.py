@@ -41,6 +41,7 @@ from prometheus_client.registry import Collector
 from sequencer.domain import StreamState
 from sequencer.app.lag_report import LagReport, TailDates
 from sequencer.app.lag_status import Status, group_status
+from sequencer.app.worker_status import PHASES
 
 
 def age_days(last_processed_date: str | None, today: dt.date) -> int | None:
@@ -261,13 +262,15 @@ def prometheus_text(*, lag: LagReport | None, counters: Mapping[str, Any], rate:
                     streams: Sequence[Mapping[str, Any]],
                     statuses: Mapping[int, Status] | None = None,
                     freshness: Sequence[Mapping[str, Any]] = (), latency_text: str = "",
-                    seeks_back: int = 0, partitions_read_again: int = 0) -> str:
+                    seeks_back: int = 0, partitions_read_again: int = 0,
+                    phase: str | None = None, phase_for_s: float | None = None) -> str:
     """The worker's metrics. ``counters`` is ``ProcessingCounters.as_dict()``;
     ``checkpoint_ages`` maps stream -> seconds since its checkpoint file was written;
     ``freshness``: rows of `freshness_rows`; ``latency_text``: the latency
     histogram's own exposition (`sequencer.app.latency`), appended as it is;
     ``seeks_back`` and ``partitions_read_again``: the incidents the worker
-    repaired by itself that ``GET /status`` counts (`InputOffsets`)."""
+    repaired by itself that ``GET /status`` counts (`InputOffsets`); ``phase`` and
+    ``phase_for_s``: what the worker is doing and for how long (`WorkerStatus`)."""
     m = _Families()
     if lag is not None and statuses is not None:
         m.family("sequencer_consumer_lag_status", "gauge",
@@ -317,6 +320,15 @@ def prometheus_text(*, lag: LagReport | None, counters: Mapping[str, Any], rate:
              "Partitions read again from a checkpoint's offset because the restored table had lost "
              "a stream's value, since the worker started (an incident: run sequencer verify).",
              [({}, partitions_read_again)])
+    if phase is not None:
+        m.family("sequencer_worker_phase", "gauge",
+                 "1 for the phase the worker is in (starting, waiting, rebalancing, recovering, idle, "
+                 "folding, retrying), 0 for the others.",
+                 [({"phase": name}, int(name == phase)) for name in PHASES])
+    if phase_for_s is not None:
+        m.family("sequencer_worker_phase_seconds", "gauge",
+                 "Seconds the worker has been in its phase (alert on retrying or waiting that lasts).",
+                 [({}, phase_for_s)])
     m.family("sequencer_processing_rate", "gauge",
              "Records folded per second over the last 30 seconds.", [({}, rate)])
     m.family("sequencer_checkpoint_age_seconds", "gauge",

@@ -223,17 +223,21 @@ def test_latency_histogram_in_the_metrics_text_parses_and_counts() -> None:
     assert families["sequencer_stream_last_published_timestamp"].samples[0].value == 1737072000  # 2025-01-17 UTC
 
 
-def test_the_repairs_status_counts_are_prometheus_counters() -> None:
+def test_the_repairs_status_counts_and_the_phase_are_prometheus_metrics() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     text = prometheus_text(lag=None, counters={"records": 7}, rate=0.0, checkpoint_ages={},
-                           last_checkpoint_age=None, streams=[], seeks_back=3, partitions_read_again=1)
+                           last_checkpoint_age=None, streams=[], seeks_back=3, partitions_read_again=1,
+                           phase="retrying", phase_for_s=12.5)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["sequencer_seeks_back"].type == "counter"
     assert [(s.name, s.value) for s in families["sequencer_seeks_back"].samples] == [("sequencer_seeks_back_total", 3)]
     assert [(s.name, s.value) for s in families["sequencer_partitions_read_again_for_checkpoints"].samples] == [
         ("sequencer_partitions_read_again_for_checkpoints_total", 1)]
     assert [(s.name, s.value) for s in families["sequencer_records"].samples] == [("sequencer_records_total", 7)]
+    phases = {s.labels["phase"]: s.value for s in families["sequencer_worker_phase"].samples}
+    assert phases["retrying"] == 1 and sum(phases.values()) == 1 and {"recovering", "folding", "idle"} <= set(phases)
+    assert families["sequencer_worker_phase_seconds"].samples[0].value == 12.5
 
 
 def test_the_lag_text_names_the_worker_phase_and_only_the_incidents_that_happened() -> None:

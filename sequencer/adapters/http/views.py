@@ -306,7 +306,8 @@ def register_views(app: "faust.App", runtime: WorkerView) -> None:
                 freshness=freshness_rows(await api.lag_stream_rows(), api.own_tail(reading)),
                 latency_text=runtime.latency.exposition(),
                 seeks_back=status["seeks_back"],
-                partitions_read_again=status["partitions_read_again_for_checkpoints"])
+                partitions_read_again=status["partitions_read_again_for_checkpoints"],
+                phase=status["phase"], phase_for_s=status["for_s"])
             return self.bytes(text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 
     @app.page("/status", name="sequencer-status")
