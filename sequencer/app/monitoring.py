@@ -207,6 +207,8 @@ def worker_status_lines(worker: Mapping[str, Any] | None) -> list[str]:
     counts = [(worker.get("seeks_back") or 0, "seeks back (delivery holes, stalls; repaired)"),
               (worker.get("partitions_read_again_for_checkpoints") or 0,
                "partitions read again for streams the table lost (run sequencer verify)"),
+              (worker.get("silences_past_session_timeout") or 0,
+               "freezes past the session timeout (batches in flight wrote no state)"),
               (worker.get("checkpoint_write_failures") or 0, "checkpoint files not written"),
               (worker.get("checkpoints_refused_older") or 0, "checkpoints not replaced by an older state")]
     incidents = [f"{count} {what}" for count, what in counts if count]

@@ -52,6 +52,7 @@ from sequencer.app.input_offsets import InputOffsets
 from sequencer.adapters.kafka.log_reader import read_range
 from sequencer.adapters.kafka.lag import committed_offsets
 from sequencer.app.latency import DecisionLatency
+from sequencer.app.membership_watch import TICK_S as MEMBERSHIP_TICK_S, MembershipWatch
 from sequencer.adapters.http.views import register_views
 from sequencer.app.worker_status import WorkerStatus
 
@@ -102,6 +103,7 @@ class WorkerRuntime:
     latency: DecisionLatency = field(default_factory=DecisionLatency)  # record time -> decision acked
     owned: set[int] = field(default_factory=set)  # partitions of the events topic assigned now
     status: WorkerStatus = field(default_factory=WorkerStatus)
+    membership: Any = None  # membership_watch.MembershipWatch: freezes past the session timeout
 
     def processing_rate(self, horizon_s: float = 30.0) -> float:
         """Events per second over the last ``horizon_s`` seconds."""
@@ -315,12 +317,15 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                  checkpoint_only=live.checkpoint_only)
     runtime.input_offsets = input_offsets
     table_port = FaustTablePort(states_table, last_events_table)
+    membership = MembershipWatch(settings.session_timeout_s, time.monotonic)
+    runtime.membership = membership
     batch_commit = BatchCommit(
         FaustProducerPort(app), table_port, input_offsets, live,
         decisions_topic=decisions_topic.get_topic_name(),
         dead_letters_topic=dead_letters_topic.get_topic_name(),
         encode_dead_letter=lambda letter: encode_dead_letter(letter, settings.dead_letter_value_bytes),
-        last_changelog_record_alone=settings.changelog_single_record_batches)
+        last_changelog_record_alone=settings.changelog_single_record_batches,
+        may_write=membership.doubt)
 
     def landed(folded: FoldedBatch, result: CommitResult) -> None:
         runtime.status.folded()
@@ -373,6 +378,10 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             # A stop cancels the agent: what is folded reaches the broker first.
             await pipeline.drain()
 
+    @app.timer(interval=MEMBERSHIP_TICK_S, on_leader=False)
+    async def tick_membership() -> None:
+        membership.tick()
+
     @app.timer(interval=STALL_CHECK_S, on_leader=False)
     async def watch_for_stalls() -> None:
         if pipeline.idle:
@@ -386,6 +395,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
     async def on_assigned(app_: faust.App, assigned: Any, **kwargs: Any) -> None:
         nonlocal assigned_once
         assigned_once = True
+        membership.assigned()
         runtime.assigned(tp.partition for tp in assigned if tp.topic == settings.topic_events)
         freeze_long_lived_objects()
         runtime.status.set("recovering", "partitions assigned: restoring the tables from their "

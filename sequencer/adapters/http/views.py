@@ -129,7 +129,9 @@ def status_document(runtime: WorkerView) -> dict[str, Any]:
             # Both count incidents the worker repaired by itself (README,
             # "The worker commits its input offsets itself").
             "seeks_back": 0 if offsets is None else offsets.rewinds,
-            "partitions_read_again_for_checkpoints": 0 if offsets is None else offsets.checkpoint_tails_read}
+            "partitions_read_again_for_checkpoints": 0 if offsets is None else offsets.checkpoint_tails_read,
+            # Freezes past the session timeout: batches in flight then write no state.
+            "silences_past_session_timeout": 0 if runtime.membership is None else runtime.membership.silences}
 
 
 def _saved_at_of(path: Path) -> str | None:
