@@ -1,8 +1,7 @@
 """Whether this worker may still own its partitions: the fencing Kafka transactions would give.
 
-A worker frozen past its session timeout (a long GC or VM pause, SIGSTOP; or
-a frozen broker, whose coordinator expires every session once it runs again)
-is dropped from the group, and its partitions go to others. It learns that
+A worker frozen past its session timeout (a long GC or VM pause, SIGSTOP) is
+dropped from the group, and its partitions go to others. It learns that
 only at its next heartbeat, but when it wakes its batch in flight runs on at
 once: without fencing (the embedded broker has no transactions) its states
 would reach the changelog after the new owner's newer ones, and a later
@@ -16,6 +15,10 @@ writes states (`batch_commit.BatchCommit`, step 3): a doubtful batch fails
 like any other failed step (nothing written, folded again after the group
 has settled, on the partitions it then owns). A freeze after that check, in
 the milliseconds the changelog records take to leave, stays possible.
+
+A frozen *broker* is not such a silence and needs no doubt: every member's
+loop runs on, and what a member writes when the broker runs again lands
+before any rebalance can hand its partitions to another.
 
 No clock of its own: the worker passes ``time.monotonic`` (which runs on
 while a process is stopped), the tests a fake.
