@@ -39,14 +39,16 @@ class MembershipWatch:
         #: had its session timeout to drop us, and a rebalance to tell us.
         self.settle_s = 2 * session_timeout_s
         self._clock = clock
-        self._last_tick = clock()
+        #: None until the first tick: the worker's start (imports, services, the
+        #: group join) is no silence; no batch is in flight before it.
+        self._last_tick: float | None = None
         self._doubt_until: float | None = None
         self.silences = 0  # how many times the loop was silent past the session timeout
 
     def tick(self) -> None:
         """The loop ran (a timer calls it every ``TICK_S``; a check calls it too)."""
         now = self._clock()
-        if now - self._last_tick > self.session_timeout_s:
+        if self._last_tick is not None and now - self._last_tick > self.session_timeout_s:
             self.silences += 1
             self._doubt_until = now + self.settle_s
         self._last_tick = now
@@ -58,7 +60,7 @@ class MembershipWatch:
 
     def doubt(self) -> str | None:
         """Why this worker may not own its partitions now, or None."""
-        silent = self._clock() - self._last_tick
+        silent = 0.0 if self._last_tick is None else self._clock() - self._last_tick
         self.tick()
         if silent > self.session_timeout_s:
             return (f"the worker did not run for {silent:.1f} s, longer than its session timeout "

@@ -323,6 +323,7 @@ async def test_a_batch_in_flight_across_a_freeze_longer_than_the_session_writes_
 
     now = [100.0]
     watch = MembershipWatch(session_timeout_s=6.0, clock=lambda: now[0])
+    watch.tick()  # the worker's loop runs
     producer, table = FakeProducer(), FakeTable()
     commit, processor, live, offsets = _setup(producer, table)
     commit.may_write = watch.doubt

@@ -19,6 +19,7 @@ class Clock:
 def test_ticks_closer_than_the_session_timeout_leave_no_doubt():
     clock = Clock()
     watch = MembershipWatch(6.0, clock)
+    watch.tick()
     for _ in range(100):
         clock.now += 0.5
         watch.tick()
@@ -27,9 +28,17 @@ def test_ticks_closer_than_the_session_timeout_leave_no_doubt():
     assert watch.doubt() is None and watch.silences == 0
 
 
+def test_the_start_before_the_first_tick_is_no_silence():
+    clock = Clock()
+    watch = MembershipWatch(6.0, clock)
+    clock.now += 30.0  # imports, services, the group join
+    assert watch.doubt() is None and watch.silences == 0
+
+
 def test_a_silence_past_the_timeout_is_doubted_until_an_assignment_or_the_settle_time():
     clock = Clock()
     watch = MembershipWatch(6.0, clock)
+    watch.tick()
     clock.now += 7.0
     assert "did not run for 7.0 s" in watch.doubt()
     clock.now += 1.0
@@ -49,6 +58,7 @@ def test_a_silence_past_the_timeout_is_doubted_until_an_assignment_or_the_settle
 def test_doubt_follows_every_silence_past_the_timeout(gaps):
     clock = Clock()
     watch = MembershipWatch(6.0, clock)
+    watch.tick()
     for gap in gaps:
         clock.now += gap
         doubted = watch.doubt() is not None
