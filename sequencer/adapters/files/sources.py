@@ -11,10 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import re
 import zlib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator
@@ -263,17 +263,42 @@ def _parquet_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[R
     if on_bytes is not None:
         on_bytes(path.stat().st_size)  # read whole, at once
     index = _column_index(path, [str(c) for c in frame.columns])
-    columns = {c: frame.iloc[:, index[c]].tolist() if c in index else None for c in COLUMNS}
+    columns = {c: _parquet_cells(frame.iloc[:, index[c]]) if c in index else None for c in COLUMNS}
     for row in range(len(frame)):
         def get(column: str, _row=row) -> Any:
             values = columns[column]
-            if values is None:
-                return None
-            value = values[_row]
-            if isinstance(value, float) and math.isnan(value):
-                return None  # Parquet/pandas cannot tell an empty cell from NaN
-            return value
+            return None if values is None else values[_row]
         yield row + 1, get, None
+
+
+def _parquet_cells(column: Any) -> list[Any]:
+    """A Parquet column's values as the row reader takes a CSV's cells.
+
+    - Missing is None, however the column's type spells it: NaN, None, pandas'
+      ``NA`` (its nullable ``Int64``, ``Float64`` and ``string`` dtypes) or ``NaT``
+      (Parquet and pandas cannot tell an empty cell from NaN, so NaN is missing too).
+    - A float32 or float16 value is the decimal it prints as, the shortest that
+      reads back as the same value: 0.175 stored as float32 is 0.17499999701976776,
+      which NG's increment of 0.025 floors to 0.15; the writer meant 0.175.
+    - A decimal (``decimal128`` of databases and Spark) is the nearest float, as
+      its text in a CSV would be.
+    """
+    import numpy as np  # with pandas: only Parquet needs it
+
+    missing = column.isna().to_numpy(dtype=bool)
+    dtype = getattr(column.dtype, "numpy_dtype", column.dtype)  # a nullable dtype's numpy type
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize < 8:
+        # numpy prints a narrow float as the shortest decimal of its own width.
+        text = column.to_numpy(dtype=dtype, na_value=np.nan).astype(str)
+        values: list[Any] = [float(t) for t in text.tolist()]
+    else:
+        values = column.astype(object).tolist()
+        for i, value in enumerate(values):
+            if isinstance(value, Decimal):
+                values[i] = float(value)
+    for i in np.flatnonzero(missing).tolist():
+        values[i] = None
+    return values
 
 
 def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None,
