@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
 import zlib
@@ -230,10 +231,28 @@ def _rows(path: Path, on_bytes: ByteCounter | None = None, decoder: EventDecoder
 
 def _column_index(path: Path, header: list[str]) -> dict[str, int]:
     index = {name.strip().lower(): i for i, name in enumerate(header)}
+    doubled = _doubled_columns(header)
+    if doubled:
+        raise SourceError(f"{path}: {doubled}; which one holds the data is unknown: rename or drop the others")
     missing = [c for c in REQUIRED_COLUMNS if c not in index]
     if missing:
         raise SourceError(f"{path}: missing columns {', '.join(missing)} (header: {', '.join(header)})")
     return index
+
+
+def _doubled_columns(names: Iterable[Any], what: str = "columns") -> str | None:
+    """Which names (a header, a JSON row's keys) name one of ``COLUMNS`` twice, as
+    the reader matches them (stripped, any case), said in words; None if none does.
+    Taking the first or the last would silently read another column's values
+    (a "Profit" renamed "Peak", or "Peak" beside "peak " from a join)."""
+    spellings: dict[str, list[str]] = {}
+    for name in names:
+        spellings.setdefault(str(name).strip().lower(), []).append(str(name))
+    doubled = [(column, spellings[column]) for column in COLUMNS if len(spellings.get(column, ())) > 1]
+    if not doubled:
+        return None
+    return "; ".join(f"{what} {' and '.join(map(repr, found))} are the same column {column}"
+                     for column, found in doubled)
 
 
 def _csv_getter(values: list[str], positions: dict[str, int | None]) -> Callable[[str], Any]:
@@ -328,6 +347,11 @@ def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None,
                 continue
             if "slots" in obj:
                 yield line_no, _whole_event(obj), text
+                continue
+            # json.loads keeps the last of two equal keys silently; its pairs hook sees both.
+            doubled = _doubled_columns((key for key, _ in json.loads(text, object_pairs_hook=list)), "keys")
+            if doubled:
+                yield line_no, _bad_row(doubled), text
                 continue
             lowered = {str(k).strip().lower(): v for k, v in obj.items()}
             yield line_no, lowered.get, text
