@@ -247,7 +247,10 @@ def _check_header(path: Path, header: list[str]) -> None:
         + (f"missing columns {', '.join(missing)}" if missing else "columns in another order"))
 
 
-_BOOLS = {"True": True, "False": False}
+#: As this project, pandas and Python write them, and as spreadsheets (Excel,
+#: LibreOffice, R: TRUE, FALSE) and Spark (true, false) write them back.
+_BOOLS = {spelling: value for value in (True, False)
+          for spelling in (str(value), str(value).upper(), str(value).lower())}
 _DATES: dict[str, str] = {}  # dates already checked; a few thousand at most
 
 
@@ -416,7 +419,8 @@ def _arrow_decisions(path: Path, slot_sums: bool):
             column_types={"stream": text, "date": text, "traded_slot": text, "result": text,
                           "slot_sums": text, "time_change": pa.bool_(), "traded": pa.bool_(),
                           "profit": pa.float64(), "profit_usd": pa.float64()},
-            true_values=["True"], false_values=["False"], null_values=[""], strings_can_be_null=True))
+            true_values=[t for t, value in _BOOLS.items() if value],
+            false_values=[t for t, value in _BOOLS.items() if not value], null_values=[""], strings_can_be_null=True))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     nullable = {"result"}
