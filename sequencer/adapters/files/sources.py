@@ -353,7 +353,9 @@ def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None,
             if doubled:
                 yield line_no, _bad_row(doubled), text
                 continue
-            lowered = {str(k).strip().lower(): v for k, v in obj.items()}
+            # An empty string is an empty cell, as in a CSV: converters (Miller's
+            # `--icsv --ojsonl`, csvkit's csvjson) write a CSV's empty cells so.
+            lowered = {str(k).strip().lower(): None if v == "" else v for k, v in obj.items()}
             yield line_no, lowered.get, text
 
 

@@ -1,6 +1,7 @@
-"""A long-format file with two columns (or a JSON row with two keys) that the reader
-matches to one field, as joins and hand edits make them: refused by name, never
-read as whichever came last."""
+"""The columns of long-format files as other tools write them. Two columns (or
+a JSON row's two keys) that the reader matches to one field, as joins and hand
+edits make them: refused by name, never read as whichever came last. JSON rows
+converted from a CSV: read as that CSV."""
 
 from __future__ import annotations
 
@@ -62,3 +63,19 @@ def test_a_json_row_with_a_key_twice_is_rejected_and_the_others_read(tmp_path: P
         (2, "keys 'Peak' and 'peak' are the same column peak"),
     ]
     assert [(e.date, e.slots["07:30"].result) for e in batch.events] == [("2025-01-06", "Win")]
+
+
+def test_json_rows_converted_from_a_csv_read_as_that_csv(tmp_path: Path):
+    # A CSV -> JSON lines converter (Miller, csvkit) writes every cell as a string
+    # and an empty cell as "": the desk's files leave Peak empty on many rows.
+    header = HEADER.split(",")
+    rows = [ROW, "2025-01-02,08:00,S1,ES1,ES,10.0,,,Loss,,-10.0", "2025-01-03,09:00,S1,ES1,ES,,,Short,BE,8.0,"]
+    csv_path = tmp_path / "rows.csv"
+    csv_path.write_text("\n".join([HEADER, *rows]) + "\n")
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text("".join(json.dumps(dict(zip(header, row.split(",")))) + "\n" for row in rows))
+    batch = read_day_events([jsonl], CONFIG)
+    assert batch.rejects == []
+    assert batch.events == read_day_events([csv_path], CONFIG).events
+    # By hand: the empty cells are absent values.
+    assert batch.events[0].slots["08:00"] == (("Loss", None, 10.0, None, None, -10.0))
