@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from sequencer.adapters.files.sources import read_day_events
+from sequencer.adapters.files.sources import SourceError, read_day_events
 from sequencer.domain import SequencerConfig, SlotOutcome
 
 CONFIG = SequencerConfig()
@@ -146,3 +146,32 @@ def test_other_date_and_category_types_read_as_the_csv(tmp_path: Path, kind):
     batch = parquet_batch(tmp_path, table)
     assert batch.rejects == []
     assert batch.events == csv_events(tmp_path)
+
+
+@pytest.mark.parametrize("index", [["Date"], ["Stream", "Date"]])
+def test_columns_written_as_the_index_are_columns(tmp_path: Path, index):
+    # frame.set_index("Date").to_parquet(...): pandas keeps the column in the file and
+    # reads it back as the index; it was refused as "missing columns date".
+    frame().set_index(index).to_parquet(tmp_path / "indexed.parquet")
+    batch = read_day_events([tmp_path / "indexed.parquet"], CONFIG)
+    assert batch.rejects == []
+    assert batch.events == csv_events(tmp_path)
+
+
+def test_a_filtered_frame_keeps_its_rows_numbered_by_position(tmp_path: Path):
+    # An unnamed index (the rows left after a filter: 1, 3, 4) is no column;
+    # a reject names the row by its place in the file.
+    rows = [list(row) for row in ROWS]
+    rows[3][8] = "Maybe"
+    frame_ = pd.DataFrame(rows, columns=HEADER).iloc[[1, 3, 4]]
+    frame_.to_parquet(tmp_path / "filtered.parquet")
+    batch = read_day_events([tmp_path / "filtered.parquet"], CONFIG)
+    assert [(r.line, r.stream, r.date) for r in batch.rejects] == [(2, "NG1", "2025-01-03")]
+    assert [(e.stream, list(e.slots)) for e in batch.events] == [("ES1", ["08:00"]), ("NG1", ["08:00"])]
+
+
+def test_an_index_and_a_column_of_one_name_are_refused(tmp_path: Path):
+    indexed = frame().set_index(pd.Index([row[0] for row in ROWS], name="date"))
+    indexed.to_parquet(tmp_path / "both.parquet")
+    with pytest.raises(SourceError, match="columns 'date' and 'Date' are the same column date"):
+        read_day_events([tmp_path / "both.parquet"], CONFIG)

@@ -281,6 +281,11 @@ def _parquet_rows(path: Path, on_bytes: ByteCounter | None = None) -> Iterator[R
         raise SourceError(f"{path}: not a readable Parquet file ({type(error).__name__}: {first_line})") from error
     if on_bytes is not None:
         on_bytes(path.stat().st_size)  # read whole, at once
+    if any(name is not None for name in frame.index.names):
+        # pandas writes a named index (``set_index("Date")``) beside the columns
+        # and reads it back as the index: it is a column of the file. (An unnamed
+        # index is pandas' row numbering, no column.) A name in both is refused below.
+        frame = frame.reset_index(allow_duplicates=True)
     index = _column_index(path, [str(c) for c in frame.columns])
     columns = {c: _parquet_cells(frame.iloc[:, index[c]]) if c in index else None for c in COLUMNS}
     for row in range(len(frame)):
