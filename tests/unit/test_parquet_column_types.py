@@ -175,3 +175,26 @@ def test_an_index_and_a_column_of_one_name_are_refused(tmp_path: Path):
     indexed.to_parquet(tmp_path / "both.parquet")
     with pytest.raises(SourceError, match="columns 'date' and 'Date' are the same column date"):
         read_day_events([tmp_path / "both.parquet"], CONFIG)
+
+
+@pytest.mark.parametrize("as_time", [
+    lambda texts: pd.to_timedelta(texts + ":00"),  # pandas' duration; SQL TIME columns read so
+    lambda texts: pd.to_datetime(texts, format="%H:%M"),  # a timestamp on 1900-01-01
+    lambda texts: pd.to_datetime(texts, format="%H:%M").dt.time,  # datetime.time objects
+])
+def test_time_of_day_columns_of_other_types_read_as_the_csv(tmp_path: Path, as_time):
+    frame_ = frame()
+    frame_["Time"] = as_time(frame_["Time"])
+    frame_.to_parquet(tmp_path / "times.parquet")
+    batch = read_day_events([tmp_path / "times.parquet"], CONFIG)
+    assert batch.rejects == []
+    assert batch.events == csv_events(tmp_path)
+
+
+def test_a_duration_that_is_no_time_of_day_is_rejected_as_written(tmp_path: Path):
+    frame_ = frame().iloc[:2].copy()
+    frame_["Time"] = pd.to_timedelta(["07:30:15", "1 days 07:30:00"])
+    frame_.to_parquet(tmp_path / "times.parquet")
+    batch = read_day_events([tmp_path / "times.parquet"], CONFIG)
+    assert [r.reason for r in batch.rejects] == ["malformed slot time '07:30:15': expected HH:MM",
+                                                 "malformed slot time '1 days 07:30:00': expected HH:MM"]

@@ -9,6 +9,7 @@ JSON lines may also hold whole day events (objects with ``slots``).
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import io
 import json
 import logging
@@ -500,7 +501,7 @@ class _DayGrouper:
 
     def _slot(self, value: Any, session: str) -> str:
         if value is not None and not isinstance(value, str):
-            value = str(value)  # datetime.time from Parquet
+            value = _time_of_day(value)
         return self.rules.slot(value, session)
 
     def read_file(self, path: Path, on_bytes: ByteCounter | None = None, row_by_row: bool = True) -> bool:
@@ -701,6 +702,22 @@ class _DayGrouper:
 
     def finish(self) -> SourceBatch:
         return SourceBatch(self.events()[0], self.rejects, self.rows)
+
+
+def _time_of_day(value: Any) -> str:
+    """The text of a Parquet ``Time`` cell that is not a string, for ``normalize_slot``.
+
+    A time of day (``datetime.time``: "07:30:00"); a duration since midnight,
+    as pandas' ``to_timedelta`` and SQL ``TIME`` columns give it (a timedelta
+    under a day: "07:30:00"); a timestamp, as ``pd.to_datetime("07:30")``
+    makes one (today's date, or the row's), by its time of day. Anything else
+    as ``str`` writes it, which the slot check then refuses by that text.
+    """
+    if isinstance(value, _dt.datetime):
+        return value.time().isoformat()
+    if isinstance(value, _dt.timedelta) and _dt.timedelta(0) <= value < _dt.timedelta(days=1):
+        return (_dt.datetime.min + value).time().isoformat()
+    return str(value)
 
 
 def _raw(get: Callable[[str], Any]) -> str:
