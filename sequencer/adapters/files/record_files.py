@@ -315,11 +315,14 @@ def _decision_from_row(row: list[str]) -> Decision:
         target_reason, _flag("traded", traded), _number("profit", profit), _number("profit_usd", profit_usd))
 
 
-def write_rejects_csv(path: Path, rejects: Iterable[Reject]) -> int:
+def write_rejects_csv(path: Path, rejects: Iterable[Reject], *, append: bool = False) -> int:
+    """Write rejects.csv; with ``append``, add to the file (its header only if it is new or
+    empty): ``streamer follow`` keeps every file's rejects, not the last file's."""
     count = 0
-    with naming(path), Path(path).open("w", newline="", encoding="utf-8") as handle:
+    with naming(path), Path(path).open("a" if append else "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(REJECT_FIELDS)
+        if handle.tell() == 0:
+            writer.writerow(REJECT_FIELDS)
         for reject in rejects:
             writer.writerow([_cell(reject.source), _cell(reject.line), _cell(reject.stream),
                              _cell(reject.date), reject.reason, _cell(_as_utf8(reject.raw))])

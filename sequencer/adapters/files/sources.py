@@ -171,12 +171,19 @@ def _read(paths: Iterable[str | Path], config: SequencerConfig, partition: Strea
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given; a folder stands for its supported files, sorted by name."""
+    """Files as given; a folder stands for its supported files, sorted by name.
+
+    A folder's hidden files (a name starting with ".") are not its data, as a
+    shell's ``*`` leaves them out: macOS copies a ``._trades.csv`` of binary
+    metadata beside ``trades.csv`` onto other disks and into zip files, and
+    ``streamer follow`` keeps its ``.streamer_published.json`` in the folder.
+    A hidden file named on its own is read."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES))
+            found.extend(sorted(p for p in path.iterdir()
+                                if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")))
         elif path.exists():
             found.append(path)
         else:
