@@ -11,8 +11,11 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
+import itertools
 import json
 import logging
+import mmap
+import os
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -566,8 +569,10 @@ class _DayGrouper:
             i_session, i_instrument, i_target, i_peak, i_direction, i_range, i_profit = (
                 index.get(c, width) for c in ("session", "instrument", "target", "peak",
                                               "direction", "range", "profit"))
-            source = str(path)
             grouper = self
+            # Only a quote makes a row of several lines; a file without one needs
+            # no look for them among the rows of other partitions' streams.
+            quoted = self.partition is not None and _holds_a_quote(path)
             keys = self._row_keys
             dates = self._accepted_dates
             parse_date = self._date
@@ -583,9 +588,15 @@ class _DayGrouper:
                 for values in reader:
                     if len(values) != width:
                         if values:
-                            grouper.add_row(source, reader.line_num, _short_row(len(values), width), ",".join(values))
+                            grouper.add_csv_row(path, reader.line_num, values, width, positions)
                         continue
                     if foreign and values[i_stream] in foreign:
+                        if quoted:
+                            joined = ",".join(values)
+                            if "\n" in joined or "\r" in joined:
+                                # A stray quote's row: its lines may hold rows of
+                                # this partition's streams (``add_csv_row``).
+                                grouper.add_csv_row(path, reader.line_num, values, width, positions)
                         continue
                     values.append("")
                     try:
@@ -612,7 +623,7 @@ class _DayGrouper:
                         or (len(values[i_direction]) > direction_chars or not values[i_direction].isprintable())
                     ):
                         del values[-1]
-                        grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                        grouper.add_csv_row(path, reader.line_num, values, width, positions)
                         continue
                     key = (stream, date)
                     day = days.get(key)
@@ -620,7 +631,7 @@ class _DayGrouper:
                         day = days[key] = {}
                     if slot in day or (whole and key in whole):
                         del values[-1]
-                        grouper.add_row(source, reader.line_num, _csv_getter(values, positions), ",".join(values))
+                        grouper.add_csv_row(path, reader.line_num, values, width, positions)
                         continue
                     rows += 1
                     day[slot] = new_outcome(SlotOutcome, (result, peak, target, values[i_direction] or None, rng, profit))
@@ -629,6 +640,58 @@ class _DayGrouper:
                                   "nothing was written") from None
             grouper.rows += rows
         return True
+
+    def add_csv_row(self, path: Path, line: int, values: list[str], width: int,
+                    positions: dict[str, int | None]) -> None:
+        """``add_row`` of a CSV row that the fast loop did not take, read up to ``line``.
+
+        A stray quote (a cell written ``"Long``) makes the csv module read the
+        lines after it, up to the next quote or the end of the file, into one
+        cell: one such row cost every row after it, as a single reject. So a row
+        refused with a line break in a cell, when one of the lines after its
+        first is a valid row on its own, is refused by its first line, and each
+        line after it is read again as a row of its own. Any other row (a valid
+        one with a line break in a notes column, a quoted cell of nothing but
+        line breaks) is read as the csv module split it.
+        """
+        source = str(path)
+        if any("\n" in value or "\r" in value for value in values):
+            found = self._lines_of_a_stray_quote(path, line, values, width, positions)
+            if found is not None:
+                opening, rows = found
+                first = line - len(rows)
+                self.add_row(source, first, _bad_row(
+                    f"a quote opened on this line runs to line {line}: its row is refused and "
+                    f"lines {first + 1}-{line} are read on their own"), opening)
+                for number, cells in enumerate(rows, start=first + 1):
+                    if cells:
+                        self.add_csv_row(path, number, cells, width, positions)
+                return
+        getter = _csv_getter(values, positions) if len(values) == width else _short_row(len(values), width)
+        self.add_row(source, line, getter, ",".join(values))
+
+    def _lines_of_a_stray_quote(self, path: Path, line: int, values: list[str], width: int,
+                                positions: dict[str, int | None]) -> tuple[str, list[list[str] | None]] | None:
+        """The first line of the row ``values`` (ending at ``line``) and the cells of
+        each line after it, each line read alone, when the row is refused and one
+        of those lines is a valid row; else None. The checks are of the cells alone
+        (no duplicates), so each process of a split replay answers the same."""
+        lines = _row_lines(path, line, values)
+        if lines is None:
+            return None
+        probe = _DayGrouper(self.config, None, self.latest_date)
+        if len(values) == width:
+            probe.add_row("", 0, _csv_getter(values, positions), "")
+            if not probe.rejects:
+                return None  # a valid row
+        rows = [next(csv.reader([text.rstrip("\r\n")]), None) for text in lines[1:]]
+        for cells in rows:
+            if cells and len(cells) == width:
+                before = len(probe.rejects)
+                probe.add_row("", 0, _csv_getter(cells, positions), "")
+                if len(probe.rejects) == before:
+                    return lines[0].rstrip("\r\n"), rows
+        return None
 
     def rejects_of_rows(self, source: str, lines: list[tuple[int, str]],
                         index: dict[str, int]) -> list[Reject] | None:
@@ -725,6 +788,34 @@ def _time_of_day(value: Any) -> str:
     if isinstance(value, _dt.timedelta) and _dt.timedelta(0) <= value < _dt.timedelta(days=1):
         return (_dt.datetime.min + value).time().isoformat()
     return str(value)
+
+
+def _holds_a_quote(path: Path) -> bool:
+    """Whether the file has a ``"`` anywhere: one pass in C over its pages, no copy."""
+    with path.open("rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(b'"') >= 0
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _row_lines(path: Path, line: int, values: list[str]) -> list[str] | None:
+    """The lines of ``path`` (with their line ends) that the csv module read as the
+    row ``values``, ending at ``line``; None if they cannot be found again.
+
+    The row's cells hold all its line breaks but the one that ended it, or all
+    of them when a quote ran to the end of the file. So it began on one of two
+    lines: the one whose lines parse as ``values``."""
+    breaks = sum(len(_LINE_BREAK.findall(value)) for value in values)
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        lines = list(itertools.islice(handle, max(line - breaks - 1, 0), line))
+    for count in (breaks + 1, breaks):
+        if 1 < count <= len(lines) and next(csv.reader(lines[-count:]), None) == values:
+            return lines[-count:]
+    return None
 
 
 def _raw(get: Callable[[str], Any]) -> str:
