@@ -186,6 +186,9 @@ class CheckpointStore:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
+            if path.is_symlink():
+                raise CheckpointError(path, f"is a symbolic link to {os.readlink(path)}, which does not "
+                                            "exist (a volume not mounted?)") from None
             raise CheckpointError(path, "no such file") from None
         except OSError as error:
             raise CheckpointError(path, f"unreadable: {error}") from None
@@ -242,7 +245,9 @@ class CheckpointStore:
 
     def load(self, stream: str, instrument: str) -> Checkpoint | None:
         path = self.path_for(stream, instrument)
-        return self.load_file(path) if path.exists() else None
+        # A link whose target is gone is a checkpoint that cannot be read, not a
+        # new stream: starting it over would fold its next days onto an empty state.
+        return self.load_file(path) if path.exists() or path.is_symlink() else None
 
     def refuse_folders_in_the_way(self) -> None:
         """Raise naming a folder that sits where a checkpoint file would be written.
@@ -258,9 +263,13 @@ class CheckpointStore:
                                             "move it away and run again")
 
     def files(self) -> list[Path]:
+        """The checkpoint files: regular files (or links to them) and links whose target
+        is gone, which ``load_file`` refuses by name. (Not a FIFO or a device: reading
+        one could wait for ever.)"""
         if not self.folder.is_dir():
             return []
-        return sorted(p for p in self.folder.iterdir() if p.is_file() and _FILE_NAME.fullmatch(p.name))
+        return sorted(p for p in self.folder.iterdir() if _FILE_NAME.fullmatch(p.name)
+                      and (p.is_file() or (p.is_symlink() and not p.exists())))
 
     def load_all(self) -> tuple[dict[str, Checkpoint], list[CheckpointError]]:
         """Every valid checkpoint by stream, and the refusals (the caller reports them)."""
