@@ -198,3 +198,15 @@ def test_a_duration_that_is_no_time_of_day_is_rejected_as_written(tmp_path: Path
     batch = read_day_events([tmp_path / "times.parquet"], CONFIG)
     assert [r.reason for r in batch.rejects] == ["malformed slot time '07:30:15': expected HH:MM",
                                                  "malformed slot time '1 days 07:30:00': expected HH:MM"]
+
+
+def test_empty_strings_of_a_text_frame_are_empty_cells(tmp_path: Path):
+    # pd.read_csv(..., dtype=str, keep_default_na=False) keeps every cell as text
+    # and an empty one as "": such a frame written to Parquet reads as its CSV.
+    csv_events(tmp_path)  # writes rows.csv
+    text = pd.read_csv(tmp_path / "rows.csv", dtype=str, keep_default_na=False)
+    assert (text["Peak"] == "").any()
+    text.to_parquet(tmp_path / "text.parquet")
+    batch = read_day_events([tmp_path / "text.parquet"], CONFIG)
+    assert batch.rejects == []
+    assert batch.events == csv_events(tmp_path)

@@ -317,6 +317,8 @@ def _parquet_cells(column: Any) -> list[Any]:
       which NG's increment of 0.025 floors to 0.15; the writer meant 0.175.
     - A decimal (``decimal128`` of databases and Spark) is the nearest float, as
       its text in a CSV would be.
+    - An empty string is an empty cell, as in a CSV: a frame read with
+      ``pd.read_csv(..., dtype=str, keep_default_na=False)`` keeps them so.
     """
     import numpy as np  # with pandas: only Parquet needs it
 
@@ -331,6 +333,8 @@ def _parquet_cells(column: Any) -> list[Any]:
         for i, value in enumerate(values):
             if isinstance(value, Decimal):
                 values[i] = float(value)
+            elif isinstance(value, str) and not value:  # (pd.NA == "" is no bool)
+                values[i] = None
     for i in np.flatnonzero(missing).tolist():
         values[i] = None
     return values
