@@ -157,7 +157,7 @@ def run_follow(args: argparse.Namespace) -> int:
         seen = load_seen()
         async with _publisher(settings) as publisher:
             while True:
-                for path in expand_inputs([args.folder]):  # (not the hidden seen_path)
+                for path in expand_inputs([args.folder], allow_none=True):  # (not the hidden seen_path)
                     try:
                         stat = path.stat()
                     except FileNotFoundError:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from sequencer.adapters.files.record_files import REJECT_FIELDS, write_rejects_csv
-from sequencer.adapters.files.sources import Reject, expand_inputs, read_day_events
+from sequencer.adapters.files.sources import Reject, SourceError, expand_inputs, read_day_events
 from sequencer.domain import SequencerConfig
 
 HEADER = "Date,Time,Session,Stream,Instrument,Target,Peak,Direction,Result,Range,Profit\n"
@@ -41,3 +43,23 @@ def test_rejects_appended_keep_the_earlier_ones_and_one_header(tmp_path: Path):
                     ["b.csv", "7", "ES1", "", "malformed date", "row b"]]
     write_rejects_csv(path, [second])  # without append: the file is the run's own
     assert path.read_text().count("\n") == 2
+
+
+def test_folders_with_no_file_to_read_are_refused_naming_what_they_hold(tmp_path: Path):
+    # A replay of them said "replayed 0 day events" and exited 0, like data without days.
+    packed, empty = tmp_path / "packed", tmp_path / "empty"
+    packed.mkdir()
+    empty.mkdir()
+    (packed / "trades_ES.csv.gz").write_bytes(b"\x1f\x8b")
+    (packed / ".hidden.csv").write_text(HEADER)
+    with pytest.raises(SourceError) as refused:
+        expand_inputs([packed, empty])
+    assert str(refused.value) == (f"{packed}, {empty}: no CSV, Parquet or JSON-lines file in the folder "
+                                  "(it holds trades_ES.csv.gz; compressed files are not read: decompress "
+                                  "them first)")
+    with pytest.raises(SourceError, match=r"\(it is empty\)"):
+        expand_inputs([empty])
+    assert expand_inputs([empty], allow_none=True) == []  # a folder watched for files to come
+    (packed / "notes.txt").write_text("x")
+    (packed / "trades_NQ.csv").write_text(HEADER)
+    assert expand_inputs([packed, empty]) == [packed / "trades_NQ.csv"]

@@ -173,24 +173,41 @@ def _read(paths: Iterable[str | Path], config: SequencerConfig, partition: Strea
     return grouper, []
 
 
-def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+def expand_inputs(inputs: Iterable[str | Path], *, allow_none: bool = False) -> list[Path]:
     """Files as given; a folder stands for its supported files, sorted by name.
 
     A folder's hidden files (a name starting with ".") are not its data, as a
     shell's ``*`` leaves them out: macOS copies a ``._trades.csv`` of binary
     metadata beside ``trades.csv`` onto other disks and into zip files, and
     ``streamer follow`` keeps its ``.streamer_published.json`` in the folder.
-    A hidden file named on its own is read."""
+    A hidden file named on its own is read.
+
+    Inputs that come to no file at all (an empty folder, one of ``.csv.gz``
+    files) are refused, naming what the folders hold instead: a run of nothing
+    looked like a run of data that had no days. ``allow_none`` (a folder
+    watched for files to come) takes them."""
     found: list[Path] = []
+    folders: list[Path] = []
+    others: list[str] = []  # the folders' files of other types
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir()
-                                if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")))
+            folders.append(path)
+            for entry in sorted(p for p in path.iterdir() if not p.name.startswith(".")):
+                if entry.suffix.lower() in SUPPORTED_SUFFIXES:
+                    found.append(entry)
+                else:
+                    others.append(entry.name)
         elif path.exists():
             found.append(path)
         else:
             raise SourceError(f"{path}: no such file or folder")
+    if folders and not found and not allow_none:
+        held = f"it holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''}" if others else "it is empty"
+        if any(name.lower().endswith((".gz", ".bz2", ".xz", ".zst", ".zip")) for name in others):
+            held += "; compressed files are not read: decompress them first"
+        raise SourceError(f"{', '.join(map(str, folders))}: no CSV, Parquet or JSON-lines file in the "
+                          f"folder ({held})")
     return found
 
 
