@@ -8,6 +8,7 @@ JSON lines may also hold whole day events (objects with ``slots``).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as _dt
 import io
@@ -240,11 +241,34 @@ class _CountingReader(io.RawIOBase):
         super().close()
 
 
-def _open_text(path: Path, on_bytes: ByteCounter | None, encoding: str, newline: str | None) -> io.TextIOBase:
+def _open_text(path: Path, on_bytes: ByteCounter | None, newline: str | None) -> io.TextIOBase:
+    encoding, errors = _text_encoding(path)
     if on_bytes is None:
-        return path.open(newline=newline, encoding=encoding, errors="surrogateescape")
+        return path.open(newline=newline, encoding=encoding, errors=errors)
     binary = io.BufferedReader(_CountingReader(path, on_bytes), 1 << 16)
-    return io.TextIOWrapper(binary, encoding=encoding, newline=newline, errors="surrogateescape")
+    return io.TextIOWrapper(binary, encoding=encoding, newline=newline, errors=errors)
+
+
+#: Byte order marks of text that is not UTF-8, longest first (UTF-32 LE's starts as UTF-16 LE's).
+_OTHER_UNICODE = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                  (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _text_encoding(path: Path) -> tuple[str, str]:
+    """How to decode a text input: (encoding, error handler).
+
+    UTF-8 (a BOM skipped), a byte that is not UTF-8 kept as a lone surrogate
+    (``surrogateescape``) so that it costs its row. Or UTF-16 or UTF-32 when
+    the file starts with its byte order mark: Windows PowerShell 5 writes
+    ``Out-File`` and ``>`` as UTF-16, whose every line was rejected as not
+    UTF-8. A lone surrogate there passes through (``surrogatepass``): no cell
+    that holds one is valid, so it too costs its row."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    for mark, encoding in _OTHER_UNICODE:
+        if head.startswith(mark):
+            return encoding, "surrogatepass"
+    return "utf-8-sig", "surrogateescape"
 
 
 def _rows(path: Path, on_bytes: ByteCounter | None = None, decoder: EventDecoder | None = None) -> Iterator[Row]:
@@ -361,7 +385,7 @@ def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None,
                 decoder: EventDecoder | None = None) -> Iterator[Row]:
     """Rows of a JSON lines file; a line that the typed decoder reads as a whole day
     event is handed over as its typed fields (the rest as ``json`` parses them)."""
-    with _open_text(path, on_bytes, "utf-8-sig", None) as handle:
+    with _open_text(path, on_bytes, None) as handle:
         for line_no, text in enumerate(handle, start=1):
             text = text.strip()
             if not text:
@@ -567,7 +591,7 @@ class _DayGrouper:
                 on_bytes(read)
         else:
             count = None
-        with _open_text(path, count, "utf-8-sig", "") as handle:
+        with _open_text(path, count, "") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
@@ -831,7 +855,7 @@ def _row_lines(path: Path, line: int, values: list[str]) -> list[str] | None:
     of them when a quote ran to the end of the file. So it began on one of two
     lines: the one whose lines parse as ``values``."""
     breaks = sum(len(_LINE_BREAK.findall(value)) for value in values)
-    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+    with _open_text(path, None, "") as handle:
         lines = list(itertools.islice(handle, max(line - breaks - 1, 0), line))
     for count in (breaks + 1, breaks):
         if 1 < count <= len(lines) and next(csv.reader(lines[-count:]), None) == values:
