@@ -78,3 +78,14 @@ def test_a_lone_surrogate_in_utf16_costs_its_row(tmp_path: Path):
     assert [r.line for r in batch.rejects] == [3]
     assert "direction" in batch.rejects[0].reason
     assert [list(e.slots) for e in batch.events] == [["07:30"], ["07:30"]]
+
+
+def test_json_lines_files_joined_by_cat_keep_every_line(tmp_path: Path):
+    # `cat a.jsonl b.jsonl` puts b's byte order mark at the start of a line inside:
+    # that day was rejected ("malformed JSON: Unexpected UTF-8 BOM").
+    event = {"stream": "ES1", "date": "2025-01-02", "slots": {"07:30": {"result": "Win", "peak": 12.0}}}
+    later = dict(event, date="2025-01-03")
+    path = tmp_path / "joined.jsonl"
+    path.write_bytes(b"".join(b"\xef\xbb\xbf" + json.dumps(e).encode() + b"\n" for e in (event, later)))
+    batch = read_day_events([path], CONFIG)
+    assert batch.rejects == [] and [e.date for e in batch.events] == ["2025-01-02", "2025-01-03"]

@@ -388,6 +388,8 @@ def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None,
     with _open_text(path, on_bytes, None) as handle:
         for line_no, text in enumerate(handle, start=1):
             text = text.strip()
+            if text[:1] == "\ufeff":  # files joined by `cat`: each one's byte order mark
+                text = text[1:].strip()
             if not text:
                 continue
             try:
