@@ -723,14 +723,14 @@ class _DayGrouper:
         each line after it, each line read alone, when the row is refused and one
         of those lines is a valid row; else None. The checks are of the cells alone
         (no duplicates), so each process of a split replay answers the same."""
-        lines = _row_lines(path, line, values)
-        if lines is None:
-            return None
         probe = _DayGrouper(self.config, None, self.latest_date)
         if len(values) == width:
             probe.add_row("", 0, _csv_getter(values, positions), "")
             if not probe.rejects:
-                return None  # a valid row
+                return None  # a valid row (a duplicate, say): the file is not read again
+        lines = _row_lines(path, line, values)
+        if lines is None:
+            return None
         rows = [next(csv.reader([text.rstrip("\r\n")]), None) for text in lines[1:]]
         for cells in rows:
             if cells and len(cells) == width:
