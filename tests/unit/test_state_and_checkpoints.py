@@ -485,23 +485,6 @@ def test_a_config_file_with_a_bom_loads(tmp_path: Path):
     assert (config.target_mode, config.depth, config.median_position) == ("median_ladder", 9, 5)
 
 
-@pytest.mark.parametrize("text, key", [
-    ('{"depth": 13, "target_mode": "median_ladder", "depth": 9}', "depth"),
-    ('{"instruments": {"ES": {"base": 10, "increment": 5, "tick": 0.25, "base": 20}}}', "base"),
-    ('{"rules": {"skip_after_loss": true}, "rules": {}}', "rules"),
-])
-def test_a_json_config_file_with_a_key_twice_is_refused(tmp_path: Path, text, key):
-    # json.loads keeps the last of two equal keys: depth 9 was run (another
-    # config_id) though the file also says 13. TOML refuses such a file itself.
-    from sequencer.adapters.files.config_file import load_config
-
-    path = tmp_path / "config.json"
-    path.write_text(text)
-    with pytest.raises(SequencerError) as refused:
-        load_config(path)
-    assert str(refused.value) == f"config file {path}: key {key!r} is given twice"
-
-
 # --- checkpoint files that are links -------------------------------------------------------
 
 
