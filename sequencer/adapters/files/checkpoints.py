@@ -43,6 +43,10 @@ CONFIG_NAME = CONFIG_NAME_PATTERN
 DEFAULT_CONFIG_NAME = CONFIG_NAME_SETTING.default
 
 
+#: Why a folder named as a checkpoint file is refused (``refuse_folders_in_the_way``, ``state list``).
+FOLDER_IN_THE_WAY = "is a folder where a checkpoint file should be; move it away and run again"
+
+
 class CheckpointError(SequencerError):
     """A checkpoint file was refused; ``path`` names it, the message says why."""
 
@@ -157,8 +161,7 @@ class CheckpointStore:
     def _writable_path(self, state: StreamState) -> Path:
         path = self.path_for(state.stream, state.instrument)
         if path.is_dir():
-            raise CheckpointError(path, "is a folder where the checkpoint file should be; "
-                                        "move it away and run again")
+            raise CheckpointError(path, FOLDER_IN_THE_WAY)
         return path
 
     def check_writable(self) -> None:
@@ -255,12 +258,14 @@ class CheckpointStore:
         Called before any work, so a replay does not fold everything and then
         fail half-way through writing its checkpoints.
         """
+        for path in self.folders_in_the_way():
+            raise CheckpointError(path, FOLDER_IN_THE_WAY)
+
+    def folders_in_the_way(self) -> list[Path]:
+        """The folders named as a checkpoint file would be (no checkpoint can be saved there)."""
         if not self.folder.is_dir():
-            return
-        for path in sorted(self.folder.iterdir()):
-            if path.is_dir() and _FILE_NAME.fullmatch(path.name):
-                raise CheckpointError(path, "is a folder where a checkpoint file should be; "
-                                            "move it away and run again")
+            return []
+        return sorted(p for p in self.folder.iterdir() if p.is_dir() and _FILE_NAME.fullmatch(p.name))
 
     def files(self) -> list[Path]:
         """The checkpoint files: regular files (or links to them) and links whose target
