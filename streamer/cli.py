@@ -68,14 +68,14 @@ def _settings(args: argparse.Namespace):
     return Settings.from_env(bootstrap_servers=args.bootstrap, topic_events=args.topic)
 
 
-def _read(inputs: list, args: argparse.Namespace) -> SourceBatch:
+def _read(inputs: list, args: argparse.Namespace, append_rejects: bool = False) -> SourceBatch:
     gc.disable()  # acyclic bulk load: see sequencer replay
     try:
         batch = read_day_events(expand_inputs(inputs), load_config(args.config))
     finally:
         gc.enable()
     if batch.rejects:
-        write_rejects_csv(args.rejects, batch.rejects)
+        write_rejects_csv(args.rejects, batch.rejects, append=append_rejects)
         print(f"streamer: {len(batch.rejects)} rows rejected -> {args.rejects}", file=sys.stderr)
     return batch
 
@@ -157,16 +157,29 @@ def run_follow(args: argparse.Namespace) -> int:
         seen = load_seen()
         async with _publisher(settings) as publisher:
             while True:
-                for path in expand_inputs([args.folder]):
-                    stat = path.stat()
+                for path in expand_inputs([args.folder], allow_none=True):  # (not the hidden seen_path)
+                    try:
+                        stat = path.stat()
+                    except FileNotFoundError:
+                        continue  # removed since the folder was listed
                     mark = [stat.st_size, stat.st_mtime_ns]
                     if seen.get(path.name) == mark or (not args.once and time.time() - stat.st_mtime < args.poll):
                         continue  # published already, or possibly still being written
-                    batch = _read([path], args)
-                    await publisher.publish_events(batch.events)
+                    try:
+                        # Every file's rejects are kept: the file is appended to.
+                        batch = _read([path], args, append_rejects=True)
+                    except SequencerError as error:
+                        # One unreadable file (no header, a doubled column, corrupt
+                        # Parquet) must not stop the folder: said once, tried again
+                        # when it changes.
+                        print(f"streamer: error: {error}; skipped until the file changes",
+                              file=sys.stderr, flush=True)
+                        batch = None
+                    if batch is not None:
+                        await publisher.publish_events(batch.events)
+                        print(f"published {len(batch.events)} day events from {path.name}", flush=True)
                     seen[path.name] = mark
                     seen_path.write_text(json.dumps(seen))
-                    print(f"published {len(batch.events)} day events from {path.name}", flush=True)
                 if args.once:
                     return
                 await asyncio.sleep(args.poll)

@@ -25,6 +25,7 @@ the table value and the checkpoint file keep their bytes.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import re
@@ -102,6 +103,12 @@ def decode_payload(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Any
         raise InvalidEvent(f"event of {len(data)} bytes exceeds the limit of {max_bytes} bytes")
     if not data:
         raise InvalidEvent("empty message (zero bytes)")
+    if data.startswith(codecs.BOM_UTF8) and data[3:].lstrip()[:1] == b"{":
+        # .NET's and PowerShell's UTF-8 writers start JSON with a byte order mark;
+        # it is not content (json.loads of bytes skips it too). msgpack never starts
+        # so: 0xef is a negative fixint, not a map. The typed path refuses such a
+        # record, so only this (slower) path pays for the check.
+        data = data[3:]
     if data.lstrip()[:1] == b"{":
         return loads_json(data)
     try:

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sys
 
-from sequencer.adapters.files.checkpoints import CheckpointError, stream_of_file
+from sequencer.adapters.files.checkpoints import FOLDER_IN_THE_WAY, CheckpointError, stream_of_file
 from sequencer.app.clock import utc_today
 from ..domain import state_to_dict
 from .common import add_config_arguments, selected
@@ -53,6 +53,8 @@ def run_list(args: argparse.Namespace) -> int:
                      "age_days": _age_days(s.last_processed_date), "events_applied": s.events_applied,
                      "current_time": s.current_time, "current_target": s.current_target,
                      "saved_at": cp.saved_at, "file": str(path)})
+    # A folder in a checkpoint's place: a resume refuses to start, the worker cannot save that stream.
+    rows.extend({"file": str(path), "error": FOLDER_IN_THE_WAY} for path in store.folders_in_the_way())
     if args.json:
         print(json.dumps(rows, indent=2))
         return _refusals(rows, store.folder)

@@ -94,6 +94,11 @@ def test_a_folder_where_a_checkpoint_should_be_is_refused_before_any_is_written(
     result = sequencer("replay", "trades.csv", "--out", "out", "--state-dir", "st", cwd=tmp_path)
     one_line_error(result, "st/state_ES_ES1.json", "is a folder")
     assert sorted(p.name for p in (tmp_path / "st").iterdir()) == ["state_ES_ES1.json"]  # CL1 not written
+    # `state list` shows it among the refused (it listed nothing at all, exit 0).
+    listed = sequencer("state", "list", "--state-dir", "st", cwd=tmp_path)
+    assert listed.returncode == 2, listed.stdout + listed.stderr
+    assert ("REFUSED  st/state_ES_ES1.json: is a folder where a checkpoint file should be; move it away "
+            "and run again") in listed.stdout
 
 
 @pytest.mark.parametrize("flag", ["--out", "--state-dir"])

@@ -73,3 +73,35 @@ def test_a_written_file_reads_back_equal(tmp_path) -> None:
         writer.write(first)
         writer.write(second)
     assert read_decision_file(path).decisions == [first, second]
+
+
+def test_a_file_saved_again_by_a_spreadsheet_reads_as_written(tmp_path) -> None:
+    # Excel, LibreOffice and R write booleans TRUE/FALSE, Spark true/false, and
+    # Excel saves "CSV UTF-8" with a byte order mark and CRLF: every row was
+    # skipped ("time_change 'TRUE' is not True or False") and the report was empty.
+    sums = MappingProxyType({"07:30": -2, "08:00": 1})
+    first = Decision("ES1", "ES", "2024-01-02", "07:30", "Loss", 18.25, sums, True, "08:00", None, 10.0, 10.0, 0, 1,
+                     10.0, False, "switch", "warm-up", True, -10.0, -500.0)
+    second = first._replace(date="2024-01-03", time_change=False, no_trade_next=True, traded=False)
+    path = tmp_path / "decisions.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle, DecisionCsvWriter(handle) as writer:
+        writer.write(first)
+        writer.write(second)
+    text = path.read_text(encoding="utf-8")
+    for spelling in (str.upper, str.lower):
+        saved = text.replace(",True,", f",{spelling('True')},").replace(",False,", f",{spelling('False')},")
+        saved = saved.replace(",True\n", f",{spelling('True')}\n").replace(",False\n", f",{spelling('False')}\n")
+        assert "True" not in saved.split("\n", 1)[1] and "False" not in saved.split("\n", 1)[1]
+        resaved = tmp_path / "resaved.csv"
+        resaved.write_bytes(b"\xef\xbb\xbf" + saved.replace("\n", "\r\n").encode())
+        read = read_decision_file(resaved)
+        assert read.problems == [] and read.decisions == [first, second]
+
+
+def test_a_flag_that_is_no_boolean_is_still_named(tmp_path) -> None:
+    path = tmp_path / "decisions.csv"
+    row = ["ES1", "ES", "2024-01-02", "07:30", "Win", "", '{"07:30":1}', "yes", "07:30", "", "10.0", "10.0",
+           "0", "1", "10.0", "False", "", "", "True", "0.0", "0.0"]
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([DECISION_FIELDS, row])
+    assert read_decision_file(path).problems == [f"{path}:2: time_change 'yes' is not True or False"]

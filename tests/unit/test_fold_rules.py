@@ -617,6 +617,12 @@ def test_config_file_max_target_pct_as_float_keeps_the_id(tmp_path: Path):
         ('{"instruments": ["ES"]}', "instruments"),
         ('{"instruments": {"ES": {"base": 10, "increment": 5}}}', "tick"),
         ("{not json", "JSON"),
+        # json.loads kept the last of two equal keys: depth 9 ran (another config_id)
+        # though the file also says 13. TOML refuses such a file itself.
+        ('{"depth": 13, "target_mode": "median_ladder", "depth": 9}', "key 'depth' is given twice"),
+        ('{"instruments": {"ES": {"base": 10, "increment": 5, "tick": 0.25, "base": 20}}}',
+         "key 'base' is given twice"),
+        ('{"rules": {"skip_after_loss": true}, "rules": {}}', "key 'rules' is given twice"),
     ],
 )
 def test_bad_config_files_are_refused(tmp_path: Path, text, word):

@@ -483,3 +483,32 @@ def test_a_config_file_with_a_bom_loads(tmp_path: Path):
     path.write_bytes(b"\xef\xbb\xbf" + b'target_mode = "median_ladder"\r\ndepth = 9\r\nmedian_position = 5\r\n')
     config = load_config(path)
     assert (config.target_mode, config.depth, config.median_position) == ("median_ladder", 9, 5)
+
+
+# --- checkpoint files that are links -------------------------------------------------------
+
+
+def test_a_link_whose_target_is_gone_is_refused_not_taken_for_a_new_stream(tmp_path: Path):
+    # Checkpoints linked into a volume that is not mounted: the stream was read as
+    # having none, and a resume folded its next days onto an empty state.
+    store = store_at(tmp_path / "state")
+    store.save(some_state("ES1"))
+    dangling = store.path_for("ES2", "ES")
+    dangling.symlink_to(tmp_path / "unmounted" / "state_ES_ES2.json")
+    with pytest.raises(CheckpointError) as refused:
+        store.load("ES2", "ES")
+    assert str(refused.value) == (f"checkpoint {dangling}: is a symbolic link to {tmp_path / 'unmounted' / 'state_ES_ES2.json'}, "
+                                  "which does not exist (a volume not mounted?)")
+    loaded, refusals = store.load_all()
+    assert list(loaded) == ["ES1"] and [error.path for error in refusals] == [dangling]
+    assert store.files() == [store.path_for("ES1", "ES"), dangling]
+
+
+def test_a_link_to_a_checkpoint_loads_and_a_fifo_is_not_read(tmp_path: Path):
+    store = store_at(tmp_path / "state")
+    real = store_at(tmp_path / "elsewhere").save(some_state("ES2"))
+    store.path_for("ES2", "ES").parent.mkdir(parents=True, exist_ok=True)
+    store.path_for("ES2", "ES").symlink_to(real)
+    os.mkfifo(store.path_for("NQ1", "NQ"))  # reading it would wait for a writer for ever
+    assert store.load("ES2", "ES").state == some_state("ES2")
+    assert store.files() == [store.path_for("ES2", "ES")]

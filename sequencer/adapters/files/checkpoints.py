@@ -43,6 +43,10 @@ CONFIG_NAME = CONFIG_NAME_PATTERN
 DEFAULT_CONFIG_NAME = CONFIG_NAME_SETTING.default
 
 
+#: Why a folder named as a checkpoint file is refused (``refuse_folders_in_the_way``, ``state list``).
+FOLDER_IN_THE_WAY = "is a folder where a checkpoint file should be; move it away and run again"
+
+
 class CheckpointError(SequencerError):
     """A checkpoint file was refused; ``path`` names it, the message says why."""
 
@@ -157,8 +161,7 @@ class CheckpointStore:
     def _writable_path(self, state: StreamState) -> Path:
         path = self.path_for(state.stream, state.instrument)
         if path.is_dir():
-            raise CheckpointError(path, "is a folder where the checkpoint file should be; "
-                                        "move it away and run again")
+            raise CheckpointError(path, FOLDER_IN_THE_WAY)
         return path
 
     def check_writable(self) -> None:
@@ -186,6 +189,9 @@ class CheckpointStore:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
+            if path.is_symlink():
+                raise CheckpointError(path, f"is a symbolic link to {os.readlink(path)}, which does not "
+                                            "exist (a volume not mounted?)") from None
             raise CheckpointError(path, "no such file") from None
         except OSError as error:
             raise CheckpointError(path, f"unreadable: {error}") from None
@@ -242,7 +248,9 @@ class CheckpointStore:
 
     def load(self, stream: str, instrument: str) -> Checkpoint | None:
         path = self.path_for(stream, instrument)
-        return self.load_file(path) if path.exists() else None
+        # A link whose target is gone is a checkpoint that cannot be read, not a
+        # new stream: starting it over would fold its next days onto an empty state.
+        return self.load_file(path) if path.exists() or path.is_symlink() else None
 
     def refuse_folders_in_the_way(self) -> None:
         """Raise naming a folder that sits where a checkpoint file would be written.
@@ -250,17 +258,23 @@ class CheckpointStore:
         Called before any work, so a replay does not fold everything and then
         fail half-way through writing its checkpoints.
         """
-        if not self.folder.is_dir():
-            return
-        for path in sorted(self.folder.iterdir()):
-            if path.is_dir() and _FILE_NAME.fullmatch(path.name):
-                raise CheckpointError(path, "is a folder where a checkpoint file should be; "
-                                            "move it away and run again")
+        for path in self.folders_in_the_way():
+            raise CheckpointError(path, FOLDER_IN_THE_WAY)
 
-    def files(self) -> list[Path]:
+    def folders_in_the_way(self) -> list[Path]:
+        """The folders named as a checkpoint file would be (no checkpoint can be saved there)."""
         if not self.folder.is_dir():
             return []
-        return sorted(p for p in self.folder.iterdir() if p.is_file() and _FILE_NAME.fullmatch(p.name))
+        return sorted(p for p in self.folder.iterdir() if p.is_dir() and _FILE_NAME.fullmatch(p.name))
+
+    def files(self) -> list[Path]:
+        """The checkpoint files: regular files (or links to them) and links whose target
+        is gone, which ``load_file`` refuses by name. (Not a FIFO or a device: reading
+        one could wait for ever.)"""
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.iterdir() if _FILE_NAME.fullmatch(p.name)
+                      and (p.is_file() or (p.is_symlink() and not p.exists())))
 
     def load_all(self) -> tuple[dict[str, Checkpoint], list[CheckpointError]]:
         """Every valid checkpoint by stream, and the refusals (the caller reports them)."""

@@ -32,12 +32,28 @@ def read_table(path: Path, what: str = "config file") -> dict[str, Any]:
         if path.suffix.lower() == ".toml":
             data = tomllib.loads(text)
         else:
-            data = json.loads(text)
+            # TOML refuses a key given twice; json.loads keeps the last, silently.
+            data = json.loads(text, object_pairs_hook=_table_of_distinct_keys)
+    except _RepeatedKey as repeated:
+        raise ConfigError(f"{what} {path}: key {repeated.args[0]!r} is given twice") from None
     except (ValueError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"{what} {path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path}: expected a table of settings")
     return data
+
+
+class _RepeatedKey(Exception):
+    """A JSON object with a key twice (the key is the argument)."""
+
+
+def _table_of_distinct_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in table:
+            raise _RepeatedKey(key)
+        table[key] = value
+    return table
 
 
 def load_config(path: Path | None) -> SequencerConfig:

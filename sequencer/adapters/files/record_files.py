@@ -247,7 +247,10 @@ def _check_header(path: Path, header: list[str]) -> None:
         + (f"missing columns {', '.join(missing)}" if missing else "columns in another order"))
 
 
-_BOOLS = {"True": True, "False": False}
+#: As this project, pandas and Python write them, and as spreadsheets (Excel,
+#: LibreOffice, R: TRUE, FALSE) and Spark (true, false) write them back.
+_BOOLS = {spelling: value for value in (True, False)
+          for spelling in (str(value), str(value).upper(), str(value).lower())}
 _DATES: dict[str, str] = {}  # dates already checked; a few thousand at most
 
 
@@ -312,11 +315,14 @@ def _decision_from_row(row: list[str]) -> Decision:
         target_reason, _flag("traded", traded), _number("profit", profit), _number("profit_usd", profit_usd))
 
 
-def write_rejects_csv(path: Path, rejects: Iterable[Reject]) -> int:
+def write_rejects_csv(path: Path, rejects: Iterable[Reject], *, append: bool = False) -> int:
+    """Write rejects.csv; with ``append``, add to the file (its header only if it is new or
+    empty): ``streamer follow`` keeps every file's rejects, not the last file's."""
     count = 0
-    with naming(path), Path(path).open("w", newline="", encoding="utf-8") as handle:
+    with naming(path), Path(path).open("a" if append else "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(REJECT_FIELDS)
+        if handle.tell() == 0:
+            writer.writerow(REJECT_FIELDS)
         for reject in rejects:
             writer.writerow([_cell(reject.source), _cell(reject.line), _cell(reject.stream),
                              _cell(reject.date), reject.reason, _cell(_as_utf8(reject.raw))])
@@ -416,7 +422,8 @@ def _arrow_decisions(path: Path, slot_sums: bool):
             column_types={"stream": text, "date": text, "traded_slot": text, "result": text,
                           "slot_sums": text, "time_change": pa.bool_(), "traded": pa.bool_(),
                           "profit": pa.float64(), "profit_usd": pa.float64()},
-            true_values=["True"], false_values=["False"], null_values=[""], strings_can_be_null=True))
+            true_values=[t for t, value in _BOOLS.items() if value],
+            false_values=[t for t, value in _BOOLS.items() if not value], null_values=[""], strings_can_be_null=True))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     nullable = {"result"}
