@@ -138,6 +138,45 @@ def fast_drain_consumer_class(intakes: Mapping[str, Any] | None = None) -> type:
                 pass
             return True
 
+        async def getmany(self, timeout: float) -> Any:
+            """Faust's ``Consumer.getmany`` with each partition's high watermark read once a fetch.
+
+            Faust reads it, through the consumer thread's delegate and aiokafka's
+            assignment check, for every record, and hands it to the monitor's
+            ``track_tp_end_offset``: about a microsecond a record on the backlog
+            (docs/benchmarks.md, "Faust's stream hand-off, trimmed"). Here it is read
+            at a partition's first record of the fetch; the rest is Faust's: the
+            scheduler's round-robin order, the flow and generation checks per record,
+            the records of partitions neither active nor buffered left out."""
+            records, active_partitions = await self._wait_next_records(timeout)
+            app = self.app
+            generation_id = app.consumer_generation_id
+            if records is None or self.should_stop:
+                return
+            if not self.flow_active:
+                self.log.dev("getmany called while flow not active. Seek back to committed offsets.")
+                try:
+                    await self.perform_seek()
+                except Exception as ex:  # noqa: BLE001 - as Faust's getmany
+                    self.log.warning(f"exception performing seek when flow not active {ex}")
+                return
+            to_message = self._to_message
+            buffered = self._buffered_partitions
+            track_end_offset = app.monitor.track_tp_end_offset
+            tracked: set = set()
+            for tp, record in self.scheduler.iterate(records):
+                if not self.flow_active:
+                    break
+                if app.consumer_generation_id != generation_id:
+                    self.log.dev("Generation id changed from %r to %r. Cancelling getmany.",
+                                 generation_id, app.consumer_generation_id)
+                    break
+                if active_partitions is None or tp in active_partitions or tp in buffered:
+                    if tp not in tracked:
+                        tracked.add(tp)
+                        track_end_offset(tp, self.highwater(tp))
+                    yield tp, to_message(tp, record)
+
         async def _drain_messages(self, fetcher: Any) -> None:
             callback = self.callback
             getmany = self.getmany
@@ -150,6 +189,12 @@ def fast_drain_consumer_class(intakes: Mapping[str, Any] | None = None) -> type:
             commit_every = self._commit_every
             acks_enabled_for = self.app.topics.acks_enabled_for
             suspended = self.suspend_flow.is_set
+            # The conductor's handler of a partition, looked up as its ``on_message``
+            # does, without taking its lock when nobody holds it (see the class).
+            conductor = self.app.topics
+            direct_handlers = callback == conductor.on_message
+            handler_of = conductor._tp_to_callback.__getitem__
+            handlers_updating = conductor._tp_to_callback_lock.locked
             yield_every = 100  # let other tasks (heartbeats, the agent) run
             since_yield = 0
             try:
@@ -183,6 +228,8 @@ def fast_drain_consumer_class(intakes: Mapping[str, Any] | None = None) -> type:
                                         await self.wait_first(intake.room(), self.suspend_flow.wait())
                                 elif suspended():
                                     await self.wait_first(callback(message), self.suspend_flow.wait())
+                                elif direct_handlers and not handlers_updating():
+                                    await handler_of(tp)(message)
                                 else:
                                     await callback(message)
                                 set_read_offset(tp, offset)
