@@ -9,14 +9,17 @@ producer buffer's check, the channel's decode into a Faust event, the channel's
 queue), the agent's stream iterating it (Faust's ``Stream``, or the worker's
 ``private_api.quick_stream_class()``), `take_bursts` taking batches of 5,000
 and the worker's `record_of` per event. The records go in as the fast drain
-hands them over (100 in a row, then a turn of the loop). Both with Faust's
-``cython_optimizations`` on, on uvloop's event loop, with the worker's
+hands them over (100 in a row, then a turn of the loop). Four set-ups: Faust's
+stream with its ``cython_optimizations`` off (the worker before) and on (its
+opt-in Cython fast path, tried and left off: docs/benchmarks.md), and the quick
+stream with the setting off (the worker now) and on (it only touches the
+conductor then: one channel, no difference expected); on uvloop's event loop, with the worker's
 producer buffer check and its collector settings (``freeze_long_lived_objects``),
 as the worker runs (``--asyncio-loop``: asyncio's own loop, whose turn costs more).
 
 Microseconds of this process's CPU time per record (``time.process_time``),
-best of ``--repeat`` passes, the two alternated pass by pass so load on the
-shared machine hits both alike. Every pass checks that all records came out,
+best of ``--repeat`` passes, the set-ups alternated pass by pass so load on the
+shared machine hits them alike. Every pass checks that all records came out,
 in order.
 """
 
@@ -47,9 +50,10 @@ BATCH = 5000
 IN_A_ROW = 100  # the fast drain's records between two turns of the loop
 
 
-async def one_pass(stream_class: type, records: int, name: str) -> float:
+async def one_pass(stream_class: type, cython_optimizations: bool, records: int, name: str) -> float:
     app = faust.App(name, broker="kafka://127.0.0.1:9", store="memory://", web_enabled=False,
-                    monitor=QuietMonitor(), cython_optimizations=True, stream_buffer_maxsize=MOST_WAITING,
+                    monitor=QuietMonitor(), cython_optimizations=cython_optimizations,
+                    stream_buffer_maxsize=MOST_WAITING,
                     stream_wait_empty=False)
     install_fast_drain(app)  # the worker's producer buffer check (and consumer, not started here)
     app.conf.Stream = stream_class
@@ -97,15 +101,20 @@ def main() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"faust-streaming {faust.__version__}, {'asyncio' if args.asyncio_loop else 'uvloop'}'s loop; load {os.getloadavg()[0]:.1f}; {args.records:,} records a pass")
-    systems = {"Faust's Stream": faust.Stream, "QuickStream": quick_stream_class()}
+    systems = {"Faust's Stream, cython_optimizations off": (faust.Stream, False),
+               "Faust's Stream, cython_optimizations on": (faust.Stream, True),
+               "QuickStream (the worker's), cython_optimizations off": (quick_stream_class(), False),
+               "QuickStream, cython_optimizations on": (quick_stream_class(), True)}
     best = {name: float("inf") for name in systems}
+    names = list(systems)
     for number in range(args.repeat):
-        for name, stream_class in (list(systems.items()) if number % 2 == 0 else list(systems.items())[::-1]):
-            spent = asyncio.run(one_pass(stream_class, args.records, f"handoff-{number}-{len(name)}"))
+        for name in names[number % len(names):] + names[:number % len(names)]:
+            stream_class, optimized = systems[name]
+            spent = asyncio.run(one_pass(stream_class, optimized, args.records, f"handoff-{number}-{len(name)}"))
             best[name] = min(best[name], spent)
-    base = best["Faust's Stream"]
+    base = best[names[0]]
     for name, spent in best.items():
-        print(f"{name}: {spent:.2f} us CPU a record (best of {args.repeat}), {spent / base:.2f}x Faust's")
+        print(f"{name}: {spent:.2f} us CPU a record (best of {args.repeat}), {spent / base:.2f}x the first")
     print(f"load {os.getloadavg()[0]:.1f} at the end")
 
 

@@ -217,4 +217,3 @@ def test_the_worker_app_streams_through_it_with_the_fast_drain_only(tmp_path, fa
     app = create_app(settings, SequencerConfig(), web_enabled=False)
     stream = app.stream(app.channel())
     assert (type(stream).__name__ == "QuickStream") is fast_drain
-    assert app.conf.cython_optimizations is True

@@ -253,14 +253,6 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         web_port=settings.web_port,
         web_host=settings.web_host,
         monitor=QuietMonitor(),
-        # Faust's documented opt-in (faust-streaming 0.15): its Cython stream
-        # iterator takes a record already waiting in the channel's queue at once
-        # instead of awaiting the queue's four-coroutine ``get`` chain per record.
-        # Same records, same order, same flow control; on the backlog about 0.85x
-        # the main thread's CPU per event (docs/benchmarks.md, "Faust's stream
-        # hand-off, trimmed"). The conductor's other opt-in (one decode reused
-        # for several channels of a topic) changes nothing here: one channel.
-        cython_optimizations=True,
         **KafkaConnection.of(settings).faust_broker_kwargs(),
     )
     # acks=False: the worker commits the input offsets itself (InputOffsets),
