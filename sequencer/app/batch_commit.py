@@ -18,6 +18,11 @@ left as it was, no offset is committed, and the caller folds the batch again
 (it seeks the consumer back to the batch's first offsets). Only after step 4
 do the new states enter the view (`StateView.put`): they are on the broker.
 
+Before step 3 the commit asks ``may_write`` whether this worker may still own
+its partitions (`sequencer.app.membership_watch`): after a freeze longer than
+the session timeout it fails at step 3 with nothing written, as a failed
+flush would.
+
 A failed step 5 is not a failed batch: decisions and states landed, and the
 states' ``source_offsets`` make a redelivery of the batch a skip. The next
 batch commits again (`input_offsets.InputOffsets.commit_folded` logs the failure).
@@ -72,6 +77,10 @@ class Step(enum.IntEnum):
         return {1: "send decisions and dead letters", 2: "flush decisions and dead letters",
                 3: "write states to the table", 4: "flush the table's changelog",
                 5: "commit input offsets"}[int(self)]
+
+
+class OwnershipInDoubt(SequencerError):
+    """The worker may have lost its partitions while the batch was in flight: no state is written."""
 
 
 class BatchCommitFailed(SequencerError):
@@ -148,8 +157,12 @@ class BatchCommit:
                  decisions_topic: str, dead_letters_topic: str,
                  encode_dead_letter: Callable[[DeadLetter], bytes],
                  last_changelog_record_alone: bool = False,
+                 may_write: Callable[[], str | None] = lambda: None,
                  clock: Callable[[], float] = time.time) -> None:
         self.producer = producer
+        #: Asked before step 3: why this worker may not own its partitions now
+        #: (`membership_watch.MembershipWatch.doubt`), or None.
+        self.may_write = may_write
         self.table = table
         self.offsets = offsets
         self.view = view
@@ -187,6 +200,9 @@ class BatchCommit:
             if on_sent is not None:
                 on_sent(outcome, sent_at)
             step = Step.WRITE_STATES
+            doubt = self.may_write()
+            if doubt is not None:
+                raise OwnershipInDoubt(doubt)
             changelog: dict[tuple[str, int], list[Outgoing]] = {}
             for stream, state in outcome.states.items():
                 applied = outcome.last_events.get(stream)

@@ -20,6 +20,7 @@ The lag document (``GET /lag`` and ``sequencer lag --json``)::
      "rate_source": "worker" | "samples" | null,
      "catch_up_seconds": 0.013 | null,      # total_lag / rate; 0 when no lag
      "decision_latency": {"p50": 0.012, "p99": 0.045, "decisions": 10000} | null,
+     "worker": {"phase": "folding", "reason": ..., "for_s": 12.5, ...} | null,   # its GET /status
      "streams": [ {"stream", "last_processed_date", "age_days",
                    "last_published_date", "last_decided_date", "days_behind"}, ... ],
      "streams_source": "worker" | "checkpoints" | null,
@@ -30,12 +31,17 @@ The lag document (``GET /lag`` and ``sequencer lag --json``)::
 from __future__ import annotations
 
 import datetime as dt
-import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from sequencer.domain import StreamState
 from sequencer.app.lag_report import LagReport, TailDates
 from sequencer.app.lag_status import Status, group_status
+from sequencer.app.worker_status import PHASES
 
 
 def age_days(last_processed_date: str | None, today: dt.date) -> int | None:
@@ -131,13 +137,15 @@ def lag_document(report: LagReport | None, *, topic: str, group: str,
                  streams: Iterable[Mapping[str, Any]] = (), streams_source: str | None = None,
                  measured_at: str, error: str | None = None,
                  statuses: Mapping[int, Status] | None = None, status_window_s: float | None = None,
-                 latency: Mapping[str, Any] | None = None, tail: TailDates | None = None) -> dict[str, Any]:
+                 latency: Mapping[str, Any] | None = None, tail: TailDates | None = None,
+                 worker: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The document of ``GET /lag`` and ``sequencer lag --json`` (see the module docstring).
 
     ``statuses``: partition -> lag state (`sequencer.app.lag_status`); without
     them the statuses are null. ``tail``: the unconsumed records' dates, for
     the streams' freshness (`freshness_rows`); without it the streams are
-    taken as they are (rows that already carry their freshness, or nulls)."""
+    taken as they are (rows that already carry their freshness, or nulls).
+    ``worker``: the worker's own ``GET /status`` document, when a worker answers."""
     notes: list[str] = []
     members = None
     if report is None:
@@ -175,6 +183,7 @@ def lag_document(report: LagReport | None, *, topic: str, group: str,
         "rate_source": rate_source if rate is not None else None,
         "catch_up_seconds": catch_up_seconds(total, rate) if total is not None else None,
         "decision_latency": dict(latency) if latency is not None else None,
+        "worker": dict(worker) if worker is not None else None,
         "streams": freshness_rows(streams, tail) if tail is not None else [
             {"last_published_date": None, "last_decided_date": None, "days_behind": None, **s}
             for s in streams],
@@ -182,6 +191,30 @@ def lag_document(report: LagReport | None, *, topic: str, group: str,
         "measured_at": measured_at,
         "notes": notes,
     }
+
+
+def worker_status_lines(worker: Mapping[str, Any] | None) -> list[str]:
+    """The worker's phase, and the incidents it repaired or could not, from its ``GET /status``
+    (the ``worker`` member of the lag document): what ``sequencer lag`` and the UI print."""
+    if not worker:
+        return []
+    phase = f"worker: {worker.get('phase')} for {worker.get('for_s')} s"
+    if worker.get("reason"):
+        phase += f" ({worker['reason']})"
+    if worker.get("since_last_fold_s") is not None:
+        phase += f"; last batch folded {worker['since_last_fold_s']} s ago"
+    lines = [phase]
+    counts = [(worker.get("seeks_back") or 0, "seeks back (delivery holes, stalls; repaired)"),
+              (worker.get("partitions_read_again_for_checkpoints") or 0,
+               "partitions read again for streams the table lost (run sequencer verify)"),
+              (worker.get("silences_past_session_timeout") or 0,
+               "freezes past the session timeout (batches in flight wrote no state)"),
+              (worker.get("checkpoint_write_failures") or 0, "checkpoint files not written"),
+              (worker.get("checkpoints_refused_older") or 0, "checkpoints not replaced by an older state")]
+    incidents = [f"{count} {what}" for count, what in counts if count]
+    if incidents:
+        lines.append("worker incidents since it started: " + "; ".join(incidents))
+    return lines
 
 
 def readiness(*, assigned: int, rebalancing: bool, recovering: bool) -> str | None:
@@ -200,51 +233,47 @@ def readiness(*, assigned: int, rebalancing: bool, recovering: bool) -> str | No
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _label_value(value: Any) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _Families(Collector):
+    """The families of one /metrics read, collected as ``prometheus_client``
+    collects its own metrics, so the library writes the text format."""
 
-
-def _number(value: float | int) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-class _Metrics:
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.families: list[Metric] = []
 
     def family(self, name: str, kind: str, help_text: str,
                samples: Iterable[tuple[Mapping[str, Any], float | int]]) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            if labels:
-                inner = ",".join(f'{k}="{_label_value(v)}"' for k, v in labels.items())
-                self.lines.append(f"{name}{{{inner}}} {_number(value)}")
-            else:
-                self.lines.append(f"{name} {_number(value)}")
+        samples = list(samples)
+        labels = list(dict.fromkeys(key for sample_labels, _ in samples for key in sample_labels))
+        family_of = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+        metric = family_of(name, help_text, labels=labels)
+        for sample_labels, value in samples:
+            metric.add_metric([str(sample_labels.get(key, "")) for key in labels], float(value))
+        self.families.append(metric)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
 
     def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        return generate_latest(registry).decode()
 
 
 def prometheus_text(*, lag: LagReport | None, counters: Mapping[str, Any], rate: float,
                     checkpoint_ages: Mapping[str, float], last_checkpoint_age: float | None,
                     streams: Sequence[Mapping[str, Any]],
                     statuses: Mapping[int, Status] | None = None,
-                    freshness: Sequence[Mapping[str, Any]] = (), latency_text: str = "") -> str:
+                    freshness: Sequence[Mapping[str, Any]] = (), latency_text: str = "",
+                    seeks_back: int = 0, partitions_read_again: int = 0,
+                    phase: str | None = None, phase_for_s: float | None = None) -> str:
     """The worker's metrics. ``counters`` is ``ProcessingCounters.as_dict()``;
     ``checkpoint_ages`` maps stream -> seconds since its checkpoint file was written;
     ``freshness``: rows of `freshness_rows`; ``latency_text``: the latency
-    histogram's own exposition (`sequencer.app.latency`), appended as it is."""
-    m = _Metrics()
+    histogram's own exposition (`sequencer.app.latency`), appended as it is;
+    ``seeks_back`` and ``partitions_read_again``: the incidents the worker
+    repaired by itself that ``GET /status`` counts (`InputOffsets`); ``phase`` and
+    ``phase_for_s``: what the worker is doing and for how long (`WorkerStatus`)."""
+    m = _Families()
     if lag is not None and statuses is not None:
         m.family("sequencer_consumer_lag_status", "gauge",
                  "Lag state per partition over the status window: 0 OK, 1 REWIND, 2 WARN, 3 STALL, "
@@ -286,6 +315,22 @@ def prometheus_text(*, lag: LagReport | None, counters: Mapping[str, Any], rate:
              "Stream offsets dropped because a newer day came from below them: the event topic was "
              "replaced (recreated, or a fresh in-memory broker).",
              [({}, counters.get("replaced_offsets", 0))])
+    m.family("sequencer_seeks_back_total", "counter",
+             "Times the worker sought back in the event topic to records fetched but never handed "
+             "over (delivery holes, stalled partitions), since it started.", [({}, seeks_back)])
+    m.family("sequencer_partitions_read_again_for_checkpoints_total", "counter",
+             "Partitions read again from a checkpoint's offset because the restored table had lost "
+             "a stream's value, since the worker started (an incident: run sequencer verify).",
+             [({}, partitions_read_again)])
+    if phase is not None:
+        m.family("sequencer_worker_phase", "gauge",
+                 "1 for the phase the worker is in (starting, waiting, rebalancing, recovering, idle, "
+                 "folding, retrying), 0 for the others.",
+                 [({"phase": name}, int(name == phase)) for name in PHASES])
+    if phase_for_s is not None:
+        m.family("sequencer_worker_phase_seconds", "gauge",
+                 "Seconds the worker has been in its phase (alert on retrying or waiting that lasts).",
+                 [({}, phase_for_s)])
     m.family("sequencer_processing_rate", "gauge",
              "Records folded per second over the last 30 seconds.", [({}, rate)])
     m.family("sequencer_checkpoint_age_seconds", "gauge",

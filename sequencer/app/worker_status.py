@@ -21,6 +21,10 @@ WAIT_LOG_S = 10.0
 #: Seconds without a folded batch after which a folding worker reads as idle.
 IDLE_AFTER_S = 10.0
 
+#: Every phase a worker reports, in the order of a start (``retrying``: a failed
+#: batch commit, until a batch lands).
+PHASES = ("starting", "waiting", "rebalancing", "recovering", "idle", "folding", "retrying")
+
 #: Phases in which the reason is the status's own business (set by the worker).
 _SET_BY_WORKER = {"retrying"}
 

@@ -83,6 +83,8 @@ class WorkerView(Protocol):
     last_events_table: ChangelogTable | None
     batches: int  # batches handed to the agent: the group monitor's sign of activity
     owned: set[int]  # partitions of the events topic assigned now
+    input_offsets: Any  # input_offsets.InputOffsets: its repairs are counted in /status
+    membership: Any  # membership_watch.MembershipWatch: freezes past the session timeout
 
     def processing_rate(self, horizon_s: float = 30.0) -> float: ...
 

@@ -146,7 +146,8 @@ def sample(args: argparse.Namespace, settings, group: str, sampler: Sampler,
                        measured_at=utc_now_iso(),
                        error=error, statuses=statuses, status_window_s=window_s,
                        latency=None if worker_doc is None else worker_doc.get("decision_latency"),
-                       tail=None if reading is None else reading.tail)
+                       tail=None if reading is None else reading.tail,
+                       worker=None if worker_doc is None else worker_doc.get("worker"))
     if worker_doc is None:
         doc["notes"].append("no worker API answered: stream dates are from the checkpoint files, "
                             "and the decision latency is unknown (the worker measures it)")
@@ -186,6 +187,8 @@ def _millis(seconds: float | None) -> str:
 
 
 def render(doc: dict[str, Any]) -> str:
+    from sequencer.app.monitoring import worker_status_lines
+
     lines = [f"group {doc['group']}  topic {doc['topic']}  at {doc['measured_at']}"]
     if doc["partitions"]:
         lines.append(f"  {'partition':>9} {'committed':>10} {'end':>10} {'lag':>8}  status")
@@ -210,6 +213,7 @@ def render(doc: dict[str, Any]) -> str:
                      f"(last {latency['decisions']:,} decisions)")
     else:
         lines.append("decision latency: unknown" + (" (no decision yet)" if latency else ""))
+    lines += worker_status_lines(doc.get("worker"))
     if doc["streams"]:
         lines.append(f"streams ({doc['streams_source']}):")
         lines.append(f"  {'stream':8} {'last date':10} {'age d':>6} {'published':10} {'days behind':>11}")

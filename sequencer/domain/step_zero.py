@@ -47,7 +47,9 @@ def step_zero(state: StreamState, event: DayEvent, applied: DayEvent | None) -> 
     if order is Order.OUT_OF_ORDER:
         return Skip(order, f"out of order: {event.stream} {event.date} is before the last "
                            f"processed date {state.last_processed_date}")
-    if applied is not None and applied != event:
+    # An applied event of another date is not the one the state's date came from
+    # (a last-events value older than the state's): nothing to compare with.
+    if applied is not None and applied.date == event.date and applied != event:
         return Skip(order, f"duplicate: {event.stream} {event.date} was already applied "
                            "with a different payload")
     return Skip(order)

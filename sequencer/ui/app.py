@@ -12,6 +12,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from sequencer.app.monitoring import worker_status_lines
 from sequencer.ui.performance_section import render as render_performance
 from sequencer.ui.data import (
     Dashboard,
@@ -125,6 +126,11 @@ else:
     eta = lag.get("catch_up_seconds")
     cols[3].metric("Time to catch up", "-" if eta is None else f"{eta:,.1f} s")
     st.caption(latency_line(lag))
+    phase, *incidents = worker_status_lines(lag.get("worker")) or [None]
+    if phase:
+        st.caption(phase)
+    for incident in incidents:
+        st.warning(incident)
     partitions = lag_partition_rows(lag)
     if partitions:
         st.dataframe(pd.DataFrame(partitions), hide_index=True, key="lag_partitions")

@@ -173,6 +173,8 @@ def test_metrics_count_what_was_published(live):
     lag_rows = {k: v for k, v in found.items() if k.startswith("sequencer_consumer_lag{")}
     assert len(lag_rows) == 2 and set(lag_rows.values()) == {0}
     assert "sequencer_processing_rate" in found
+    assert sum(v for k, v in found.items() if k.startswith("sequencer_worker_phase{")) == 1
+    assert found['sequencer_worker_phase{phase="idle"}'] + found['sequencer_worker_phase{phase="folding"}'] == 1
     for stream, state in live.expected.states.items():
         assert found[f'sequencer_stream_events_applied{{stream="{stream}"}}'] == state.events_applied
 

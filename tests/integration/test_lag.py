@@ -103,14 +103,25 @@ def test_lag_counts_unconsumed_events_then_zero_after_a_worker(kafka_bootstrap, 
         assert status == 200 and json.loads(body) == {"ready": True, "partitions": [0, 1]}
         served = json.loads(_get(worker.url + "/lag")[1])
         assert served["total_lag"] == 0 and served["status"] == "OK"
+        # The worker's own /status rides along: its phase, without reading its log.
+        assert served["worker"]["phase"] in ("idle", "folding"), served["worker"]
+        assert served["worker"]["owned_partitions"] == [0, 1]
+        assert served["worker"]["partitions_read_again_for_checkpoints"] == 0
+        capsys.readouterr()
+        assert main(["lag", "--bootstrap", kafka_bootstrap, "--topic", setup.topic_events,
+                     "--config-name", setup.name, "--state-dir", str(tmp_path / "state"),
+                     "--api", worker.url]) == 0
+        text = capsys.readouterr().out
+        assert f"worker: {served['worker']['phase']} for " in text or "worker: folding for " in text, text
+        assert "worker incidents" not in text
         assert served["decision_latency"]["decisions"] == len(events)
         assert 0 <= served["decision_latency"]["p50"] <= served["decision_latency"]["p99"] < 60
         assert {s["stream"]: (s["last_decided_date"], s["last_published_date"], s["days_behind"])
                 for s in served["streams"]} == {s: (d[-1], d[-1], 0) for s, d in dates_of.items()}
         metrics = _get(worker.url + "/metrics")[1]
         assert f"sequencer_decision_latency_seconds_count {float(len(events))}" in metrics
-        assert 'sequencer_consumer_lag_status{topic="%s",partition="0"} 0' % setup.topic_events in metrics
-        assert 'sequencer_stream_days_behind{stream="ES1"} 0' in metrics
+        assert 'sequencer_consumer_lag_status{partition="0",topic="%s"} 0.0' % setup.topic_events in metrics
+        assert 'sequencer_stream_days_behind{stream="ES1"} 0.0' in metrics
 
     # The worker wrote its checkpoints when it stopped: the freshness comes from them now.
     doc = _lag_json(capsys, kafka_bootstrap, setup, tmp_path)

@@ -1,4 +1,5 @@
-"""The dashboard, headless (Streamlit's AppTest), against checkpoint files and no worker."""
+"""The dashboard, headless (Streamlit's AppTest), against checkpoint files and no worker,
+and against a running worker."""
 
 from __future__ import annotations
 
@@ -205,6 +206,29 @@ def test_lag_section_shows_state_and_trading_days_behind_from_the_broker(tmp_pat
     assert table.loc["ES1", "days_behind"] == days and table.loc["ES1", "last_published_date"] == events[-1].date
     assert table.loc["NQ1", "days_behind"] == 0  # nothing of NQ1 on the topic: nothing behind
     assert any("Decision latency: unknown" in c.value for c in at.caption)
+
+
+@pytest.mark.broker
+def test_with_a_worker_running_the_page_shows_its_streams_and_its_phase(tmp_path, monkeypatch, kafka_bootstrap):
+    from tests.support.worker_process import WorkerSetup
+
+    setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=2)
+    events = [e for e in read_day_events([ROOT / "data/sample/trades_ES.csv"], SequencerConfig()).events
+              if "2025-04-01" <= e.date <= "2025-04-10"]
+    with setup.start_worker(tmp_path / "worker.log") as worker:
+        setup.wait_consumed(setup.publish(events), worker)
+        monkeypatch.setattr(sys, "argv", [str(APP), "--state-dir", str(tmp_path / "state"),
+                                          "--config-name", setup.name, "--api", worker.url])
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        at.run()
+        assert not at.exception
+        table = at.dataframe[0].value.set_index("stream")
+        assert table.loc["ES1", "last_processed_date"] == max(e.date for e in events if e.stream == "ES1")
+        assert _metrics(at)["Total lag (events)"] == "0"
+        # The worker's /status, seen on the page: its phase, and no incident to warn of.
+        assert any(c.value.startswith(("worker: idle for", "worker: folding for")) for c in at.caption), \
+            [c.value for c in at.caption]
+        assert not at.warning
 
 
 # --- the Performance section -------------------------------------------------------------

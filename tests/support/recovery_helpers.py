@@ -8,6 +8,7 @@ Every process started here is stopped by the caller (``stop``/``kill``).
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -85,6 +86,37 @@ def replay(events: list[DayEvent], config: SequencerConfig | None = None):
 
 
 # --- crash loop -------------------------------------------------------------------
+
+
+class PacedPublisher:
+    """Publishes ``events`` at an even pace over ``seconds`` in a thread of its own."""
+
+    def __init__(self, setup: Setup, events: list[DayEvent], seconds: float) -> None:
+        import threading
+
+        self.ends: dict[int, int] = {}
+        self._failure: list[BaseException] = []
+
+        async def go() -> None:
+            async with EventPublisher(setup.bootstrap, setup.topic_events) as publisher:
+                await publisher.publish_events(events, rate=len(events) / seconds)
+                self.ends.update(publisher.end_offsets)
+
+        def publish() -> None:
+            try:
+                asyncio.run(go())
+            except BaseException as error:  # noqa: BLE001 - raised by join
+                self._failure.append(error)
+
+        self._thread = threading.Thread(target=publish, name="paced-publisher")
+        self._thread.start()
+
+    def join(self, raise_failure: bool = True) -> dict[int, int]:
+        """Wait for the last event; partition -> end offset."""
+        self._thread.join()
+        if raise_failure and self._failure:
+            raise self._failure[0]
+        return self.ends
 
 
 @dataclass
@@ -167,27 +199,11 @@ def run_crash_loop(setup: Setup, events: list[DayEvent], kills: int, work_dir: P
     identical).
     """
     import random
-    import threading
 
     rng = random.Random(seed)
     started = time.monotonic()
-    ends: dict[int, int] = {}
-    failure: list[BaseException] = []
-
-    def publish() -> None:
-        async def go() -> None:
-            async with EventPublisher(setup.bootstrap, setup.topic_events) as publisher:
-                pace = len(events) / publish_seconds
-                await publisher.publish_events(events, rate=pace)
-                ends.update(publisher.end_offsets)
-        try:
-            asyncio.run(go())
-        except BaseException as error:  # noqa: BLE001 - reported by the caller
-            failure.append(error)
-
     setup.create_topics()
-    publisher = threading.Thread(target=publish, name="crash-loop-publisher")
-    publisher.start()
+    publisher = PacedPublisher(setup, events, publish_seconds)
     kill_times = []
     try:
         for round_ in range(kills):
@@ -198,33 +214,142 @@ def run_crash_loop(setup: Setup, events: list[DayEvent], kills: int, work_dir: P
                 raise AssertionError(f"worker {round_} exited by itself:\n{worker.log_tail()}")
             worker.kill()
             kill_times.append(round(alive, 2))
-            try:
-                from sequencer.adapters.kafka.lag import committed_offsets
-                done = sum(asyncio.run(committed_offsets(setup.bootstrap, setup.group, setup.topic_events)).values())
-            except Exception:  # noqa: BLE001 - the group may not exist yet
-                done = 0
-            log(f"kill {round_ + 1}/{kills}: SIGKILL after {alive:.1f}s ({done} events committed)")
-        publisher.join()
-        if failure:
-            raise failure[0]
-        worker = setup.start_worker(work_dir / "worker-final.log")
-        try:
-            worker.wait_ready()
-            caught_up = wait_caught_up(setup, ends, worker, {(e.stream, e.date) for e in events}, timeout_s=180)
-            log(f"final worker: {caught_up}")
-            # The offsets may have been committed by a killed worker: this one
-            # must also hold every stream (its table restored) before its stop
-            # writes the final checkpoints.
-            last_dates: dict[str, str] = {}
-            for event in events:
-                last_dates[event.stream] = max(last_dates.get(event.stream, ""), event.date)
-            wait_holding(worker, last_dates, timeout_s=120)
-        finally:
-            code = worker.stop()
-        assert code == 0, f"final worker exited {code} on SIGTERM; log {worker.log_path}:\n{worker.log_tail()}"
+            log(f"kill {round_ + 1}/{kills}: SIGKILL after {alive:.1f}s ({committed_total(setup)} events committed)")
+        ends = publisher.join()
+        finish_with_one_worker(setup, events, ends, work_dir, log)
     finally:
-        publisher.join()
+        publisher.join(raise_failure=False)
 
+    differences = differences_from_replay(setup, events, log)
+    return CrashReport(kills, len(events), differences, time.monotonic() - started, kill_times)
+
+
+def committed_total(setup: Setup) -> int:
+    """Events the group has committed, over every partition (0 before the group exists)."""
+    from sequencer.adapters.kafka.lag import committed_offsets
+
+    try:
+        return sum(asyncio.run(committed_offsets(setup.bootstrap, setup.group, setup.topic_events)).values())
+    except Exception:  # noqa: BLE001 - the group may not exist yet
+        return 0
+
+
+#: What `run_group_chaos` may do to the group in a round, drawn with these weights.
+CHAOS_INCIDENTS = {"kill": 3, "stop": 1, "pause": 2, "join": 1, "freeze": 2}
+
+
+def run_group_chaos(setup: Setup, broker, events: list[DayEvent], rounds: int, work_dir: Path, *,
+                    seed: int, workers: int = 2, publish_seconds: float = 40.0,
+                    gap_range: tuple[float, float] = (2.0, 8.0), pause_range: tuple[float, float] = (1.0, 9.0),
+                    log=print) -> CrashReport:
+    """Publish ``events`` at a steady pace to a group of ``workers`` workers while, every
+    few seconds, one incident of `CHAOS_INCIDENTS` strikes: a member SIGKILLed and
+    replaced, a member stopped cleanly (SIGTERM) and replaced, the broker frozen
+    (SIGSTOP, longer than the session timeout at times, so the group rebalances after
+    SIGCONT), a member frozen likewise (a long GC or VM pause: the group gives its
+    partitions to the others, and it wakes up with a batch in flight), or one more
+    member joining (the group then has one too many, and the
+    next ``join`` kills one instead). At the end every member is SIGKILLed and a last
+    worker alone catches up; returns every difference from `sequencer replay`."""
+    import random
+
+    rng = random.Random(seed)
+    started = time.monotonic()
+    setup.create_topics()
+    publisher = PacedPublisher(setup, events, publish_seconds)
+    members: list[WorkerProcess] = []
+    incidents: list[float] = []
+    count = 0
+
+    def start() -> None:
+        nonlocal count
+        members.append(setup.start_worker(work_dir / f"worker{count}.log", create_topics=False))
+        count += 1
+
+    try:
+        for _ in range(workers):
+            start()
+        for round_ in range(rounds):
+            gap = rng.uniform(*gap_range)
+            time.sleep(gap)
+            for member in members:
+                if not member.alive():
+                    raise AssertionError(f"a worker exited by itself:\n{member.log_tail()}")
+            kind = rng.choices(list(CHAOS_INCIDENTS), weights=list(CHAOS_INCIDENTS.values()))[0]
+            if kind == "join" and len(members) > workers:
+                kind = "kill"
+            if kind in ("kill", "stop"):
+                member = members.pop(rng.randrange(len(members)))
+                if kind == "kill":
+                    member.kill()
+                else:
+                    code = member.stop()
+                    if code != 0:
+                        raise AssertionError(f"a worker exited {code} on SIGTERM:\n{member.log_tail()}")
+                if len(members) < workers:
+                    start()
+                what = f"{'SIGKILL' if kind == 'kill' else 'SIGTERM'} of a member, {len(members)} now"
+            elif kind == "pause":
+                frozen = rng.uniform(*pause_range)
+                broker.pause()
+                try:
+                    time.sleep(frozen)
+                finally:
+                    broker.resume()
+                what = f"broker frozen {frozen:.1f} s"
+            elif kind == "freeze":
+                frozen = rng.uniform(*pause_range)
+                member = rng.choice(members)
+                member.process.send_signal(signal.SIGSTOP)
+                try:
+                    time.sleep(frozen)
+                finally:
+                    member.process.send_signal(signal.SIGCONT)
+                what = f"a member frozen {frozen:.1f} s"
+            else:
+                start()
+                what = f"a member joined, {len(members)} now"
+            incidents.append(round(gap, 2))
+            log(f"round {round_ + 1}/{rounds} after {gap:.1f} s: {what} ({committed_total(setup)} events committed)")
+        ends = publisher.join()
+        for member in members:
+            member.kill()
+        members.clear()
+        finish_with_one_worker(setup, events, ends, work_dir, log)
+    finally:
+        for member in members:
+            member.kill()
+        publisher.join(raise_failure=False)
+
+    differences = differences_from_replay(setup, events, log)
+    return CrashReport(rounds, len(events), differences, time.monotonic() - started, incidents)
+
+
+def finish_with_one_worker(setup: Setup, events: list[DayEvent], ends: dict[int, int], work_dir: Path,
+                           log=print) -> None:
+    """Start a last worker, let it catch up with ``ends`` and hold every stream at its
+    last date, then stop it cleanly (its stop writes the final checkpoints)."""
+    worker = setup.start_worker(work_dir / "worker-final.log")
+    try:
+        worker.wait_ready()
+        caught_up = wait_caught_up(setup, ends, worker, {(e.stream, e.date) for e in events}, timeout_s=180)
+        log(f"final worker: {caught_up}")
+        # The offsets may have been committed by a killed worker: this one
+        # must also hold every stream (its table restored) before its stop
+        # writes the final checkpoints.
+        last_dates: dict[str, str] = {}
+        for event in events:
+            last_dates[event.stream] = max(last_dates.get(event.stream, ""), event.date)
+        wait_holding(worker, last_dates, timeout_s=120)
+    finally:
+        code = worker.stop()
+    assert code == 0, f"final worker exited {code} on SIGTERM; log {worker.log_path}:\n{worker.log_tail()}"
+
+
+def differences_from_replay(setup: Setup, events: list[DayEvent], log=print) -> list[str]:
+    """Every difference of what the workers left from `sequencer replay` of ``events``:
+    checkpoint states, ``sequencer verify`` (table and checkpoints against the log), and
+    the decisions (deduplicated by (stream, date); repeats must be identical)."""
     differences: list[str] = []
     expected_states, expected_decisions = replay(events)
     loaded, refused = setup.store().load_all()
@@ -256,4 +381,4 @@ def run_crash_loop(setup: Setup, events: list[DayEvent], kills: int, work_dir: P
         elif by_key[key] != want_decisions[key]:
             differences.append(f"decision {key} differs: {by_key[key]} != {want_decisions[key]}")
     log(f"{len(raw)} decision records for {len(by_key)} (stream, date) keys; {len(events)} events")
-    return CrashReport(kills, len(events), differences, time.monotonic() - started, kill_times)
+    return differences

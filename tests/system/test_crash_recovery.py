@@ -8,7 +8,9 @@ checkpoints against a rebuild from the log) and the decisions topic
 (deduplicated by (stream, date), repeats identical) are all compared with it.
 
 ``SEQUENCER_CRASH_KILLS`` (default 5) sets the number of kills,
-``SEQUENCER_CRASH_SEED`` the random seed (default: random, printed).
+``SEQUENCER_CRASH_SEED`` the random seed (default: random, printed); the
+group chaos loop's ``SEQUENCER_CHAOS_ROUNDS`` (default 6) and
+``SEQUENCER_CHAOS_SEED`` likewise (``bench/chaos_loop.py`` runs it longer).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import random
 
 import pytest
 
-from sequencer.domain import SequencerConfig
 from sequencer.adapters.files.sources import read_day_events
+from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker
+from sequencer.domain import SequencerConfig
 
-from tests.support.recovery_helpers import SAMPLE, Setup, run_crash_loop
+from tests.support.recovery_helpers import SAMPLE, Setup, run_crash_loop, run_group_chaos
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
@@ -35,4 +38,18 @@ def test_random_sigkills_change_nothing(kafka_bootstrap, tmp_path):
     setup = Setup(kafka_bootstrap, tmp_path / "state")
     report = run_crash_loop(setup, events, kills, tmp_path, seed=seed)
     assert report.kills == kills
+    assert report.differences == [], "\n".join(report.differences[:50])
+
+
+def test_a_group_through_kills_stops_joins_and_broker_freezes_changes_nothing(tmp_path):
+    rounds = int(os.environ.get("SEQUENCER_CHAOS_ROUNDS", "6"))
+    seed = int(os.environ.get("SEQUENCER_CHAOS_SEED", str(random.randrange(1 << 30))))
+    print(f"group chaos: {rounds} rounds, seed {seed} (SEQUENCER_CHAOS_SEED={seed} repeats the incidents)")
+    events = read_day_events(sorted(SAMPLE.glob("*.csv")), SequencerConfig()).events
+    # A broker of its own: freezing the session's would stall the other tests.
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+        setup = Setup(broker.bootstrap, tmp_path / "state")
+        report = run_group_chaos(setup, broker, events, rounds, tmp_path, seed=seed, workers=2,
+                                 publish_seconds=30.0)
+    assert report.kills == rounds
     assert report.differences == [], "\n".join(report.differences[:50])

@@ -314,3 +314,31 @@ async def test_a_key_s_partition_is_asked_once_per_batch_and_every_record_lands_
         sent = [decode_payload(r.value)["date"] for topic, _, batch in producer.delivered if topic == "decisions"
                 for r in batch if r.key == stream.encode()]
         assert sent == dates
+
+
+async def test_a_batch_in_flight_across_a_freeze_longer_than_the_session_writes_no_state():
+    """A worker that wakes after the group may have given its partitions away writes
+    nothing to the changelog (the new owner's newer states stay the last ones)."""
+    from sequencer.app.membership_watch import MembershipWatch
+
+    now = [100.0]
+    watch = MembershipWatch(session_timeout_s=6.0, clock=lambda: now[0])
+    watch.tick()  # the worker's loop runs
+    producer, table = FakeProducer(), FakeTable()
+    commit, processor, live, offsets = _setup(producer, table)
+    commit.may_write = watch.doubt
+    tables_before = (dict(table.states), dict(table.last_events))
+    outcome = processor.process(_records())
+    now[0] += 8.0  # frozen between the fold and the commit
+    with pytest.raises(BatchCommitFailed) as raised:
+        await commit.commit(outcome, COVERED)
+    assert raised.value.step is Step.WRITE_STATES and "did not run for 8.0 s" in str(raised.value)
+    assert table.changelog == [] and (table.states, table.last_events) == tables_before
+    assert offsets.commits == []
+    # Until an assignment says which partitions are ours, the next try is refused too ...
+    now[0] += 1.0
+    with pytest.raises(BatchCommitFailed):
+        await commit.commit(processor.process(_records()), COVERED)
+    watch.assigned()  # ... after it, the batch folded again lands
+    await commit.commit(processor.process(_records()), COVERED)
+    assert offsets.commits == [COVERED] and watch.silences == 1

@@ -665,3 +665,18 @@ def test_the_ladder_rungs_cap_and_median_have_one_definition_the_ui_shares():
     base = config.instruments["ES"].base
     summary = ladder_summary(state, config)
     assert summary["rung"] == base * 2 and summary["cap"] == base * config.max_target_pct / 100
+
+
+def test_step_zero_compares_a_repeat_only_with_the_applied_event_of_its_date():
+    from sequencer.domain.step_zero import step_zero
+
+    state, _ = run(DEFAULT, [{"07:30": o("Win", 10)}, {"07:30": o("Win", 12)}])
+    repeat = event(d(1), {"07:30": o("Win", 12)})
+    corrected = event(d(1), {"07:30": o("Loss", 12)})
+    applied = event(d(1), {"07:30": o("Win", 12)})
+    assert step_zero(state, repeat, applied).reason is None  # a duplicate, counted
+    assert "different payload" in step_zero(state, corrected, applied).reason  # a correction, reported
+    # A last-events value of an earlier day (older than the state) is not the
+    # applied event of this date: the repeat is a duplicate, not a "correction".
+    stale = event(d(0), {"07:30": o("Win", 10)})
+    assert step_zero(state, repeat, stale).reason is None

@@ -12,7 +12,7 @@ from sequencer.app.lag_report import TailDates, compute_lag, stream_and_date, tr
 from sequencer.app.lag_status import LagWindow, OffsetSample, Status, group_status, partition_status
 from sequencer.app.latency import DecisionLatency, matched_record_times, quantile
 from sequencer.app.records import SourceRecord
-from sequencer.app.monitoring import freshness_rows, lag_document, prometheus_text, readiness
+from sequencer.app.monitoring import freshness_rows, lag_document, prometheus_text, readiness, worker_status_lines
 
 WINDOW = 60.0
 
@@ -244,3 +244,34 @@ def test_latency_histogram_in_the_metrics_text_parses_and_counts() -> None:
     assert families["sequencer_consumer_group_status"].samples[0].value == Status.STOP
     assert families["sequencer_stream_days_behind"].samples[0].value == 2
     assert families["sequencer_stream_last_published_timestamp"].samples[0].value == 1737072000  # 2025-01-17 UTC
+
+
+def test_the_repairs_status_counts_and_the_phase_are_prometheus_metrics() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = prometheus_text(lag=None, counters={"records": 7}, rate=0.0, checkpoint_ages={},
+                           last_checkpoint_age=None, streams=[], seeks_back=3, partitions_read_again=1,
+                           phase="retrying", phase_for_s=12.5)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["sequencer_seeks_back"].type == "counter"
+    assert [(s.name, s.value) for s in families["sequencer_seeks_back"].samples] == [("sequencer_seeks_back_total", 3)]
+    assert [(s.name, s.value) for s in families["sequencer_partitions_read_again_for_checkpoints"].samples] == [
+        ("sequencer_partitions_read_again_for_checkpoints_total", 1)]
+    assert [(s.name, s.value) for s in families["sequencer_records"].samples] == [("sequencer_records_total", 7)]
+    phases = {s.labels["phase"]: s.value for s in families["sequencer_worker_phase"].samples}
+    assert phases["retrying"] == 1 and sum(phases.values()) == 1 and {"recovering", "folding", "idle"} <= set(phases)
+    assert families["sequencer_worker_phase_seconds"].samples[0].value == 12.5
+
+
+def test_the_lag_text_names_the_worker_phase_and_only_the_incidents_that_happened() -> None:
+    assert worker_status_lines(None) == []
+    quiet = {"phase": "idle", "reason": None, "for_s": 4.2, "since_last_fold_s": 1.5, "seeks_back": 0,
+             "partitions_read_again_for_checkpoints": 0, "checkpoint_write_failures": 0,
+             "checkpoints_refused_older": 0}
+    assert worker_status_lines(quiet) == ["worker: idle for 4.2 s; last batch folded 1.5 s ago"]
+    troubled = {**quiet, "phase": "retrying", "reason": "flush failed; folded again in 2.0 s",
+                "since_last_fold_s": None, "partitions_read_again_for_checkpoints": 2, "checkpoint_write_failures": 3}
+    assert worker_status_lines(troubled) == [
+        "worker: retrying for 4.2 s (flush failed; folded again in 2.0 s)",
+        "worker incidents since it started: 2 partitions read again for streams the table lost "
+        "(run sequencer verify); 3 checkpoint files not written"]

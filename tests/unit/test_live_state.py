@@ -89,6 +89,22 @@ def test_a_table_value_behind_its_checkpoint_gives_way_to_the_checkpoint(folded,
     assert live.checkpoint_only() == []  # in the cache now
 
 
+def test_a_value_read_while_the_tables_restore_is_served_but_never_kept(folded, caplog):
+    """A view or a scrape during a recovery reads a half-restored table: what it
+    sees must not become the state the fold goes on from once the table is whole."""
+    early, late = folded
+    table = {"ES1": encode_state(early)}  # the changelog read only part of the way
+    ready = False
+    live = LiveStates(CONFIG, read_table=table.get, seeds={"ES1": early._replace(events_applied=25)},
+                      tables_ready=lambda: ready)
+    assert live.get("ES1").events_applied == 25  # the seed looks newer: served as the answer
+    assert live.cached() == {} and live.seeded == [] and "behind" not in caplog.text
+    table["ES1"] = encode_state(late)  # the recovery reads the rest
+    ready = True
+    assert live.get("ES1").last_processed_date == late.last_processed_date  # the whole table wins
+    assert live.cached()["ES1"].last_processed_date == late.last_processed_date
+
+
 def test_drop_keeps_the_seed_and_forget_of_a_stream_does_not(folded):
     early, _ = folded
     live = LiveStates(CONFIG, read_table={}.get, seeds={"ES1": early})

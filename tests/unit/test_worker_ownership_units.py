@@ -125,3 +125,21 @@ def test_the_runtime_serves_and_checkpoints_only_owned_partitions():
     assert b"NQ1" not in runtime.states_table.data and "NQ1" not in runtime.live.cached()
     assert runtime.state("ES1") == es1
     assert changelog_partition(nq1, "NQ1", "events", 4) == 2
+
+
+def test_an_assignment_decides_every_stream_again_from_the_restored_tables():
+    # Before: the worker did not own partition 2, and a view read NQ1 from its
+    # checkpoint (the table had no value). Then partition 2 is assigned and its
+    # changelog restored, newer than that checkpoint: the table must win.
+    older = some_state("NQ1", days=3).with_source_offsets({"events:2": 3})
+    newer = some_state("NQ1", days=9).with_source_offsets({"events:2": 9})
+    table: dict[bytes, bytes] = {}
+    states_table = SimpleNamespace(data=table, keys=table.keys, name="states")
+    live = LiveStates(CONFIG, read_table=lambda stream: table.get(stream.encode()), seeds={"NQ1": older})
+    runtime = WorkerRuntime(SimpleNamespace(topic_events="events", partitions=4), CONFIG, None, live, None, None,
+                            states_table=states_table, last_events_table=None)
+    runtime.assigned([1])
+    assert runtime.state("NQ1") is None and live.cached() == {"NQ1": older}  # not ours; read, cached
+    table[b"NQ1"] = encode_state(newer)  # partition 2's changelog restored
+    runtime.assigned([1, 2])
+    assert runtime.state("NQ1").events_applied == newer.events_applied

@@ -52,6 +52,7 @@ from sequencer.app.input_offsets import InputOffsets
 from sequencer.adapters.kafka.log_reader import read_range
 from sequencer.adapters.kafka.lag import committed_offsets
 from sequencer.app.latency import DecisionLatency
+from sequencer.app.membership_watch import TICK_S as MEMBERSHIP_TICK_S, MembershipWatch
 from sequencer.adapters.http.views import register_views
 from sequencer.app.worker_status import WorkerStatus
 
@@ -102,6 +103,7 @@ class WorkerRuntime:
     latency: DecisionLatency = field(default_factory=DecisionLatency)  # record time -> decision acked
     owned: set[int] = field(default_factory=set)  # partitions of the events topic assigned now
     status: WorkerStatus = field(default_factory=WorkerStatus)
+    membership: Any = None  # membership_watch.MembershipWatch: freezes past the session timeout
 
     def processing_rate(self, horizon_s: float = 30.0) -> float:
         """Events per second over the last ``horizon_s`` seconds."""
@@ -120,6 +122,19 @@ class WorkerRuntime:
 
     def own(self, partitions: Iterable[int]) -> None:
         self.owned = set(partitions)
+
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """An assignment: own ``partitions``, decide every stream again from the tables,
+        and take the others' streams out of the tables' memory.
+
+        The cache is emptied: it may hold values of partitions restored now, a
+        view's read of another worker's stream from its checkpoint, say, that
+        the restored changelog has gone past. Kept partitions lose nothing:
+        their table values are the cached ones (a batch commit writes both, and
+        a revocation waits for the batch in flight)."""
+        self.own(partitions)
+        self.live.forget()
+        self.drop_partitions(set(range(self.settings.partitions)) - self.owned, from_tables=True)
 
     def disown(self, partitions: Iterable[int]) -> None:
         self.owned -= set(partitions)
@@ -161,9 +176,13 @@ class WorkerRuntime:
         return state if state is not None and self.owns(stream, state) else None
 
     def states(self) -> dict[str, StreamState]:
-        """Every stream this worker owns: table values, overlaid by the cache."""
+        """Every stream this worker owns: table values, overlaid by the cache.
+
+        While the tables are not ready (`LiveStates.tables_ready`) only the
+        cache: a half-restored value must reach neither a view nor a checkpoint
+        file (a stop during a recovery writes every owned stream)."""
         found: dict[str, StreamState] = {}
-        if self.states_table is not None:
+        if self.states_table is not None and self.live.tables_ready():
             for key in list(self.states_table.keys()):
                 stream = key.decode() if isinstance(key, bytes) else str(key)
                 state = self.live.get(stream)
@@ -273,6 +292,7 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                   partitions=settings.partitions)
 
     store = CheckpointStore(checkpoint_folder(settings.state_dir, settings.config_name), config)
+    assigned_once = False  # before the first assignment the tables hold nothing yet
     seeds, refused = store.load_all()
     for error in refused:
         logger.error("refused %s; the stream falls back to the table or the log", error)
@@ -281,6 +301,9 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         read_table=lambda stream: states_table.get(stream.encode()),
         read_last_event=lambda stream: last_events_table.get(stream.encode()),
         seeds={stream: cp.state for stream, cp in seeds.items()},
+        # Faust's rebalancing flag is up from a revocation (the first join's too)
+        # until its recovery of the tables is done and the streams are resumed.
+        tables_ready=lambda: assigned_once and not app.rebalancing,
     )
     processor = EventProcessor(config, live.get, live.last_event, settings.max_event_bytes)
     schedule = CheckpointSchedule(store, settings.checkpoint_every_events, settings.checkpoint_every_seconds)
@@ -294,12 +317,15 @@ def create_app(settings: Settings, config: SequencerConfig, *,
                                  checkpoint_only=live.checkpoint_only)
     runtime.input_offsets = input_offsets
     table_port = FaustTablePort(states_table, last_events_table)
+    membership = MembershipWatch(settings.session_timeout_s, time.monotonic)
+    runtime.membership = membership
     batch_commit = BatchCommit(
         FaustProducerPort(app), table_port, input_offsets, live,
         decisions_topic=decisions_topic.get_topic_name(),
         dead_letters_topic=dead_letters_topic.get_topic_name(),
         encode_dead_letter=lambda letter: encode_dead_letter(letter, settings.dead_letter_value_bytes),
-        last_changelog_record_alone=settings.changelog_single_record_batches)
+        last_changelog_record_alone=settings.changelog_single_record_batches,
+        may_write=membership.doubt)
 
     def landed(folded: FoldedBatch, result: CommitResult) -> None:
         runtime.status.folded()
@@ -352,6 +378,10 @@ def create_app(settings: Settings, config: SequencerConfig, *,
             # A stop cancels the agent: what is folded reaches the broker first.
             await pipeline.drain()
 
+    @app.timer(interval=MEMBERSHIP_TICK_S, on_leader=False)
+    async def tick_membership() -> None:
+        membership.tick()
+
     @app.timer(interval=STALL_CHECK_S, on_leader=False)
     async def watch_for_stalls() -> None:
         if pipeline.idle:
@@ -363,8 +393,10 @@ def create_app(settings: Settings, config: SequencerConfig, *,
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app_: faust.App, assigned: Any, **kwargs: Any) -> None:
-        runtime.own(tp.partition for tp in assigned if tp.topic == settings.topic_events)
-        runtime.drop_partitions(set(range(settings.partitions)) - runtime.owned, from_tables=True)
+        nonlocal assigned_once
+        assigned_once = True
+        membership.assigned()
+        runtime.assigned(tp.partition for tp in assigned if tp.topic == settings.topic_events)
         freeze_long_lived_objects()
         runtime.status.set("recovering", "partitions assigned: restoring the tables from their "
                            "changelogs before folding")

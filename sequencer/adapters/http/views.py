@@ -117,6 +117,23 @@ async def checkpoint_now(runtime: WorkerView, stream: str) -> tuple[int, dict[st
                  "last_processed_date": state.last_processed_date, "events_applied": state.events_applied}
 
 
+def status_document(runtime: WorkerView) -> dict[str, Any]:
+    """``GET /status``, also the ``worker`` member of ``GET /lag`` (so ``sequencer lag``
+    and the UI show the worker's phase and its repairs from the one read they make)."""
+    schedule = runtime.schedule
+    offsets = runtime.input_offsets
+    return {**runtime.status.as_dict(),
+            "owned_partitions": sorted(runtime.owned),
+            "checkpoint_write_failures": schedule.failures,
+            "checkpoints_refused_older": schedule.refused_older,
+            # Both count incidents the worker repaired by itself (README,
+            # "The worker commits its input offsets itself").
+            "seeks_back": 0 if offsets is None else offsets.rewinds,
+            "partitions_read_again_for_checkpoints": 0 if offsets is None else offsets.checkpoint_tails_read,
+            # Freezes past the session timeout: batches in flight then write no state.
+            "silences_past_session_timeout": 0 if runtime.membership is None else runtime.membership.silences}
+
+
 def _saved_at_of(path: Path) -> str | None:
     try:
         value = json.loads(path.read_text(encoding="utf-8-sig")).get("saved_at")
@@ -246,7 +263,7 @@ def register_views(app: "faust.App", runtime: WorkerView) -> None:
                 streams=await api.lag_stream_rows(), streams_source="worker",
                 measured_at=utc_now_iso(), error=problem, statuses=api.group.statuses(),
                 status_window_s=api.group.window.window_s, latency=runtime.latency.summary(),
-                tail=api.own_tail(reading)))
+                tail=api.own_tail(reading), worker=status_document(runtime)))
 
     @app.page("/health/live", name="sequencer-health-live")
     class LiveView(View):
@@ -279,6 +296,7 @@ def register_views(app: "faust.App", runtime: WorkerView) -> None:
         async def get(self, request: Request) -> Response:
             reading, _ = await api.group.read(with_tail=True)
             info = await api.checkpoint_info()
+            status = status_document(runtime)
             now = time.time()
             last = runtime.schedule.last_written_at
             text = prometheus_text(
@@ -288,23 +306,16 @@ def register_views(app: "faust.App", runtime: WorkerView) -> None:
                 last_checkpoint_age=None if last is None else max(now - last, 0.0),
                 streams=await api.stream_rows(), statuses=api.group.statuses(),
                 freshness=freshness_rows(await api.lag_stream_rows(), api.own_tail(reading)),
-                latency_text=runtime.latency.exposition())
+                latency_text=runtime.latency.exposition(),
+                seeks_back=status["seeks_back"],
+                partitions_read_again=status["partitions_read_again_for_checkpoints"],
+                phase=status["phase"], phase_for_s=status["for_s"])
             return self.bytes(text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 
     @app.page("/status", name="sequencer-status")
     class StatusView(View):
         async def get(self, request: Request) -> Response:
-            schedule = runtime.schedule
-            offsets = runtime.input_offsets
-            return self.json({**runtime.status.as_dict(),
-                              "owned_partitions": sorted(runtime.owned),
-                              "checkpoint_write_failures": schedule.failures,
-                              "checkpoints_refused_older": schedule.refused_older,
-                              # Both count incidents the worker repaired by itself (README,
-                              # "The worker commits its input offsets itself").
-                              "seeks_back": 0 if offsets is None else offsets.rewinds,
-                              "partitions_read_again_for_checkpoints":
-                                  0 if offsets is None else offsets.checkpoint_tails_read})
+            return self.json(status_document(runtime))
 
     @app.page("/streams/{stream}/checkpoint", name="sequencer-stream-checkpoint")
     class CheckpointView(View):
