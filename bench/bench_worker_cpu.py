@@ -1,11 +1,13 @@
 """The worker's main thread on a backlog: CPU per event, and where the rest of the wall time went.
 
     python bench/bench_worker_cpu.py --tree /path/to/main-worktree --tree /path/to/branch-worktree \\
-        [--rounds 3] [--days 10000]
+        [--tree /path/to/branch-worktree@SEQUENCER_FAST_DRAIN=false] [--rounds 3] [--days 10000]
 
 Each ``--tree`` is a checkout with its own ``.venv`` (``pip install -e .``):
 its own interpreter runs its own ``sequencer worker``, so two trees compare
-without the editable install of one shadowing the other. Rounds alternate the
+without the editable install of one shadowing the other. ``@NAME=VALUE,...``
+after a tree's path runs its worker with those environment variables too (the
+same tree under two settings). Rounds alternate the
 trees, starting with the r-th. Per run, bench_peers' set-up (fresh embedded
 broker, 4 partitions, 120,000 synthetic day events published first); the
 timed part is from the worker's first input-offset commit to the one that
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -48,7 +51,27 @@ def schedstat(pid: int) -> tuple[float, float]:
     return int(run) / 1e9, int(wait) / 1e9
 
 
-def one_run(tree: Path, events: list, work: Path) -> dict:
+@dataclass(frozen=True)
+class Variant:
+    """A tree, and the environment variables its worker runs with."""
+
+    tree: Path
+    env: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> "Variant":
+        path, _, settings = text.partition("@")
+        env = tuple(tuple(item.split("=", 1)) for item in settings.split(",") if item)
+        if any(len(pair) != 2 for pair in env):
+            raise argparse.ArgumentTypeError(f"{text!r}: settings after @ are NAME=VALUE, comma-separated")
+        return cls(Path(path), env)  # type: ignore[arg-type]
+
+    @property
+    def name(self) -> str:
+        return self.tree.name + "".join(f" {name}={value}" for name, value in self.env)
+
+
+def one_run(variant: Variant, events: list, work: Path) -> dict:
     from aiokafka.admin import AIOKafkaAdminClient
 
     from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker, free_port
@@ -60,7 +83,9 @@ def one_run(tree: Path, events: list, work: Path) -> dict:
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
                    SEQUENCER_TOPIC_EVENTS=bench_peers.EVENTS_TOPIC,
                    SEQUENCER_TOPIC_DECISIONS=bench_peers.DECISIONS_TOPIC,
-                   SEQUENCER_TOPIC_DEAD_LETTERS=bench_peers.DEAD_LETTERS_TOPIC, SEQUENCER_CONFIG_NAME="cpu")
+                   SEQUENCER_TOPIC_DEAD_LETTERS=bench_peers.DEAD_LETTERS_TOPIC, SEQUENCER_CONFIG_NAME="cpu",
+                   **dict(variant.env))
+        tree = variant.tree
         log_path = work / "worker.log"
         with log_path.open("w") as log:
             worker = subprocess.Popen([str(tree / ".venv" / "bin" / "python"), "-m", "sequencer.cli.main", "worker",
@@ -97,7 +122,8 @@ def one_run(tree: Path, events: list, work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tree", type=Path, action="append", required=True, help="a checkout with its own .venv")
+    parser.add_argument("--tree", type=Variant.parse, action="append", required=True,
+                        help="a checkout with its own .venv, optionally @NAME=VALUE,... for its worker's environment")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--days", type=int, default=10_000, help="synthetic trading days (x12 streams = events)")
     args = parser.parse_args()
@@ -110,19 +136,19 @@ def main() -> None:
     write_synthetic(csv_path, args.days, ["ES", "NQ", "YM", "CL", "GC", "NG"])
     events = read_day_events([csv_path], SequencerConfig()).events
     print(f"{len(events):,} day events, {os.cpu_count()} cores; work in {work}", flush=True)
-    results: dict[Path, list[dict]] = {tree: [] for tree in args.tree}
+    results: dict[Variant, list[dict]] = {variant: [] for variant in args.tree}
     for round_no in range(args.rounds):
         order = args.tree[round_no % len(args.tree):] + args.tree[:round_no % len(args.tree)]
-        for tree in order:
-            found = one_run(tree, events, work / f"r{round_no}-{tree.name}")
-            results[tree].append(found)
-            print(f"round {round_no + 1} {tree.name}: main thread {found['cpu_us']:.1f} us CPU/event; "
+        for number, variant in enumerate(order):
+            found = one_run(variant, events, work / f"r{round_no}-{number}-{variant.tree.name}")
+            results[variant].append(found)
+            print(f"round {round_no + 1} {variant.name}: main thread {found['cpu_us']:.1f} us CPU/event; "
                   f"run {found['run']:.2f} s, runqueue {found['runqueue']:.2f} s, idle {found['idle']:.2f} s "
                   f"of {found['wall']:.2f} s; {found['rate']:,.0f} events/s; load {os.getloadavg()[0]:.1f}",
                   flush=True)
     print()
-    for tree, runs in results.items():
-        print(f"{tree.name}: main thread {statistics.median(r['cpu_us'] for r in runs):.1f} us CPU/event "
+    for variant, runs in results.items():
+        print(f"{variant.name}: main thread {statistics.median(r['cpu_us'] for r in runs):.1f} us CPU/event "
               f"(median of {len(runs)}; {min(r['cpu_us'] for r in runs):.1f}-{max(r['cpu_us'] for r in runs):.1f}), "
               f"idle {statistics.median(r['idle'] / r['wall'] for r in runs):.0%} of the wall time, "
               f"{statistics.median(r['rate'] for r in runs):,.0f} events/s")

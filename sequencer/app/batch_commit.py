@@ -175,8 +175,8 @@ class BatchCommit:
         self._clock = clock
 
     def outgoing(self, outcome: BatchOutcome) -> list[Outgoing]:
-        records = [Outgoing(self.decisions_topic, d.stream.encode(), encode_decision(d))
-                   for d in outcome.decisions]
+        topic, new = self.decisions_topic, tuple.__new__  # one Outgoing a decision: no Python-level __new__
+        records = [new(Outgoing, (topic, d.stream.encode(), encode_decision(d))) for d in outcome.decisions]
         records += [Outgoing(self.dead_letters_topic, dead_letter_key(letter), self.encode_dead_letter(letter))
                     for letter in outcome.dead_letters]
         return records

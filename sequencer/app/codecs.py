@@ -272,9 +272,11 @@ _DECISION_DECODER = msgspec.msgpack.Decoder(_DecisionFields).decode
 def encode_decision(decision: Decision) -> bytes:
     """The msgpack bytes of ``decision.to_dict()`` (tested byte for byte against
     ``msgpack.Packer(use_bin_type=True)``), written by msgspec."""
-    # slot_sums as to_dict gives it: a read-only mapping written as the map it holds.
-    return _RECORD_ENCODER.encode(_DecisionFields(
-        *decision[:_SLOT_SUMS], dict(decision[_SLOT_SUMS]), *decision[_SLOT_SUMS + 1:]))
+    # slot_sums as to_dict gives it: a read-only mapping written as the map it holds,
+    # set on the struct built from the tuple as it is (no slices, no second unpacking).
+    fields = _DecisionFields(*decision)
+    fields.slot_sums = dict(decision[_SLOT_SUMS])
+    return _RECORD_ENCODER.encode(fields)
 
 
 def decode_decision(data: bytes) -> Decision:

@@ -211,3 +211,23 @@ async def test_the_batch_ahead_sees_the_offsets_and_last_events_of_the_one_in_fl
     producer.gate.set()
     await asyncio.wait_for(ahead, 1.0)
     await pipeline.drain()
+
+
+def test_a_record_whose_decoding_fails_unforeseen_is_a_dead_letter_and_the_batch_goes_on(monkeypatch, caplog):
+    """An exception the validation did not foresee costs its record (dead-lettered with its
+    type, logged with the traceback), never the batch."""
+    processor = EventProcessor(CONFIG, lambda stream: None)
+    decode = processor._decoder.decode
+
+    def failing_on_nq1(data, latest_date=None):
+        if b"NQ1" in data:
+            raise ZeroDivisionError("not foreseen")
+        return decode(data, latest_date)
+
+    monkeypatch.setattr(processor._decoder, "decode", failing_on_nq1)
+    outcome = processor.process(batch(0, ["2025-01-02", "2025-01-03"]))
+    assert [d.stream for d in outcome.decisions] == ["ES1", "ES1"]
+    assert [(letter.record.offset, letter.reason) for letter in outcome.dead_letters] == [
+        (1, "unexpected error decoding the event: ZeroDivisionError"),
+        (3, "unexpected error decoding the event: ZeroDivisionError")]
+    assert "unexpected error decoding" in caplog.text and "ZeroDivisionError" in caplog.text

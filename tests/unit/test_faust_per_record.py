@@ -48,6 +48,15 @@ def test_the_schema_agrees_with_fausts_raw_serializer_on_ordinary_records():
         assert (ours.key, ours.value) == (theirs.key, theirs.value)
 
 
+@given(headers=st.lists(st.tuples(st.text(max_size=8), st.binary(max_size=8)), max_size=4))
+def test_the_events_headers_are_fausts(headers):
+    """Without headers (an empty list) too: the event's are then ``{}``, as Faust makes them."""
+    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    message = Message(TP0.topic, TP0.partition, 7, 1.5, 0, headers, b"ES1", b"{}", None)
+    ours, theirs = _decode(EventBytesSchema(), message), _decode(raw, message)
+    assert ours.headers == theirs.headers == dict(headers) and type(ours.headers) is dict
+
+
 def test_the_monitor_skips_per_record_counts_and_keeps_the_others():
     monitor = QuietMonitor()
     message = _message(b"ES1", b"x")

@@ -72,6 +72,15 @@ def test_each_private_name_the_list_uses_still_exists():
     assert callable(getattr(AIOKafkaConsumerThread, "_create_worker_consumer", None))
     stream = app("private-stream-names").stream(app("private-stream-channel").channel())
     assert callable(getattr(stream, "_enable_passive", None)) and isinstance(stream._processors, list)
+    for name in ("_py_aiter", "_set_current_event", "_channel_stop_iteration", "_on_stream_event_in",
+                 "_on_stream_event_out", "_on_message_in", "_on_message_out", "maybe_start"):
+        assert callable(getattr(stream, name, None)), name
+    assert callable(stream._active_agens.add) and stream._skipped_value is not None  # a WeakSet
+    assert hasattr(stream, "_finalized")
+    conductor = app("private-conductor-names").topics
+    assert isinstance(conductor._tp_to_callback, dict) and isinstance(conductor._tp_to_callback_lock, asyncio.Lock)
+    for name in ("_wait_next_records", "_to_message", "perform_seek"):
+        assert callable(getattr(consumer, name, None)), name
     # The public ones it names instead.
     assert callable(AIOKafkaFaustConsumer.seek_wait) and callable(faust.Table.send_changelog)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from sequencer.app.lag_report import TailDates, compute_lag, stream_and_date, true_ends
 from sequencer.app.lag_status import LagWindow, OffsetSample, Status, group_status, partition_status
@@ -181,6 +181,29 @@ def test_decisions_are_matched_to_their_streams_last_records() -> None:
     # ES1 gave two decisions: its first record was a re-delivery.
     assert sorted(matched_record_times(["ES1", "NQ1", "ES1", "CL1"], records)) == [2.0, 3.0, 5.0]
     assert matched_record_times([], records) == []
+
+
+class _Decided:
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+
+
+_keys = st.sampled_from([b"ES1", b"NQ1", b"", None, b"\xff\xfe"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_keys, st.one_of(st.none(), st.integers(-5, 10**13))), max_size=40),
+       st.lists(st.sampled_from(["ES1", "NQ1", "CL1"]), max_size=20))
+def test_a_batchs_latencies_are_those_of_its_decisions_matched_records(rows, decided):
+    """observe_sent reads the records' key bytes and millisecond times as they are; what it
+    observes is what matched_record_times gives over the decoded keys and seconds."""
+    records = [SourceRecord("t", 0, offset, key, b"", ms) for offset, (key, ms) in enumerate(rows)]
+    latency = DecisionLatency()
+    latency.observe_sent([_Decided(stream) for stream in decided], records, sent_at=2e10)
+    times = [(r.key.decode(errors="replace") if r.key else None, r.timestamp_ms / 1000 if r.timestamp_ms else None)
+             for r in records]
+    expected = [max(2e10 - created, 0.0) for created in matched_record_times(decided, times)] if decided else []
+    assert sorted(latency.recent) == sorted(expected)
 
 
 @given(st.lists(st.floats(0, 1e4, allow_nan=False), min_size=1, max_size=200), st.sampled_from([0.5, 0.9, 0.99, 1.0]))

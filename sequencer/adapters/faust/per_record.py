@@ -46,11 +46,13 @@ class EventBytesSchema(faust.Schema):
         Faust's own looks the event class up in the app's settings for every
         record (a settings lookup costs about a microsecond) and calls the two
         ``loads_*`` hooks; bytes cannot fail to decode, so there is no error
-        to hand to ``on_*_decode_error``."""
+        to hand to ``on_*_decode_error``. A record without headers (aiokafka
+        gives an empty list) is handed over with None, which the event turns
+        into the ``{}`` it would have made of the list, without a ``dict([])``."""
         event_class = app.conf.Event
 
         async def decode(message: Any, *, propagate: bool = default_propagate) -> Any:
-            return event_class(app, message.key, message.value, message.headers, message)
+            return event_class(app, message.key, message.value, message.headers or None, message)
 
         return decode
 

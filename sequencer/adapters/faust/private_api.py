@@ -30,6 +30,13 @@ Private uses, each with why no public API does it:
    ``on_buffer_drop``; ``_get_active_partitions`` and ``_buffered_partitions``
    say so) instead of Faust's fixed second of sleep, and while some are paused
    a fetch of the others waits ``BUFFERED_GETMANY_TIMEOUT_S``, not a second.
+   It hands a record to the conductor's handler of its partition
+   (``Conductor._tp_to_callback``) without the conductor's ``on_message``, which
+   takes ``_tp_to_callback_lock`` per record: only while that lock is free (the
+   conductor holds it while it rebuilds the handlers), else through
+   ``on_message`` as before. Its ``getmany`` is Faust's (``_wait_next_records``,
+   ``_to_message``, ``perform_seek``, ``_buffered_partitions``) with a
+   partition's high watermark read once a fetch, not once a record.
    Off with ``SEQUENCER_FAST_DRAIN=false``.
 4. In `sequencer.adapters.faust.fetch_wait`, still in its own module (to move
    here): overrides ``Consumer._new_consumer_thread`` and
@@ -49,6 +56,13 @@ Private uses, each with why no public API does it:
    the fast drain): replaces ``ProducerBuffer.wait_until_ebb`` on the instance
    by one that reads the buffer's ``pending`` queue, as ``ProducerBuffer.size``
    does without a threaded producer, instead of a settings lookup per record.
+
+7. The agent's stream (`quick_stream_class`, installed with the fast drain as
+   the app's ``Stream`` setting, a public one): a ``faust.Stream`` subclass whose
+   iterator is Faust's ``_py_aiter`` without a turn of the loop per record (its
+   docstring lists the private names it reads). ``tests/unit/test_quick_stream.py``
+   holds it to both of Faust's own iterators. Faust has no public way to let a
+   stream take the records waiting in its channel in a row.
 
 Public APIs used where they exist: ``faust.Schema`` subclassed with its
 ``loads_key``/``loads_value``/``compile`` hooks and ``faust.App(monitor=)``
@@ -138,6 +152,45 @@ def fast_drain_consumer_class(intakes: Mapping[str, Any] | None = None) -> type:
                 pass
             return True
 
+        async def getmany(self, timeout: float) -> Any:
+            """Faust's ``Consumer.getmany`` with each partition's high watermark read once a fetch.
+
+            Faust reads it, through the consumer thread's delegate and aiokafka's
+            assignment check, for every record, and hands it to the monitor's
+            ``track_tp_end_offset``: about a microsecond a record on the backlog
+            (docs/benchmarks.md, "Faust's stream hand-off, trimmed"). Here it is read
+            at a partition's first record of the fetch; the rest is Faust's: the
+            scheduler's round-robin order, the flow and generation checks per record,
+            the records of partitions neither active nor buffered left out."""
+            records, active_partitions = await self._wait_next_records(timeout)
+            app = self.app
+            generation_id = app.consumer_generation_id
+            if records is None or self.should_stop:
+                return
+            if not self.flow_active:
+                self.log.dev("getmany called while flow not active. Seek back to committed offsets.")
+                try:
+                    await self.perform_seek()
+                except Exception as ex:  # noqa: BLE001 - as Faust's getmany
+                    self.log.warning(f"exception performing seek when flow not active {ex}")
+                return
+            to_message = self._to_message
+            buffered = self._buffered_partitions
+            track_end_offset = app.monitor.track_tp_end_offset
+            tracked: set = set()
+            for tp, record in self.scheduler.iterate(records):
+                if not self.flow_active:
+                    break
+                if app.consumer_generation_id != generation_id:
+                    self.log.dev("Generation id changed from %r to %r. Cancelling getmany.",
+                                 generation_id, app.consumer_generation_id)
+                    break
+                if active_partitions is None or tp in active_partitions or tp in buffered:
+                    if tp not in tracked:
+                        tracked.add(tp)
+                        track_end_offset(tp, self.highwater(tp))
+                    yield tp, to_message(tp, record)
+
         async def _drain_messages(self, fetcher: Any) -> None:
             callback = self.callback
             getmany = self.getmany
@@ -150,6 +203,12 @@ def fast_drain_consumer_class(intakes: Mapping[str, Any] | None = None) -> type:
             commit_every = self._commit_every
             acks_enabled_for = self.app.topics.acks_enabled_for
             suspended = self.suspend_flow.is_set
+            # The conductor's handler of a partition, looked up as its ``on_message``
+            # does, without taking its lock when nobody holds it (see the class).
+            conductor = self.app.topics
+            direct_handlers = callback == conductor.on_message
+            handler_of = conductor._tp_to_callback.__getitem__
+            handlers_updating = conductor._tp_to_callback_lock.locked
             yield_every = 100  # let other tasks (heartbeats, the agent) run
             since_yield = 0
             try:
@@ -183,6 +242,8 @@ def fast_drain_consumer_class(intakes: Mapping[str, Any] | None = None) -> type:
                                         await self.wait_first(intake.room(), self.suspend_flow.wait())
                                 elif suspended():
                                     await self.wait_first(callback(message), self.suspend_flow.wait())
+                                elif direct_handlers and not handlers_updating():
+                                    await handler_of(tp)(message)
                                 else:
                                     await callback(message)
                                 set_read_offset(tp, offset)
@@ -212,6 +273,7 @@ def install_fast_drain(app: Any, intakes: Mapping[str, Any] | None = None) -> bo
         return False
     app.transport.Consumer = fast_drain_consumer_class(intakes)
     app.transport.Producer = quick_ebb_producer_class(app.transport.Producer)
+    app.conf.Stream = quick_stream_class()  # read when the agent builds its stream, at start
     return True
 
 
@@ -244,6 +306,150 @@ def quick_ebb_producer_class(base: type) -> type:
             buffer.wait_until_ebb = wait_until_ebb  # read by the conductor when it builds its callbacks
 
     return QuickEbbProducer
+
+
+#: Records a stream takes from its channel in a row before it lets the loop run its
+#: other tasks (Faust's iterator: one; the fast drain hands over 100 in a row).
+STREAM_RECORDS_IN_A_ROW = 100
+
+
+def quick_stream_class() -> type:
+    """Faust's ``Stream`` whose iterator does not give the loop a turn for every record (use 7).
+
+    Faust's stream iterator (its Cython ``StreamIterator.next``, and ``_py_aiter``)
+    awaits ``asyncio.sleep(0)`` before it takes each value from its channel, and
+    awaits every processor's result through ``mode``'s ``maybe_async`` and the
+    stream's ``on_merge``, a coroutine each. This one is ``_py_aiter``, the pure
+    Python iterator Faust keeps as the reference of the Cython one, with three
+    changes: the records waiting in the channel's queue are taken
+    ``STREAM_RECORDS_IN_A_ROW`` in a row before a ``sleep(0)`` (when the queue
+    is empty it awaits the channel, which gives the loop its turn); a
+    processor's coroutine is awaited directly (any other awaitable as Faust
+    does); ``on_merge`` is awaited only when a subclass overrides it (the
+    base one returns the value). Everything else per value is Faust's, in its
+    order: the channel's error first, the flow-control and generation check
+    (a value of a suspended flow or an older generation is skipped and acked, as
+    ``_py_aiter`` does, its sensor state None as in the Cython iterator),
+    tracking of acked topics, the sensors in and out, the current event (the
+    task's context variable too), the processors, ``Skip``, the ack after the
+    value's consumer returns, ``events_total``.
+
+    Private names, read as ``_py_aiter`` reads them: ``_finalized``,
+    ``_active_agens``, ``_processors``, ``_skipped_value``, ``_on_stream_event_in``
+    and ``_out``, ``_on_message_in`` and ``_out``, ``_set_current_event``,
+    ``_channel_stop_iteration`` and the channel queue's ``_errors``. A stream
+    over something other than a channel keeps Faust's iterator."""
+    import inspect
+    from types import CoroutineType
+
+    import faust
+    from faust.exceptions import Skip
+    from faust.types import ChannelT, EventT
+
+    base_on_merge = faust.Stream.on_merge
+    isawaitable = inspect.isawaitable
+
+    class QuickStream(faust.Stream):  # type: ignore[misc, valid-type]
+        def __aiter__(self) -> Any:
+            if not isinstance(self.channel, ChannelT):
+                return super().__aiter__()
+            it = self._quick_aiter()
+            self._active_agens.add(it)  # so on_stop closes it, as Faust's __aiter__ does
+            return it
+
+        async def _quick_aiter(self) -> Any:
+            self._finalized = True
+            started_by_aiter = await self.maybe_start()
+            app = self.app
+            channel = self.channel
+            queue = channel.queue
+            errors = queue._errors
+            queue_empty = queue.empty
+            quick_get = queue.get_nowait
+            slow_get = channel.__anext__
+            processors = self._processors
+            on_merge = None if type(self).on_merge is base_on_merge else self.on_merge
+            on_stream_event_in = self._on_stream_event_in
+            on_stream_event_out = self._on_stream_event_out
+            on_message_in = self._on_message_in
+            on_message_out = self._on_message_out
+            set_current_event = self._set_current_event
+            acking_topics = app.topics.acking_topics
+            add_unacked = app.consumer.unacked.add
+            flow_active = app.flow_control.is_active
+            skipped_value = self._skipped_value
+            event_class = app.conf.Event
+            in_a_row = 0
+            try:
+                while not self.should_stop:
+                    event = None
+                    do_ack = self.enable_acks  # set to False to not ack the event
+                    value: Any = None
+                    sensor_state = None
+                    while value is None and event is None:
+                        if in_a_row >= STREAM_RECORDS_IN_A_ROW:
+                            in_a_row = 0
+                            await asyncio.sleep(0)
+                        if errors:
+                            raise errors.popleft()
+                        if queue_empty():
+                            in_a_row = 0
+                            channel_value = await slow_get()
+                        else:
+                            in_a_row += 1
+                            channel_value = quick_get()
+                        if type(channel_value) is event_class or isinstance(channel_value, EventT):
+                            event = channel_value
+                            message = event.message
+                            if not flow_active() or message.generation_id != app.consumer_generation_id:
+                                value = skipped_value
+                                break
+                            tp = message.tp
+                            offset = message.offset
+                            if message.topic in acking_topics and not message.tracked:
+                                message.tracked = True
+                                add_unacked(message)
+                                on_message_in(tp, offset, message)
+                            sensor_state = on_stream_event_in(tp, offset, self, event)
+                            set_current_event(event)
+                            value = event.value
+                        else:
+                            value = channel_value
+                            set_current_event(None)  # as the Cython iterator (``_py_aiter`` keeps the variable's)
+                            sensor_state = None
+                        try:
+                            for processor in processors:
+                                value = processor(value)
+                                if type(value) is CoroutineType or isawaitable(value):
+                                    value = await value
+                            if on_merge is not None:
+                                value = await on_merge(value)
+                        except Skip:
+                            value = skipped_value
+                    try:
+                        if value is not skipped_value:
+                            self.events_total += 1
+                            yield value
+                    finally:
+                        self.current_event = None
+                        if event is not None and (do_ack or value is skipped_value):
+                            last_stream_to_ack = event.ack()
+                            message = event.message
+                            tp = message.tp
+                            offset = message.offset
+                            on_stream_event_out(tp, offset, self, event, sensor_state)
+                            if last_stream_to_ack:
+                                on_message_out(tp, offset, message)
+            except StopAsyncIteration:
+                # As Faust's: the channel ran out (a stream over a list of values).
+                return
+            finally:
+                self._channel_stop_iteration(channel)
+                if started_by_aiter:
+                    await self.stop()
+                    self.service_reset()
+
+    return QuickStream
 
 
 def enable_passive_drain(stream: Any) -> None:

@@ -32,11 +32,18 @@ from sequencer.app.records import SourceRecord
 MOST_WAITING = 32768
 
 
+_new_tuple = tuple.__new__
+
+
 def record_of(message: Any) -> SourceRecord:
-    """The `SourceRecord` of a Faust message (its timestamp is in seconds, a float)."""
+    """The `SourceRecord` of a Faust message (its timestamp is in seconds, a float).
+
+    Built by ``tuple.__new__`` with every field in order, as the NamedTuple's own
+    ``__new__`` builds it without the Python-level call in between (one record a
+    message: a third of this function's time)."""
     seconds = message.timestamp
-    return SourceRecord(message.topic, message.partition, message.offset, message.key, message.value,
-                        int(seconds * 1000) if seconds else None)
+    return _new_tuple(SourceRecord, (message.topic, message.partition, message.offset, message.key,
+                                     message.value, int(seconds * 1000) if seconds else None))
 
 
 class RecordIntake:
