@@ -283,6 +283,9 @@ def run_group_chaos(setup: Setup, broker, events: list[DayEvent], rounds: int, w
                 if kind == "kill":
                     member.kill()
                 else:
+                    # A member still importing dies of SIGTERM (exit -15) before its
+                    # handlers are in place: a clean stop is of a running worker.
+                    member.wait_ready()
                     code = member.stop()
                     if code != 0:
                         raise AssertionError(f"a worker exited {code} on SIGTERM:\n{member.log_tail()}")
