@@ -264,15 +264,13 @@ def prometheus_text(*, lag: LagReport | None, counters: Mapping[str, Any], rate:
                     streams: Sequence[Mapping[str, Any]],
                     statuses: Mapping[int, Status] | None = None,
                     freshness: Sequence[Mapping[str, Any]] = (), latency_text: str = "",
-                    seeks_back: int = 0, partitions_read_again: int = 0,
-                    phase: str | None = None, phase_for_s: float | None = None) -> str:
+                    worker: Mapping[str, Any] | None = None) -> str:
     """The worker's metrics. ``counters`` is ``ProcessingCounters.as_dict()``;
     ``checkpoint_ages`` maps stream -> seconds since its checkpoint file was written;
     ``freshness``: rows of `freshness_rows`; ``latency_text``: the latency
     histogram's own exposition (`sequencer.app.latency`), appended as it is;
-    ``seeks_back`` and ``partitions_read_again``: the incidents the worker
-    repaired by itself that ``GET /status`` counts (`InputOffsets`); ``phase`` and
-    ``phase_for_s``: what the worker is doing and for how long (`WorkerStatus`)."""
+    ``worker``: its ``GET /status`` document, for its phase and the incidents it
+    repaired by itself (the same document the lag document carries)."""
     m = _Families()
     if lag is not None and statuses is not None:
         m.family("sequencer_consumer_lag_status", "gauge",
@@ -315,22 +313,24 @@ def prometheus_text(*, lag: LagReport | None, counters: Mapping[str, Any], rate:
              "Stream offsets dropped because a newer day came from below them: the event topic was "
              "replaced (recreated, or a fresh in-memory broker).",
              [({}, counters.get("replaced_offsets", 0))])
+    worker = worker or {}
     m.family("sequencer_seeks_back_total", "counter",
              "Times the worker sought back in the event topic to records fetched but never handed "
-             "over (delivery holes, stalled partitions), since it started.", [({}, seeks_back)])
+             "over (delivery holes, stalled partitions), since it started.",
+             [({}, worker.get("seeks_back", 0))])
     m.family("sequencer_partitions_read_again_for_checkpoints_total", "counter",
              "Partitions read again from a checkpoint's offset because the restored table had lost "
              "a stream's value, since the worker started (an incident: run sequencer verify).",
-             [({}, partitions_read_again)])
-    if phase is not None:
+             [({}, worker.get("partitions_read_again_for_checkpoints", 0))])
+    if worker.get("phase") is not None:
         m.family("sequencer_worker_phase", "gauge",
                  "1 for the phase the worker is in (starting, waiting, rebalancing, recovering, idle, "
                  "folding, retrying), 0 for the others.",
-                 [({"phase": name}, int(name == phase)) for name in PHASES])
-    if phase_for_s is not None:
+                 [({"phase": name}, int(name == worker["phase"])) for name in PHASES])
+    if worker.get("for_s") is not None:
         m.family("sequencer_worker_phase_seconds", "gauge",
                  "Seconds the worker has been in its phase (alert on retrying or waiting that lasts).",
-                 [({}, phase_for_s)])
+                 [({}, worker["for_s"])])
     m.family("sequencer_processing_rate", "gauge",
              "Records folded per second over the last 30 seconds.", [({}, rate)])
     m.family("sequencer_checkpoint_age_seconds", "gauge",

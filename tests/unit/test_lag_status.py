@@ -250,8 +250,9 @@ def test_the_repairs_status_counts_and_the_phase_are_prometheus_metrics() -> Non
     from prometheus_client.parser import text_string_to_metric_families
 
     text = prometheus_text(lag=None, counters={"records": 7}, rate=0.0, checkpoint_ages={},
-                           last_checkpoint_age=None, streams=[], seeks_back=3, partitions_read_again=1,
-                           phase="retrying", phase_for_s=12.5)
+                           last_checkpoint_age=None, streams=[],
+                           worker={"phase": "retrying", "for_s": 12.5, "seeks_back": 3,
+                                   "partitions_read_again_for_checkpoints": 1})
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["sequencer_seeks_back"].type == "counter"
     assert [(s.name, s.value) for s in families["sequencer_seeks_back"].samples] == [("sequencer_seeks_back_total", 3)]

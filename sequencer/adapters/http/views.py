@@ -296,7 +296,6 @@ def register_views(app: "faust.App", runtime: WorkerView) -> None:
         async def get(self, request: Request) -> Response:
             reading, _ = await api.group.read(with_tail=True)
             info = await api.checkpoint_info()
-            status = status_document(runtime)
             now = time.time()
             last = runtime.schedule.last_written_at
             text = prometheus_text(
@@ -306,10 +305,7 @@ def register_views(app: "faust.App", runtime: WorkerView) -> None:
                 last_checkpoint_age=None if last is None else max(now - last, 0.0),
                 streams=await api.stream_rows(), statuses=api.group.statuses(),
                 freshness=freshness_rows(await api.lag_stream_rows(), api.own_tail(reading)),
-                latency_text=runtime.latency.exposition(),
-                seeks_back=status["seeks_back"],
-                partitions_read_again=status["partitions_read_again_for_checkpoints"],
-                phase=status["phase"], phase_for_s=status["for_s"])
+                latency_text=runtime.latency.exposition(), worker=status_document(runtime))
             return self.bytes(text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
 
     @app.page("/status", name="sequencer-status")
