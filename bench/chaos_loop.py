@@ -14,19 +14,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker  # noqa: E402
-from sequencer.domain import SequencerConfig  # noqa: E402
-from sequencer.adapters.files.sources import read_day_events  # noqa: E402
-from tests.support.recovery_helpers import SAMPLE, Setup, run_group_chaos  # noqa: E402
+from tests.support.recovery_helpers import loop_on_own_broker, run_group_chaos  # noqa: E402
 
 
 def main() -> int:
@@ -39,22 +33,13 @@ def main() -> int:
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     print(f"seed {seed} (--seed {seed} draws the same incidents)", flush=True)
-    events = read_day_events(sorted(SAMPLE.glob("*.csv")), SequencerConfig()).events
-    tmp = tempfile.mkdtemp(prefix="chaos-loop-")  # kept when anything goes wrong: the logs are the evidence
-    with EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker:
-        setup = Setup(broker.bootstrap, Path(tmp) / "state")
-        started = time.monotonic()
-        report = run_group_chaos(setup, broker, events, args.rounds, Path(tmp), seed=seed, workers=args.workers,
-                                 publish_seconds=args.publish_seconds or max(20.0, 4.0 * args.rounds))
-        for line in report.differences:
-            print(line)
-        print(f"seed {seed}: {report.kills} incidents, {args.workers} workers, {report.events} events, "
-              f"{time.monotonic() - started:.0f}s: {report.count} differences")
-    if report.count:
-        print(f"logs kept in {tmp}")
-        return 1
-    shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return loop_on_own_broker(
+        "chaos-loop-",
+        lambda setup, broker, events, work: run_group_chaos(
+            setup, broker, events, args.rounds, work, seed=seed, workers=args.workers,
+            publish_seconds=args.publish_seconds or max(20.0, 4.0 * args.rounds)),
+        lambda report, seconds: (f"seed {seed}: {report.kills} incidents, {args.workers} workers, "
+                                 f"{report.events} events, {seconds:.0f}s: {report.count} differences"))
 
 
 if __name__ == "__main__":

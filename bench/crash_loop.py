@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker  # noqa: E402
-from sequencer.domain import SequencerConfig  # noqa: E402
-from sequencer.adapters.files.sources import read_day_events  # noqa: E402
-from tests.support.recovery_helpers import SAMPLE, Setup, run_crash_loop  # noqa: E402
+from tests.support.recovery_helpers import loop_on_own_broker, run_crash_loop  # noqa: E402
 
 
 def main() -> int:
@@ -35,24 +29,13 @@ def main() -> int:
                         help="spread publishing over this long (default: 2 s per kill)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    events = read_day_events(sorted(SAMPLE.glob("*.csv")), SequencerConfig()).events
-    # Kept when anything goes wrong: the worker logs are the evidence.
-    tmp = tempfile.mkdtemp(prefix="crash-loop-")
-    with EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker:
-        setup = Setup(broker.bootstrap, Path(tmp) / "state")
-        started = time.monotonic()
-        report = run_crash_loop(setup, events, args.kills, Path(tmp), seed=seed,
-                                publish_seconds=args.publish_seconds or max(20.0, 2.0 * args.kills))
-        for line in report.differences:
-            print(line)
-        print(f"seed {seed}: {report.kills} random SIGKILLs (alive {report.kill_times} s), "
-              f"{report.events} events, {time.monotonic() - started:.0f}s: "
-              f"{report.count} differences")
-    if report.count:
-        print(f"logs kept in {tmp}")
-        return 1
-    shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return loop_on_own_broker(
+        "crash-loop-",
+        lambda setup, broker, events, work: run_crash_loop(
+            setup, events, args.kills, work, seed=seed,
+            publish_seconds=args.publish_seconds or max(20.0, 2.0 * args.kills)),
+        lambda report, seconds: (f"seed {seed}: {report.kills} random SIGKILLs (alive {report.kill_times} s), "
+                                 f"{report.events} events, {seconds:.0f}s: {report.count} differences"))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,17 @@ def _comparable(state) -> dict:
     return doc
 
 
+def _fold_and_stop(setup: WorkerSetup, events, log_path: Path) -> None:
+    """A worker folds ``events`` and stops cleanly (its stop writes every checkpoint)."""
+    with setup.start_worker(log_path) as worker:
+        setup.wait_consumed(setup.publish(events), worker)
+        assert worker.stop() == 0, worker.log_tail()
+
+
+def _checkpoint_bytes(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in folder.glob("*.json")}
+
+
 def _replay(events):
     decisions = []
     result = replay_events(events, SequencerConfig(), on_decision=decisions.append)
@@ -129,16 +140,11 @@ def test_a_lost_changelog_is_made_good_from_the_checkpoints_and_the_log(kafka_bo
     events = [e for e in sample_events if e.stream in ("ES1", "ES2", "NQ1")]
     split = events[len(events) // 2].date
     setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=2)
-    with setup.start_worker(tmp_path / "worker1.log") as first:
-        setup.wait_consumed(setup.publish([e for e in events if e.date < split]), first)
-        assert first.stop() == 0, first.log_tail()
+    _fold_and_stop(setup, [e for e in events if e.date < split], tmp_path / "worker1.log")
     folder = setup.store().folder
-    head = {path.name: path.read_bytes() for path in folder.glob("*.json")}
+    head = _checkpoint_bytes(folder)
     assert len(head) == 3, sorted(head)
-
-    with setup.start_worker(tmp_path / "worker2.log") as second:
-        setup.wait_consumed(setup.publish([e for e in events if e.date >= split]), second)
-        assert second.stop() == 0, second.log_tail()
+    _fold_and_stop(setup, [e for e in events if e.date >= split], tmp_path / "worker2.log")
 
     async def delete_changelogs() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -191,15 +197,11 @@ def test_what_views_read_while_the_tables_restore_is_not_what_the_fold_goes_on_f
     dates = sorted({e.date for e in events})
     first_cut, second_cut = dates[len(dates) // 3], dates[2 * len(dates) // 3]
     setup = WorkerSetup(kafka_bootstrap, tmp_path / "state", partitions=2)
-    with setup.start_worker(tmp_path / "worker1.log") as first:
-        setup.wait_consumed(setup.publish([e for e in events if e.date < first_cut]), first)
-        assert first.stop() == 0, first.log_tail()
+    _fold_and_stop(setup, [e for e in events if e.date < first_cut], tmp_path / "worker1.log")
     folder = setup.store().folder
-    older = {path.name: path.read_bytes() for path in folder.glob("*.json")}
+    older = _checkpoint_bytes(folder)
     assert len(older) == 3, sorted(older)
-    with setup.start_worker(tmp_path / "worker2.log") as second:
-        setup.wait_consumed(setup.publish([e for e in events if first_cut <= e.date < second_cut]), second)
-        assert second.stop() == 0, second.log_tail()
+    _fold_and_stop(setup, [e for e in events if first_cut <= e.date < second_cut], tmp_path / "worker2.log")
     for name, data in older.items():  # checkpoints behind the changelog, as after a crash
         (folder / name).write_bytes(data)
 

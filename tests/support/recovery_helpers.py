@@ -328,6 +328,34 @@ def run_group_chaos(setup: Setup, broker, events: list[DayEvent], rounds: int, w
     return CrashReport(rounds, len(events), differences, time.monotonic() - started, incidents)
 
 
+
+def loop_on_own_broker(prefix: str, run, summary) -> int:
+    """The shell of bench/crash_loop.py and bench/chaos_loop.py: the real data on a
+    fresh embedded broker, ``run(setup, broker, events, work_dir)`` (a `CrashReport`),
+    its differences printed, then ``summary(report, seconds)``. Exit status 1 when
+    there is any difference; the folder with the worker logs is kept then (the
+    evidence) and removed otherwise."""
+    import shutil
+    import tempfile
+
+    from sequencer.adapters.files.sources import read_day_events
+    from sequencer.adapters.kafka.embedded_broker import EmbeddedBroker
+
+    events = read_day_events(sorted(SAMPLE.glob("*.csv")), SequencerConfig()).events
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    with EmbeddedBroker(log_path=tmp / "broker.log") as broker:
+        setup = Setup(broker.bootstrap, tmp / "state")
+        started = time.monotonic()
+        report = run(setup, broker, events, tmp)
+        for line in report.differences:
+            print(line)
+        print(summary(report, time.monotonic() - started))
+    if report.count:
+        print(f"logs kept in {tmp}")
+        return 1
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
 def finish_with_one_worker(setup: Setup, events: list[DayEvent], ends: dict[int, int], work_dir: Path,
                            log=print) -> None:
     """Start a last worker, let it catch up with ``ends`` and hold every stream at its
