@@ -9,6 +9,7 @@ import sys
 import time
 
 from sequencer.adapters.kafka.connection import KafkaConnection
+from sequencer.domain.errors import SequencerError
 
 from .common import add_config_arguments, selected
 
@@ -25,26 +26,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def ensure_topics(settings, announce=print) -> None:
-    """Create the three topics, waiting with backoff while the broker is unreachable."""
-    from sequencer.adapters.kafka.topics import create_topics
+class ChangelogsShort(SequencerError):
+    """A table's changelog topic has fewer partitions than the events topic."""
 
+
+def ensure_topics(settings, announce=print) -> int:
+    """Create the three topics, waiting with backoff while the broker is unreachable;
+    returns the events topic's partition count as the broker has it.
+
+    Raises `ChangelogsShort` when a changelog made before has fewer partitions
+    than the events topic: a stream's state is written to the changelog
+    partition of its events partition (`FaustTablePort`), so the batches of
+    a partition past the changelog's last could never be committed."""
+    from sequencer.adapters.faust.live_state import LAST_EVENTS_TABLE, STATES_TABLE
+    from sequencer.adapters.kafka.log_reader import changelog_topic
+    from sequencer.adapters.kafka.topics import create_topics, partition_counts
+
+    security = KafkaConnection.of(settings).aiokafka_kwargs()
+    changelogs = [changelog_topic(settings.app_id, table) for table in (STATES_TABLE, LAST_EVENTS_TABLE)]
     delay = 0.5
     while True:
         try:
-            asyncio.run(create_topics(
+            counts = asyncio.run(create_topics(
                 settings.bootstrap_servers,
                 {settings.topic_events: settings.partitions,
                  settings.topic_decisions: settings.partitions,
                  settings.topic_dead_letters: settings.partitions},
-                replication_factor=settings.replication,
-                security=KafkaConnection.of(settings).aiokafka_kwargs()))
-            return
+                replication_factor=settings.replication, security=security))
+            changelog_counts = asyncio.run(partition_counts(settings.bootstrap_servers, changelogs, security))
+            break
         except Exception as error:  # noqa: BLE001 - any failure here means "not reachable yet"
             announce(f"sequencer: broker {settings.bootstrap_servers} unreachable "
                      f"({type(error).__name__}: {error}); retrying in {delay:.1f}s")
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
+    events = counts[settings.topic_events]
+    short = {name: n for name, n in changelog_counts.items() if n is not None and n < events}
+    if short:
+        raise ChangelogsShort(
+            f"topic {settings.topic_events} has {events} partitions, but "
+            + ", ".join(f"changelog {name} has {n}" for name, n in sorted(short.items()))
+            + ": a stream's state goes to the changelog partition of its events partition, so they must "
+            "have at least as many. An events topic grown in place moves streams between partitions, which "
+            "splits their histories: publish the history to an events topic made with the count wanted, and "
+            "run the worker on it under a new config name (SEQUENCER_CONFIG_NAME: its own tables, changelogs "
+            "and checkpoints)")
+    return events
 
 
 def use_uvloop() -> bool:
@@ -71,7 +98,14 @@ def run(args: argparse.Namespace) -> int:
                                        partitions=getattr(args, "partitions", None))
     # A read-only state folder is found now, not at the first checkpoint.
     store.check_writable()
-    ensure_topics(settings, announce=lambda line: print(line, file=sys.stderr, flush=True))
+    events_partitions = ensure_topics(settings, announce=lambda line: print(line, file=sys.stderr, flush=True))
+    if events_partitions != settings.partitions:
+        # settings.partitions is the events topic's count wherever the worker
+        # needs one: its changelogs' partitions, a stream's partition by key.
+        print(f"sequencer worker: topic {settings.topic_events} has {events_partitions} partitions, not the "
+              f"{settings.partitions} configured (SEQUENCER_PARTITIONS or --partitions); the worker's tables "
+              "and their changelogs follow the topic", file=sys.stderr, flush=True)
+        settings = settings.replace(partitions=events_partitions)
     # aiokafka logs every send at debug level; at that level it costs 5% of the worker.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     if settings.uvloop:

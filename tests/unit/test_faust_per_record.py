@@ -98,8 +98,13 @@ def test_a_partition_missing_from_the_producers_metadata_is_asked_for_again():
     from sequencer.adapters.faust.commit_ports import FaustProducerPort, PartitionNotInMetadata
     from sequencer.app.batch_commit import Outgoing
 
+    class Cluster:
+        def partitions_for_topic(self, topic):
+            return {0, 1, 2}
+
     class Client:
         refreshed = 0
+        cluster = Cluster()
 
         def force_metadata_update(self):
             Client.refreshed += 1
@@ -131,7 +136,7 @@ def test_a_partition_missing_from_the_producers_metadata_is_asked_for_again():
     try:
         asyncio.run(port.send_batch("states-changelog", 3, [Outgoing("states-changelog", b"ES1", b"{}")]))
     except PartitionNotInMetadata as error:
-        assert "states-changelog partition 3" in str(error)
+        assert "states-changelog partition 3" in str(error) and "3 partitions known" in str(error)
     else:
         raise AssertionError("the unknown partition was not reported")
     assert Client.refreshed == 1

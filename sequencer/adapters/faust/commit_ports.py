@@ -44,9 +44,12 @@ class FaustProducerPort:
             # older than the partition (a topic created or grown after it was
             # read). It refreshes metadata only every few minutes on its own,
             # so every retry of the batch met the same answer: ask again now.
+            known = producer.client.cluster.partitions_for_topic(topic) or ()
             producer.client.force_metadata_update()
             raise PartitionNotInMetadata(
-                f"{topic} partition {partition} is not in the producer's metadata yet ({error}); "
+                f"{topic} partition {partition} is not in the producer's metadata ({error}; "
+                f"{len(known)} partitions known): a topic created or grown just now, or one with fewer "
+                "partitions than the events topic (the worker checks that at its start); "
                 "the metadata is asked for again") from error
 
     @staticmethod

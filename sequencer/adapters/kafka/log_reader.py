@@ -36,12 +36,14 @@ def changelog_topic(app_id: str, table: str) -> str:
 
 @dataclass
 class TopicRead:
-    """What a read covered: partition -> first and next offset."""
+    """What a read covered: partition -> first and next offset; the topic's partition
+    count (all its partitions, also those ``only_partitions`` left out)."""
 
     start: dict[int, int] = field(default_factory=dict)
     end: dict[int, int] = field(default_factory=dict)
     records: int = 0
     exists: bool = True
+    partitions: int = 0
 
 
 async def read_topic(bootstrap: str, topic: str, on_records: Callable[[list], None], *,
@@ -78,6 +80,7 @@ async def read_topic(bootstrap: str, topic: str, on_records: Callable[[list], No
         if not partitions:
             result.exists = False
             return result
+        result.partitions = len(partitions)
         if only_partitions is not None:
             partitions = set(partitions) & set(only_partitions)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

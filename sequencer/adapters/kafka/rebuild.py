@@ -184,7 +184,8 @@ async def rebuild(settings: Any, config: SequencerConfig, store: CheckpointStore
     else:
         assert tables is not None
         result.written_records, result.tombstoned = await write_changelogs(
-            settings, chosen, final, fold.last_events, fold.partition_of, tables[0], tables[1])
+            settings, chosen, final, fold.last_events, fold.partition_of, tables[0], tables[1],
+            partitions=read.partitions)
         for stream in chosen:
             if stream in final:
                 _save_rebuilt(store, final[stream], result.notes)
@@ -217,14 +218,18 @@ def _valid_name(stream: str) -> bool:
 
 async def write_changelogs(settings: Any, chosen: list[str], states: Mapping[str, StreamState],
                            last_events: Mapping[str, DayEvent], partition_of: Mapping[str, int],
-                           states_log: ChangelogContents, events_log: ChangelogContents) -> tuple[int, list[str]]:
-    """Write the chosen streams' table records; returns (records written, streams deleted)."""
+                           states_log: ChangelogContents, events_log: ChangelogContents, *,
+                           partitions: int) -> tuple[int, list[str]]:
+    """Write the chosen streams' table records; returns (records written, streams deleted).
+
+    Changelogs that do not exist yet get the events topic's ``partitions``: a
+    stream's record goes to the partition of its events (the worker's rule)."""
     from aiokafka import AIOKafkaProducer
 
     from sequencer.adapters.kafka.topics import create_topics
 
     await create_topics(settings.bootstrap_servers,
-                        {states_log.topic: settings.partitions, events_log.topic: settings.partitions},
+                        {states_log.topic: partitions, events_log.topic: partitions},
                         compacted=(states_log.topic, events_log.topic),
                         replication_factor=settings.replication,
                         security=KafkaConnection.of(settings).aiokafka_kwargs())

@@ -18,8 +18,9 @@ async def create_topics(
     replication_factor: int | None = None,
     timeout: float = 30.0,
     security: Mapping[str, Any] | None = None,
-) -> None:
-    """Create the *topics* (name -> partition count) that do not exist yet.
+) -> dict[str, int]:
+    """Create the *topics* (name -> partition count) that do not exist yet, and
+    return each one's partition count as the broker has it.
 
     Names in *compacted* get ``cleanup.policy=compact`` (changelogs, latest
     state per key). Existing topics are left alone; a partition count that
@@ -28,6 +29,11 @@ async def create_topics(
     on Tansu or a one-broker Kafka and 3 on a production cluster. Returns once
     every topic shows all its partitions in metadata (Apache Kafka creates
     topics asynchronously). Works on Tansu and Apache Kafka alike.
+
+    The count returned can differ from the one asked for: a topic made
+    before, or created by the broker itself when a producer first wrote to
+    it (``auto.create.topics.enable``, with the broker's default count),
+    also between this call's look and its creation.
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError, for_code
@@ -45,15 +51,13 @@ async def create_topics(
         existing = await _all_topics(admin)
         missing: dict[str, int] = {}
         for name, partitions in topics.items():
-            info = existing.get(name)
-            if info is not None and info["error_code"] == 0 and info["partitions"]:
-                have = len(info["partitions"])
-                if have != partitions:
-                    logger.warning("topic %s has %d partitions, wanted %d", name, have, partitions)
-            else:
+            have = _partition_count(existing.get(name))
+            if have is None:
                 missing[name] = partitions
+            elif have != partitions:
+                logger.warning("topic %s has %d partitions, wanted %d", name, have, partitions)
         if not missing:
-            return
+            return {name: len(existing[name]["partitions"]) for name in topics}
         if replication_factor is None:
             cluster = await admin.describe_cluster()
             replication_factor = max(1, min(3, len(cluster["brokers"])))
@@ -87,7 +91,7 @@ async def create_topics(
                 or len(described[name]["partitions"]) < partitions
             ]
             if not pending:
-                return
+                return {name: len(described[name]["partitions"]) for name in topics}
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"topics not visible in metadata after {timeout}s: {pending}")
             await asyncio.sleep(0.1)
@@ -98,6 +102,28 @@ async def create_topics(
 async def _all_topics(admin: object) -> dict[str, dict]:
     # describe_topics(None) sends a Metadata request for all topics.
     return {t["topic"]: t for t in await admin.describe_topics(None)}  # type: ignore[attr-defined]
+
+
+async def partition_counts(bootstrap: str, names: Iterable[str],
+                           security: Mapping[str, Any] | None = None) -> dict[str, int | None]:
+    """Each named topic's partition count, None for a topic that does not exist.
+    Creates nothing (all topics are described: see `create_topics`)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sequencer-admin", **(security or {}))
+    await admin.start()
+    try:
+        described = await _all_topics(admin)
+    finally:
+        await admin.close()
+    return {name: _partition_count(described.get(name)) for name in names}
+
+
+def _partition_count(info: dict | None) -> int | None:
+    """The partition count of a topic's metadata entry; None when it does not exist (yet)."""
+    if info is None or info["error_code"] != 0 or not info["partitions"]:
+        return None
+    return len(info["partitions"])
 
 
 def create_topics_sync(
