@@ -157,6 +157,9 @@ class ConsumerPort(Protocol):
     async def read_range(self, tp: str, start: int, stop: int) -> list[SourceRecord]:
         """The records ``start <= offset < stop``, read without the group."""
 
+    async def log_start(self, tp: str) -> int:
+        """The partition's first offset: past 0 once the broker deleted records."""
+
 
 class InputOffsets:
     """The worker's side of the events topic's offsets: holes, stalls and commits.
@@ -178,6 +181,9 @@ class InputOffsets:
         self.committed: dict[str, int] = {}  # tp -> offset this worker committed last
         self.rewinds = 0
         self.checkpoint_tails_read = 0  # partitions read again for a checkpoint-only state
+        #: Records the broker deleted (retention) before this worker folded them:
+        #: the streams of their partitions miss those days.
+        self.records_deleted_unfolded = 0
         self._in_flight: asyncio.Future[None] | None = None  # the last commit started
         self._generation = 0  # moves on at each forget (a rebalance)
 
@@ -266,6 +272,7 @@ class InputOffsets:
                 # are passed over. The stream may deliver them later: they are
                 # then below the expected offset, and the states skip them.
                 found = [r for r in await self.consumer.read_range(tp, start, stop) if start <= r.offset < stop]
+                await self._report_deleted(tp, start, stop)
                 if found:
                     logger.warning("records %d to %d of %s were still not handed to the agent after a seek "
                                    "back; folding the %d records read from the log", start, stop - 1, tp, len(found))
@@ -289,6 +296,26 @@ class InputOffsets:
         else:
             self.positions.advance_to(advanced)
         return kept
+
+    async def _report_deleted(self, tp: str, start: int, stop: int) -> None:
+        """A hole below the partition's log start is not offsets without records but
+        records the broker deleted (a retention shorter than the worker's absence):
+        they cannot be folded any more, and the states go on without those days, so
+        it is said loudly, in the log, ``GET /status`` and the metrics."""
+        try:
+            first = await self.consumer.log_start(tp)
+        except Exception as exc:  # noqa: BLE001 - unknown: the hole is taken as before
+            logger.warning("log start of %s not available: %r", tp, exc)
+            return
+        if first <= start:
+            return
+        last = min(first, stop) - 1
+        self.records_deleted_unfolded += last - start + 1
+        logger.error("records %d to %d of %s were deleted by the broker (retention or DeleteRecords) before "
+                     "this worker folded them: the streams of that partition go on without those days. "
+                     "Their states need their whole history again (sequencer replay of the files, or rebuild "
+                     "--from checkpoint from checkpoints taken before); keep the events topic's retention.ms "
+                     "at -1", start, last, tp)
 
     def folded_up_to(self, tps: Iterable[str]) -> dict[str, int]:
         """Per partition of ``tps``, the offset up to which the records taken so far are

@@ -203,6 +203,9 @@ def worker_status_lines(worker: Mapping[str, Any] | None) -> list[str]:
     counts = [(worker.get("seeks_back") or 0, "seeks back (delivery holes, stalls; repaired)"),
               (worker.get("partitions_read_again_for_checkpoints") or 0,
                "partitions read again for streams the table lost (run sequencer verify)"),
+              (worker.get("records_deleted_before_folded") or 0,
+               "records deleted by the broker before they were folded (retention: those days are missing; "
+               "restore them from files)"),
               (worker.get("silences_past_session_timeout") or 0,
                "freezes past the session timeout (batches in flight wrote no state)"),
               (worker.get("checkpoint_write_failures") or 0, "checkpoint files not written"),
@@ -326,6 +329,10 @@ def prometheus_text(*, lag: LagReport | None, counters: Mapping[str, Any], rate:
              "Partitions read again from a checkpoint's offset because the restored table had lost "
              "a stream's value, since the worker started (an incident: run sequencer verify).",
              [({}, worker.get("partitions_read_again_for_checkpoints", 0))])
+    m.family("sequencer_records_deleted_before_folded_total", "counter",
+             "Records of the event topic the broker deleted (retention, DeleteRecords) before the worker "
+             "folded them, since it started: the streams of their partitions miss those days.",
+             [({}, worker.get("records_deleted_before_folded", 0))])
     if worker.get("phase") is not None:
         m.family("sequencer_worker_phase", "gauge",
                  "1 for the phase the worker is in (starting, waiting, rebalancing, recovering, idle, "

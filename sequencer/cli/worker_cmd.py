@@ -31,8 +31,8 @@ class ChangelogsShort(SequencerError):
 
 
 def ensure_topics(settings, announce=print) -> int:
-    """Create the three topics, waiting with backoff while the broker is unreachable;
-    returns the events topic's partition count as the broker has it.
+    """Create the three topics, keeping every record, waiting with backoff while the
+    broker is unreachable; returns the events topic's partition count as the broker has it.
 
     Raises `ChangelogsShort` when a changelog made before has fewer partitions
     than the events topic: a stream's state is written to the changelog
@@ -44,14 +44,12 @@ def ensure_topics(settings, announce=print) -> int:
 
     security = KafkaConnection.of(settings).aiokafka_kwargs()
     changelogs = [changelog_topic(settings.app_id, table) for table in (STATES_TABLE, LAST_EVENTS_TABLE)]
+    logs = (settings.topic_events, settings.topic_decisions, settings.topic_dead_letters)
     delay = 0.5
     while True:
         try:
             counts = asyncio.run(create_topics(
-                settings.bootstrap_servers,
-                {settings.topic_events: settings.partitions,
-                 settings.topic_decisions: settings.partitions,
-                 settings.topic_dead_letters: settings.partitions},
+                settings.bootstrap_servers, {topic: settings.partitions for topic in logs}, retained=logs,
                 replication_factor=settings.replication, security=security))
             changelog_counts = asyncio.run(partition_counts(settings.bootstrap_servers, changelogs, security))
             break

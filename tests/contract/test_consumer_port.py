@@ -20,7 +20,10 @@ batch commit's step 5) relies on, and so what is tested here:
   offsets back (a restart resumes there); neither moves the position;
 - ``read_range(tp, start, stop)`` gives exactly the records
   ``start <= offset < stop`` with their keys and values, read aside: the
-  position and the group's offsets stay as they were.
+  position and the group's offsets stay as they were;
+- ``log_start(tp)`` is the partition's first offset, 0 until the broker
+  deletes records (the embedded broker cannot: the deletion case is the fake's
+  and tests/unit/test_gap_repair.py's).
 """
 
 from __future__ import annotations
@@ -180,6 +183,11 @@ async def test_commit_is_read_back_by_group_offsets_and_leaves_the_position(subj
     assert committed.get(subject.tp) == len(LOG)
     assert all(tp.startswith(f"{subject.topic}:") for tp in committed)
     assert await subject.port.position(subject.tp) == len(LOG)
+
+
+async def test_log_start_is_0_on_a_log_nothing_was_deleted_from(subject: Subject) -> None:
+    await subject.settle()
+    assert await subject.port.log_start(subject.tp) == 0
 
 
 async def test_read_range_gives_exactly_the_records_in_range_read_aside(subject: Subject) -> None:

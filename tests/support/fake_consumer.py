@@ -24,6 +24,13 @@ class InMemoryConsumerPort:
         self.positions = {partition_key(topic, p): 0 for p in self.log}
         self.fetched_ends: dict[str, int] = {}  # the end each partition had at its last fetch
         self.group: dict[str, int] = {}
+        self.starts: dict[str, int] = {}  # the first offset of a partition the broker deleted records of
+
+    def delete_records(self, tp: str, before: int) -> None:
+        """What retention does: the records before ``before`` are gone; a position below
+        it moves to it at the next fetch (``auto_offset_reset=earliest``)."""
+        self._records(tp)
+        self.starts[tp] = before
 
     def _records(self, tp: str) -> list[tuple[bytes | None, bytes | None]]:
         topic, partition = split_partition_key(tp)
@@ -34,7 +41,7 @@ class InMemoryConsumerPort:
     def deliver(self, tp: str, at_most: int) -> list[SourceRecord]:
         """Hand out up to ``at_most`` records from the position on (a fetch), moving the position."""
         records = self._records(tp)
-        start = self.positions[tp]
+        start = max(self.positions[tp], self.starts.get(tp, 0))
         stop = min(len(records), start + at_most)
         self.positions[tp] = stop
         self.fetched_ends[tp] = len(records)
@@ -72,4 +79,9 @@ class InMemoryConsumerPort:
 
     async def read_range(self, tp: str, start: int, stop: int) -> list[SourceRecord]:
         records = self._records(tp)
-        return [self._record(tp, offset) for offset in range(start, min(stop, len(records)))]
+        return [self._record(tp, offset) for offset in range(max(start, self.starts.get(tp, 0)),
+                                                              min(stop, len(records)))]
+
+    async def log_start(self, tp: str) -> int:
+        self._records(tp)
+        return self.starts.get(tp, 0)

@@ -143,3 +143,32 @@ def test_verify_rebuild_and_restart(kafka_bootstrap, tmp_path):
     assert any(line.startswith("BEHIND ES2 checkpoint") and f": {es2_tail} events behind the log" in line
                for line in behind.stdout.splitlines()), behind.stdout
     assert "1 of 8 checkpoints are behind the log (ES2;" in behind.stdout, behind.stdout
+
+
+def test_a_rebuild_refuses_a_log_the_broker_deleted_records_of(kafka_bootstrap, tmp_path, monkeypatch):
+    """Retention deleted the oldest days: a rebuild from what is left would write other
+    states over the table's. The embedded broker cannot delete records (no
+    DeleteRecords, no retention), so the log start it reports is moved by hand."""
+    from aiokafka import AIOKafkaConsumer
+
+    from sequencer.adapters.files.checkpoints import CheckpointStore, checkpoint_folder
+    from sequencer.adapters.kafka.rebuild import RebuildError, rebuild
+    from sequencer.settings import Settings
+
+    config = SequencerConfig()
+    events = read_day_events([SAMPLE / "trades_ES.csv"], config).events[:50]
+    setup = Setup(kafka_bootstrap, tmp_path / "state", partitions=1)
+    setup.create_topics()
+    setup.publish(events)
+    real = AIOKafkaConsumer.beginning_offsets
+
+    async def starts_at_5(self, partitions):
+        return {tp: max(offset, 5) for tp, offset in (await real(self, partitions)).items()}
+
+    monkeypatch.setattr(AIOKafkaConsumer, "beginning_offsets", starts_at_5)
+    settings = Settings.from_env({**setup.topic_env(), "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                                  "SEQUENCER_CONFIG_NAME": setup.name, "SEQUENCER_STATE_DIR": str(setup.state_dir)})
+    store = CheckpointStore(checkpoint_folder(setup.state_dir, setup.name), config)
+    with pytest.raises(RebuildError, match=rf"{setup.topic_events}:0 offsets 0-4; .*Nothing was written"):
+        asyncio.run(rebuild(settings, config, store, check_group=False))
+    assert not list(store.files())

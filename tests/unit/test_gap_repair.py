@@ -77,8 +77,9 @@ def test_stall_needs_the_same_picture_twice():
 class FakeConsumer:
     """The consumer as InputOffsets sees it, recording what it is asked to do."""
 
-    def __init__(self, group=None, positions=None, range_records=None, ends=None):
+    def __init__(self, group=None, positions=None, range_records=None, ends=None, starts=None):
         self.ends = ends or {}
+        self.starts = starts or {}
         self.group = group or {}
         self.positions = positions or {}
         self.range_records = range_records or {}
@@ -111,6 +112,9 @@ class FakeConsumer:
         self.ranges_read.append((tp, start, stop))
         return self.range_records.get((tp, start), [])
 
+    async def log_start(self, tp):
+        return self.starts.get(tp, 0)
+
 
 def held(**offsets_by_stream):
     from sequencer.domain import SequencerConfig, initial_state
@@ -132,6 +136,25 @@ async def test_an_accepted_gap_lets_the_partition_go_on_past_it():
     assert offsets(await guard.without_holes(again)) == [(0, 14), (0, 15)]
     assert consumer.ranges_read == [("ev:0", 12, 14)] and consumer.seeks == [("ev:0", 12)]
     assert guard.positions.expected("ev:0") == 16
+
+
+async def test_a_hole_below_the_log_start_is_counted_as_records_deleted_not_passed_over():
+    """Records the broker deleted (retention shorter than the worker's absence) are gone,
+    not offsets without records: the partition goes on, and the loss is counted."""
+    consumer = FakeConsumer(starts={"ev:0": 14})
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 10}))
+    assert offsets(await guard.without_holes([rec(0, 14), rec(0, 15)])) == []
+    assert offsets(await guard.without_holes([rec(0, 14), rec(0, 15)])) == [(0, 14), (0, 15)]
+    assert guard.records_deleted_unfolded == 4  # offsets 10 to 13
+    assert guard.positions.expected("ev:0") == 16
+
+
+async def test_offsets_without_records_above_the_log_start_are_not_counted_as_deleted():
+    consumer = FakeConsumer(starts={"ev:0": 11})
+    guard = InputOffsets(consumer, held(ES1={"ev:0": 12}))
+    await guard.without_holes([rec(0, 14)])
+    assert offsets(await guard.without_holes([rec(0, 14)])) == [(0, 14)]
+    assert guard.records_deleted_unfolded == 0
 
 
 async def test_a_hole_that_comes_back_after_a_seek_is_folded_as_read_from_the_log():

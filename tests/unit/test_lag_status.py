@@ -252,12 +252,15 @@ def test_the_repairs_status_counts_and_the_phase_are_prometheus_metrics() -> Non
     text = prometheus_text(lag=None, counters={"records": 7}, rate=0.0, checkpoint_ages={},
                            last_checkpoint_age=None, streams=[],
                            worker={"phase": "retrying", "for_s": 12.5, "seeks_back": 3,
-                                   "partitions_read_again_for_checkpoints": 1})
+                                   "partitions_read_again_for_checkpoints": 1,
+                                   "records_deleted_before_folded": 40})
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["sequencer_seeks_back"].type == "counter"
     assert [(s.name, s.value) for s in families["sequencer_seeks_back"].samples] == [("sequencer_seeks_back_total", 3)]
     assert [(s.name, s.value) for s in families["sequencer_partitions_read_again_for_checkpoints"].samples] == [
         ("sequencer_partitions_read_again_for_checkpoints_total", 1)]
+    assert [(s.name, s.value) for s in families["sequencer_records_deleted_before_folded"].samples] == [
+        ("sequencer_records_deleted_before_folded_total", 40)]
     assert [(s.name, s.value) for s in families["sequencer_records"].samples] == [("sequencer_records_total", 7)]
     phases = {s.labels["phase"]: s.value for s in families["sequencer_worker_phase"].samples}
     assert phases["retrying"] == 1 and sum(phases.values()) == 1 and {"recovering", "folding", "idle"} <= set(phases)
@@ -276,3 +279,7 @@ def test_the_lag_text_names_the_worker_phase_and_only_the_incidents_that_happene
         "worker: retrying for 4.2 s (flush failed; folded again in 2.0 s)",
         "worker incidents since it started: 2 partitions read again for streams the table lost "
         "(run sequencer verify); 3 checkpoint files not written"]
+    lost = {**quiet, "records_deleted_before_folded": 40}
+    assert worker_status_lines(lost)[1] == (
+        "worker incidents since it started: 40 records deleted by the broker before they were folded "
+        "(retention: those days are missing; restore them from files)")

@@ -130,6 +130,8 @@ def status_document(runtime: WorkerView) -> dict[str, Any]:
             # "The worker commits its input offsets itself").
             "seeks_back": 0 if offsets is None else offsets.rewinds,
             "partitions_read_again_for_checkpoints": 0 if offsets is None else offsets.checkpoint_tails_read,
+            # Not repaired: days the broker deleted before they were folded (retention).
+            "records_deleted_before_folded": 0 if offsets is None else offsets.records_deleted_unfolded,
             # Freezes past the session timeout: batches in flight then write no state.
             "silences_past_session_timeout": 0 if runtime.membership is None else runtime.membership.silences}
 

@@ -37,13 +37,21 @@ def changelog_topic(app_id: str, table: str) -> str:
 @dataclass
 class TopicRead:
     """What a read covered: partition -> first and next offset; the topic's partition
-    count (all its partitions, also those ``only_partitions`` left out)."""
+    count (all its partitions, also those ``only_partitions`` left out); and
+    partition -> ``(first offset wanted, log start)`` where the log starts
+    past the offset the read was to start from: those records were deleted by
+    the broker (retention, DeleteRecords), so what is read misses them."""
 
     start: dict[int, int] = field(default_factory=dict)
     end: dict[int, int] = field(default_factory=dict)
     records: int = 0
     exists: bool = True
     partitions: int = 0
+    deleted: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def deleted_text(self, topic: str) -> str:
+        """``topic:0 offsets 0-99, ...``: the records `deleted` names, for messages."""
+        return ", ".join(f"{topic}:{p} offsets {first}-{start - 1}" for p, (first, start) in sorted(self.deleted.items()))
 
 
 async def read_topic(bootstrap: str, topic: str, on_records: Callable[[list], None], *,
@@ -90,9 +98,11 @@ async def read_topic(bootstrap: str, topic: str, on_records: Callable[[list], No
         begin = await consumer.beginning_offsets(tps)
         listed_end = await consumer.end_offsets(tps)
         for tp in tps:
-            start = begin[tp]
-            if start_offsets and tp.partition in start_offsets:
-                start = max(start, start_offsets[tp.partition])
+            # A log's first offset is 0 until the broker deletes records.
+            wanted = start_offsets.get(tp.partition, 0) if start_offsets else 0
+            start = max(begin[tp], wanted)
+            if begin[tp] > wanted:
+                result.deleted[tp.partition] = (wanted, begin[tp])
             consumer.seek(tp, start)
             result.start[tp.partition] = start
         if on_total is not None:
@@ -153,6 +163,21 @@ async def read_changelog(bootstrap: str, topic: str, security: Mapping[str, Any]
     read = await read_topic(bootstrap, topic, take, security=security)
     contents.exists = read.exists
     return contents
+
+
+async def log_start(bootstrap: str, topic: str, partition: int,
+                    security: Mapping[str, Any] | None = None) -> int:
+    """The partition's first offset (past 0 once the broker deleted records)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                **dict(security or {}))
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        return (await consumer.beginning_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
 
 
 async def read_range(bootstrap: str, topic: str, partition: int, start: int, stop: int,

@@ -161,6 +161,12 @@ async def rebuild(settings: Any, config: SequencerConfig, store: CheckpointStore
                             only_partitions=only_partitions, security=security, on_total=on_total)
     if not read.exists:
         raise RebuildError(f"event topic {topic} does not exist on {settings.bootstrap_servers}")
+    if read.deleted:
+        raise RebuildError(
+            f"records the rebuild needs were deleted by the broker (retention or DeleteRecords): "
+            f"{read.deleted_text(topic)}; states folded from what is left would miss those days. Nothing "
+            "was written. Rebuild --from checkpoint with checkpoints at or past those offsets, or replay "
+            "the history from files (sequencer replay)")
 
     tables = None
     if as_of is None:

@@ -15,6 +15,7 @@ async def create_topics(
     topics: Mapping[str, int],
     compacted: Iterable[str] = (),
     *,
+    retained: Iterable[str] = (),
     replication_factor: int | None = None,
     timeout: float = 30.0,
     security: Mapping[str, Any] | None = None,
@@ -23,7 +24,11 @@ async def create_topics(
     return each one's partition count as the broker has it.
 
     Names in *compacted* get ``cleanup.policy=compact`` (changelogs, latest
-    state per key). Existing topics are left alone; a partition count that
+    state per key); names in *retained* keep every record (``retention.ms`` and
+    ``retention.bytes`` -1, as docker-compose's topics service makes them): the
+    event log is what replays and rebuilds read from the start, and a broker's
+    default retention (7 days on Apache Kafka) deletes days no state has folded
+    yet when a worker is down longer. Existing topics are left alone; a partition count that
     differs from the one asked for is logged as a warning, never changed.
     *replication_factor* defaults to ``min(3, number of brokers)``, so it is 1
     on Tansu or a one-broker Kafka and 3 on a production cluster. Returns once
@@ -38,10 +43,10 @@ async def create_topics(
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-    compacted = set(compacted)
-    unknown = compacted - set(topics)
+    compacted, retained = set(compacted), set(retained)
+    unknown = (compacted | retained) - set(topics)
     if unknown:
-        raise ValueError(f"compacted topics not in topics: {sorted(unknown)}")
+        raise ValueError(f"compacted or retained topics not in topics: {sorted(unknown)}")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sequencer-admin", **(security or {}))
     await admin.start()
     try:
@@ -66,7 +71,7 @@ async def create_topics(
                 name,
                 num_partitions=partitions,
                 replication_factor=replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
+                topic_configs=_topic_configs(name in compacted, name in retained),
             )
             for name, partitions in missing.items()
         ]
@@ -97,6 +102,13 @@ async def create_topics(
             await asyncio.sleep(0.1)
     finally:
         await admin.close()
+
+
+def _topic_configs(compacted: bool, retained: bool) -> dict[str, str]:
+    configs = {"cleanup.policy": "compact"} if compacted else {}
+    if retained:
+        configs.update({"retention.ms": "-1", "retention.bytes": "-1"})
+    return configs
 
 
 async def _all_topics(admin: object) -> dict[str, dict]:

@@ -124,6 +124,9 @@ async def verify(settings: Any, config: SequencerConfig, store: CheckpointStore,
         read_changelog(settings.bootstrap_servers, changelog_topic(settings.app_id, STATES_TABLE), security))
     if not read.exists:
         notes.append(f"event topic {topic} does not exist: the log is empty")
+    if read.deleted:
+        notes.append(f"records were deleted by the broker (retention or DeleteRecords): {read.deleted_text(topic)}; "
+                     "the fold of what is left misses them, so the streams of those partitions drift from it")
     if not table.exists:
         notes.append(f"changelog {table.topic} does not exist: the table is empty (no worker ran?)")
 
