@@ -235,6 +235,10 @@ class InputOffsets:
                 logger.warning("%s ends at %d but states or the group point up to %d: offsets of a "
                                "replaced log, ignored", tp, end, max(stale))
             self.positions.learn(tp, [offset for offset in offsets if offset <= end])
+            if self.positions.expected(tp) is None:
+                # Nothing of it folded yet, so it is read from its start: a start
+                # past 0 means the history the states are built from is short.
+                await self._report_deleted(tp, 0, end)
             self._read_checkpoint_tails_again(tp, end, checkpoint_only)
 
     def _read_checkpoint_tails_again(self, tp: str, end: int, checkpoint_only: list[StreamState]) -> None:

@@ -149,6 +149,15 @@ async def test_a_hole_below_the_log_start_is_counted_as_records_deleted_not_pass
     assert guard.positions.expected("ev:0") == 16
 
 
+async def test_a_partition_read_from_its_start_counts_what_the_broker_deleted_before_it():
+    consumer = FakeConsumer(starts={"ev:0": 5})
+    guard = InputOffsets(consumer, held())
+    assert offsets(await guard.without_holes([rec(0, 5), rec(0, 6), rec(1, 0)])) == [(0, 5), (0, 6), (1, 0)]
+    assert guard.records_deleted_unfolded == 5
+    await guard.without_holes([rec(0, 7)])  # learned once: not counted again
+    assert guard.records_deleted_unfolded == 5
+
+
 async def test_offsets_without_records_above_the_log_start_are_not_counted_as_deleted():
     consumer = FakeConsumer(starts={"ev:0": 11})
     guard = InputOffsets(consumer, held(ES1={"ev:0": 12}))
