@@ -9,7 +9,12 @@ at-least-once delivery it tells apart
   decision flushed) before a crash; skipped silently, counted;
 - a *duplicate*: a new record for the last processed date; skipped and counted
   when its payload equals the applied one, dead-lettered when it differs;
-- *out of order*: a date before the last processed date; dead-lettered.
+- *out of order*: a date before the last processed date; dead-lettered;
+- *another partition*: a record of a stream whose state was folded from
+  another partition of the topic (`domain.home_partition`); dead-lettered.
+  A stream spread over partitions has no order (Kafka orders a partition, not
+  a topic), its changelog records would land in two partitions (a restore
+  then takes either), and two workers would each fold a part of it.
 
 A record below the state's offset whose date is *after* the last processed
 date cannot be a redelivery: the log was replaced (a recreated topic, a fresh
@@ -34,6 +39,7 @@ from sequencer.domain import (
     SequencerConfig,
     StreamState,
     apply_day,
+    home_partition,
     initial_state,
 )
 from sequencer.domain.events import latest_event_date
@@ -76,7 +82,7 @@ class ProcessingCounters:
 def reason_kind(reason: str) -> str:
     """A short label for counting dead letters by kind ("out of order", "bad result", ...)."""
     head = reason.split(":")[0]
-    for kind in ("malformed msgpack", "malformed JSON", "out of order", "duplicate", "unknown instrument",
+    for kind in ("wrong partition", "malformed msgpack", "malformed JSON", "out of order", "duplicate", "unknown instrument",
                  "unknown session", "unknown slot", "bad result", "exceeds the limit", "stream name",
                  "missing or malformed stream", "missing or malformed date", "malformed date",
                  "in the future", "beyond the limit", "disagree", "unexpected error"):
@@ -112,6 +118,14 @@ def _overlaid(first: dict, then: Callable[[str], object]) -> Callable[[str], obj
         found = first.get(stream)
         return found if found is not None else then(stream)
     return lookup
+
+
+def wrong_partition_reason(record: SourceRecord, stream: str, home: int) -> str:
+    """Why a record of ``stream`` from a partition other than ``home`` is not folded."""
+    unkeyed = " (this record has no key)" if not record.key else ""
+    return (f"wrong partition: {stream} arrived on partition {record.partition} of {record.topic}{unkeyed}, "
+            f"but its state was folded from partition {home}; one stream's events must all be in one "
+            f"partition: key every record by its stream name and let one partitioner place it")
 
 
 class EventProcessor:
@@ -189,6 +203,13 @@ class EventProcessor:
             if state is None:
                 state = lookup_state(stream) or initial_state(stream, config)
             tp = record.partition_key
+            # The batch's offsets of the stream (they start as its state's), else its state's.
+            known = offsets.get(stream) or state.source_offsets
+            if known and next(iter(known)) != tp:  # one dict lookup when the partition is the home one
+                home = home_partition(known, record.topic)
+                if home is not None and home != record.partition:
+                    self._dead_letter(out, record, wrong_partition_reason(record, stream, home), stream)
+                    continue
             out.partition_of[stream] = record.partition
             next_offset = state.source_offsets.get(tp)
             if next_offset is not None and record.offset < next_offset:

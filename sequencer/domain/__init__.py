@@ -29,6 +29,7 @@ from .state import (
     StreamState,
     initial_state,
     load_state_document,
+    home_partition,
     offsets_in_topic,
     partition_key,
     split_partition_key,
@@ -43,7 +44,7 @@ __all__ = [
     "SequencerError", "SCORES", "DayEvent", "SlotOutcome", "parse_day_event", "Order",
     "apply_day", "event_order", "floor_to_increment", "fold", "SCHEMA_VERSION",
     "StreamState", "initial_state", "load_state_document", "state_from_dict",
-    "state_to_dict", "upgrade_legacy", "offsets_in_topic", "partition_key", "split_partition_key",
+    "state_to_dict", "upgrade_legacy", "offsets_in_topic", "home_partition", "partition_key", "split_partition_key",
     "ALL", "BREAKDOWN_KINDS", "METRIC_NAMES", "Breakdown", "DecisionColumns", "EquityPoint", "equity_curves", "Metrics", "PerformanceReport", "compute_metrics",
     "performance_report", "ReportPart", "merge_report_parts", "report_of_columns", "report_part", "taken_flags", "NO_RULES", "RULES_KEYS", "WEEKDAYS", "TradeRules",
 ]

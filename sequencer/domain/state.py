@@ -98,6 +98,20 @@ def offsets_in_topic(source_offsets: Mapping[str, int], topic: str) -> dict[int,
     return found
 
 
+def home_partition(source_offsets: Mapping[str, int], topic: str) -> int | None:
+    """The partition of ``topic`` a stream's events come from, or None before its first.
+
+    SPEC 3 keys every event by its stream name, so one stream's events are all
+    in one partition (whatever the producer's partitioner: murmur2, CRC32, FNV
+    give one partition per key). That is the first partition of ``topic`` its
+    ``source_offsets`` name: the processor folds no record of another one, so
+    a state folded since then names only this one (one written before may name
+    more; the first is still the one the worker files it under)."""
+    for partition in offsets_in_topic(source_offsets, topic):
+        return partition
+    return None
+
+
 def initial_state(stream: str, config: SequencerConfig) -> StreamState:
     """The state of a stream that has seen no event (SPEC 4)."""
     instrument, session = split_stream_name(stream)

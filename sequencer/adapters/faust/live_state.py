@@ -21,7 +21,7 @@ from sequencer.domain import (
     SequencerConfig,
     StreamState,
     SequencerError,
-    offsets_in_topic,
+    home_partition,
 )
 
 logger = logging.getLogger(__name__)
@@ -172,8 +172,9 @@ def changelog_partition(state: StreamState | None, stream: str, topic: str, part
     events; that is the partition of the state's ``source_offsets`` on
     ``topic``. Without source offsets, aiokafka's default partitioner."""
     if state is not None:
-        for partition in offsets_in_topic(state.source_offsets, topic):
-            return partition
+        home = home_partition(state.source_offsets, topic)
+        if home is not None:
+            return home
     from aiokafka.partitioner import murmur2
 
     return (murmur2(stream.encode()) & 0x7FFFFFFF) % partitions
