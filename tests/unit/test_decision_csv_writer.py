@@ -105,3 +105,58 @@ def test_a_flag_that_is_no_boolean_is_still_named(tmp_path) -> None:
     with path.open("w", newline="") as handle:
         csv.writer(handle).writerows([DECISION_FIELDS, row])
     assert read_decision_file(path).problems == [f"{path}:2: time_change 'yes' is not True or False"]
+
+
+def _two_decisions():
+    sums = MappingProxyType({"07:30": -2, "08:00": 1})
+    first = Decision("ES1", "ES", "2024-01-02", "07:30", "Loss", 18.25, sums, True, "08:00", None, 10.0, 10.0, 0, 1,
+                     10.0, False, "switch", "warm-up", True, -10.0, -500.0)
+    return [first, first._replace(date="2024-01-03", time_change=False, traded=False, profit=0.0, profit_usd=0.0)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(range(len(DECISION_FIELDS))), st.lists(st.sampled_from(["note", "tag", "", "Profit"]),
+                                                               max_size=3, unique=True), st.booleans())
+def test_a_file_with_its_columns_moved_or_others_added_reads_as_written(tmp_path_factory, order, extra, bad_row):
+    # A decisions.csv rearranged in a spreadsheet, or written by another tool
+    # with columns of its own: before, refused as "columns in another order"
+    # (also when only a column was added). Both readers find columns by name.
+    from sequencer.adapters.files.record_files import read_decision_columns
+
+    folder = tmp_path_factory.mktemp("moved")
+    decisions = _two_decisions()
+    plain, moved = folder / "plain.csv", folder / "moved.csv"
+    with plain.open("w", newline="", encoding="utf-8") as handle, DecisionCsvWriter(handle) as writer:
+        for decision in decisions:
+            writer.write(decision)
+    rows = list(csv.reader(plain.open(newline="", encoding="utf-8")))
+    with moved.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerows([[row[i] for i in order] + [f"x{n}" if rows.index(row) else name
+                                                  for n, name in enumerate(extra)] for row in rows])
+        if bad_row:  # the columns reader gives way to the row reader, which names it
+            out.writerow(["ES1"])
+    read = read_decision_file(moved)
+    assert read.decisions == decisions
+    assert read.problems == ([f"{moved}:4: 1 cells, expected {len(DECISION_FIELDS) + len(extra)}"] if bad_row else [])
+    assert read_decision_columns([moved], slot_sums=True) == read_decision_columns([plain], slot_sums=True)[:1] + (
+        read.problems,)
+
+
+def test_a_column_named_twice_or_missing_is_refused_by_name(tmp_path) -> None:
+    import pytest
+
+    from sequencer.adapters.files.record_files import DecisionFileError, read_decision_columns
+
+    row = ["ES1", "ES", "2024-01-02", "07:30", "Win", "", '{"07:30":1}', "False", "07:30", "", "10.0", "10.0",
+           "0", "1", "10.0", "False", "", "", "True", "1.0", "50.0"]
+    twice, missing = tmp_path / "twice.csv", tmp_path / "missing.csv"
+    with twice.open("w", newline="") as handle:
+        csv.writer(handle).writerows([list(DECISION_FIELDS) + ["profit"], row + ["2.0"]])
+    with missing.open("w", newline="") as handle:
+        csv.writer(handle).writerows([DECISION_FIELDS[:-1], row[:-1]])
+    for read in (read_decision_file, lambda path: read_decision_columns([path])):
+        with pytest.raises(DecisionFileError, match="column profit appears twice; which one holds the data is unknown"):
+            read(twice)
+        with pytest.raises(DecisionFileError, match="missing columns profit_usd$"):
+            read(missing)

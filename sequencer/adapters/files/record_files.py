@@ -218,15 +218,15 @@ def read_decision_file(path: Path) -> DecisionFile:
             header = next(reader, None)
             if header is None:
                 return out
-            _check_header(path, header)
-            width = len(DECISION_FIELDS)
+            order = _column_order(path, header)
+            width = len(header)
             for line, row in enumerate(reader, start=2):
                 if not row:
                     continue
                 try:
                     if len(row) != width:
                         raise ValueError(f"{len(row)} cells, expected {width}")
-                    out.decisions.append(_decision_from_row(row))
+                    out.decisions.append(_decision_from_row(row if order is None else [row[i] for i in order]))
                 except (ValueError, TypeError, KeyError) as error:
                     out.problems.append(f"{path}:{line}: {error}")
         except (UnicodeDecodeError, csv.Error) as error:
@@ -234,17 +234,29 @@ def read_decision_file(path: Path) -> DecisionFile:
     return out
 
 
-def _check_header(path: Path, header: list[str]) -> None:
+def _column_order(path: Path, header: list[str]) -> tuple[int, ...] | None:
+    """Where each of ``DECISION_FIELDS`` is in the file's rows; None when in that order.
+
+    Columns are found by name: a file saved again by a spreadsheet or written
+    by another tool may have them in another order or add its own (a note, a
+    tag), and reads as the same decisions. Refused, saying what to do: a file
+    written before decisions carried their trade, one without some of the
+    columns, one that names a column twice (which one holds the data is
+    unknown)."""
     if tuple(header) == DECISION_FIELDS:
-        return
+        return None
     if tuple(header) == tuple(name for name in DECISION_FIELDS if name not in TRADE_FIELDS):
         raise DecisionFileError(
             f"{path}: written before decisions carried their trade (no traded, profit, "
             f"profit_usd columns); replay the events again to get a report")
     missing = [name for name in DECISION_FIELDS if name not in header]
-    raise DecisionFileError(
-        f"{path}: not a decisions file of this version: "
-        + (f"missing columns {', '.join(missing)}" if missing else "columns in another order"))
+    if missing:
+        raise DecisionFileError(f"{path}: not a decisions file of this version: missing columns {', '.join(missing)}")
+    twice = [name for name in DECISION_FIELDS if header.count(name) > 1]
+    if twice:
+        raise DecisionFileError(f"{path}: column {', '.join(twice)} appears twice; which one holds the data is "
+                                "unknown: rename or drop the others")
+    return tuple(header.index(name) for name in DECISION_FIELDS)
 
 
 #: As this project, pandas and Python write them, and as spreadsheets (Excel,
@@ -413,7 +425,7 @@ def _arrow_decisions(path: Path, slot_sums: bool):
         raise DecisionFileError(f"{path}: not a readable CSV file ({error})") from None
     if header is None:
         return _arrow_of_decisions([], slot_sums)
-    _check_header(path, header)
+    _column_order(path, header)  # Arrow reads the columns by name
     text = pa.string()
     wanted = [name for name in _REPORT_COLUMNS if slot_sums or name != "slot_sums"]
     try:
