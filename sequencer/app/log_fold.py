@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from sequencer.domain import DayEvent, InvalidEvent, SequencerConfig, StreamState, offsets_in_topic
+from sequencer.domain import DayEvent, InvalidEvent, SequencerConfig, StreamState, home_partition, offsets_in_topic
 from sequencer.app.processor import EventProcessor, reason_kind
 from sequencer.app.records import SourceRecord
 
@@ -53,6 +53,20 @@ class LogFold:
         self.decisions_by_stream: dict[str, int] = {}
         self.after_as_of = 0
         self.dead_letter_reasons: dict[str, int] = {}
+
+    def known_homes(self, states: Iterable[StreamState]) -> None:
+        """Take the home partitions of ``states`` (the worker's checkpoints) for the streams
+        this fold starts without a state: a stream spread over partitions is then refused
+        where the worker refused it, whichever partition the read brings first."""
+        for state in states:
+            home = home_partition(state.source_offsets, self.topic)
+            if home is not None:
+                self.processor.homes[state.stream] = home
+
+    def topic_partitions(self, count: int) -> None:
+        """The topic's partition count, before its records: the worker's rule for records
+        without a key depends on it (`processor.unkeyed_reason`)."""
+        self.processor.partitions = count
 
     def feed(self, records: Iterable[Any]) -> None:
         chunk: list[SourceRecord] = []

@@ -82,7 +82,7 @@ class ProcessingCounters:
 def reason_kind(reason: str) -> str:
     """A short label for counting dead letters by kind ("out of order", "bad result", ...)."""
     head = reason.split(":")[0]
-    for kind in ("wrong partition", "malformed msgpack", "malformed JSON", "out of order", "duplicate", "unknown instrument",
+    for kind in ("wrong partition", "no key", "malformed msgpack", "malformed JSON", "out of order", "duplicate", "unknown instrument",
                  "unknown session", "unknown slot", "bad result", "exceeds the limit", "stream name",
                  "missing or malformed stream", "missing or malformed date", "malformed date",
                  "in the future", "beyond the limit", "disagree", "unexpected error"):
@@ -120,6 +120,20 @@ def _overlaid(first: dict, then: Callable[[str], object]) -> Callable[[str], obj
     return lookup
 
 
+def unkeyed_reason(record: SourceRecord, stream: str, partitions: int) -> str:
+    """Why a record without a key is not folded from a topic of several partitions.
+
+    No partitioner keeps a stream in one partition without its key: the
+    sticky partitioner of librdkafka and the Java client moves on with each
+    batch, others draw one at random. Refused on every partition alike, so
+    each worker of a group, and a rebuild of the log, refuses the same records
+    (a stream's home partition, `wrong_partition_reason`, is only known once
+    it has a state, and two workers would each start one)."""
+    return (f"no key: {stream} arrived without a key on partition {record.partition} of {record.topic}, a topic "
+            f"of {partitions} partitions, where a stream without its key is spread over the partitions; key "
+            f"every record by its stream name")
+
+
 def wrong_partition_reason(record: SourceRecord, stream: str, home: int) -> str:
     """Why a record of ``stream`` from a partition other than ``home`` is not folded."""
     unkeyed = " (this record has no key)" if not record.key else ""
@@ -142,8 +156,17 @@ class EventProcessor:
                  lookup_state: Callable[[str], StreamState | None],
                  lookup_last_event: Callable[[str], DayEvent | None] = lambda stream: None,
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-                 latest_date: Callable[[], str | None] = latest_event_date_now) -> None:
+                 latest_date: Callable[[], str | None] = latest_event_date_now,
+                 partitions: int | None = None) -> None:
         self.config = config
+        #: The events topic's partition count, when known: on a topic of more than
+        #: one, a record without a key is dead-lettered (`unkeyed_reason`).
+        self.partitions = partitions
+        #: stream -> home partition, for streams that have no state here yet but
+        #: one elsewhere: a fold of the log from its start (verify, rebuild) takes
+        #: the worker's, which a checkpoint says, rather than whichever partition
+        #: it happens to read first.
+        self.homes: dict[str, int] = {}
         self._lookup_state = lookup_state
         self._lookup_last_event = lookup_last_event
         self.max_event_bytes = max_event_bytes
@@ -196,8 +219,13 @@ class EventProcessor:
                 self._dead_letter(out, record, self._unexpected(record, error).reason, None)
                 continue
             stream = event.stream
-            if record.key is not None and record.key not in (stream.encode(), b""):
-                self._dead_letter(out, record, f"record key {shown(record.key)} is not the stream name {stream}", stream)
+            if record.key:
+                if record.key != stream.encode():
+                    self._dead_letter(out, record, f"record key {shown(record.key)} is not the stream name {stream}",
+                                      stream)
+                    continue
+            elif self.partitions is not None and self.partitions > 1:
+                self._dead_letter(out, record, unkeyed_reason(record, stream, self.partitions), stream)
                 continue
             state = states.get(stream)
             if state is None:
@@ -205,8 +233,14 @@ class EventProcessor:
             tp = record.partition_key
             # The batch's offsets of the stream (they start as its state's), else its state's.
             known = offsets.get(stream) or state.source_offsets
-            if known and next(iter(known)) != tp:  # one dict lookup when the partition is the home one
-                home = home_partition(known, record.topic)
+            if known:
+                if next(iter(known)) != tp:  # one dict lookup when the partition is the home one
+                    home = home_partition(known, record.topic)
+                    if home is not None and home != record.partition:
+                        self._dead_letter(out, record, wrong_partition_reason(record, stream, home), stream)
+                        continue
+            elif self.homes:
+                home = self.homes.get(stream)
                 if home is not None and home != record.partition:
                     self._dead_letter(out, record, wrong_partition_reason(record, stream, home), stream)
                     continue

@@ -135,3 +135,56 @@ def _two_days(count: int = 2):
                                "slots": {"07:30": {"result": "Win", "peak": 12.0}}}, config)
               for day in range(6, 6 + count)]
     return events[0], events
+
+
+@settings(max_examples=100, deadline=None)
+@given(sequences(), st.data())
+def test_on_a_topic_of_several_partitions_a_record_without_a_key_is_refused_wherever_it_lands(case, data):
+    # Each worker of a group sees only its partitions: a stream spread by a
+    # keyless producer from its first day on would get a state in each (no
+    # record of it on another partition is ever seen there). The refusal
+    # depends on the record alone, so every worker and a rebuild agree.
+    config, events = case
+    count = data.draw(st.integers(2, 4), label="partitions")
+    placed = [(data.draw(st.integers(0, count - 1)), data.draw(st.sampled_from([None, b"", e.stream.encode()])), e)
+              for e in events]
+    records = _records(placed)
+    processor = EventProcessor(config, {}.get, partitions=count)
+    outcome = processor.process(records)
+    keyless = [r for r in records if not r.key]
+    assert [d.record for d in outcome.dead_letters if d.reason.startswith("no key:")] == keyless
+    for letter in outcome.dead_letters:
+        if letter.reason.startswith("no key:"):
+            assert letter.reason == (
+                f"no key: {letter.stream} arrived without a key on partition {letter.record.partition} of {TOPIC}, "
+                f"a topic of {count} partitions, where a stream without its key is spread over the partitions; "
+                "key every record by its stream name")
+    # The same records read back from the log (each partition after the other) refuse the same.
+    log = LogFold(config, TOPIC, max_event_bytes=65536)
+    log.topic_partitions(count)
+    log.feed(sorted(records, key=lambda r: (r.partition, r.offset)))
+    assert log.dead_letter_reasons.get("no key", 0) == len(keyless)
+    # On a topic of one partition a stream cannot be spread: a record without a key is folded.
+    single = [r._replace(partition=0, offset=i) for i, r in enumerate(records)]
+    alone = EventProcessor(config, {}.get, partitions=1).process(single)
+    assert not [d for d in alone.dead_letters if d.reason.startswith(("no key:", "wrong partition:"))]
+    assert len(alone.decisions) == len(events)
+
+
+def test_a_fold_of_the_log_from_its_start_takes_the_home_partitions_of_the_checkpoints():
+    # verify and rebuild --from log start without states and may read partition 1
+    # first; the worker's checkpoint says the stream lives in partition 0.
+    config = SequencerConfig()
+    _, events = _two_days(4)
+    records = _records([(0, b"ES1", events[0]), (1, b"ES1", events[1]), (0, b"ES1", events[2]),
+                        (1, b"ES1", events[3])])
+    worker_states, _, _ = _fold(records, config)
+    assert worker_states["ES1"].source_offsets == {f"{TOPIC}:0": 2}
+    partition_1_first = sorted(records, key=lambda r: (-r.partition, r.offset))
+    for homes, applied in (([], [events[1].date, events[3].date]), ([worker_states["ES1"]], [events[0].date, events[2].date])):
+        log = LogFold(config, TOPIC, max_event_bytes=65536)
+        log.known_homes(homes)
+        log.feed(partition_1_first)
+        assert log.decisions == 2 and log.dead_letter_reasons == {"wrong partition": 2}
+        assert log.states["ES1"].last_processed_date == applied[-1]
+    assert log.states["ES1"] == worker_states["ES1"]

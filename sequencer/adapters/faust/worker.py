@@ -310,7 +310,8 @@ def create_app(settings: Settings, config: SequencerConfig, *,
         # until its recovery of the tables is done and the streams are resumed.
         tables_ready=lambda: assigned_once and not app.rebalancing,
     )
-    processor = EventProcessor(config, live.get, live.last_event, settings.max_event_bytes)
+    processor = EventProcessor(config, live.get, live.last_event, settings.max_event_bytes,
+                               partitions=settings.partitions)  # the events topic's count (worker_cmd)
     schedule = CheckpointSchedule(store, settings.checkpoint_every_events, settings.checkpoint_every_seconds)
     runtime = WorkerRuntime(settings, config, store, live, processor, schedule,
                             states_table=states_table, last_events_table=last_events_table)

@@ -59,12 +59,14 @@ async def read_topic(bootstrap: str, topic: str, on_records: Callable[[list], No
                      only_partitions: Iterable[int] | None = None,
                      security: Mapping[str, Any] | None = None,
                      on_total: Callable[[int], None] | None = None,
+                     on_partitions: Callable[[int], None] | None = None,
                      timeout_s: float = 120.0) -> TopicRead:
     """Read ``topic`` from ``start_offsets`` (earliest for partitions not named) to its end.
 
     ``on_records`` receives lists of aiokafka ``ConsumerRecord``, in offset
     order per partition; ``only_partitions`` limits the read. ``on_total`` is told the estimated record count
-    (from ListOffsets, a lower bound on Tansu) once it is known.
+    (from ListOffsets, a lower bound on Tansu) once it is known; ``on_partitions`` the
+    topic's partition count, before any record.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
@@ -89,6 +91,8 @@ async def read_topic(bootstrap: str, topic: str, on_records: Callable[[list], No
             result.exists = False
             return result
         result.partitions = len(partitions)
+        if on_partitions is not None:
+            on_partitions(result.partitions)
         if only_partitions is not None:
             partitions = set(partitions) & set(only_partitions)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -151,6 +151,10 @@ async def rebuild(settings: Any, config: SequencerConfig, store: CheckpointStore
             if wanted is not None:
                 only_partitions = set(per_partition)  # the chosen streams live nowhere else
     fold = LogFold(config, topic, max_event_bytes=settings.max_event_bytes, states=seeds, as_of=as_of)
+    if source == "log":
+        # Only where a stream's records lie (its home partition, as the worker refused
+        # the others): the fold itself starts from nothing. A refused file says nothing.
+        fold.known_homes(cp.state for cp in store.load_all()[0].values())
 
     def take(records: list) -> None:
         fold.feed(records)
@@ -158,7 +162,8 @@ async def rebuild(settings: Any, config: SequencerConfig, store: CheckpointStore
             on_progress(len(records))
 
     read = await read_topic(settings.bootstrap_servers, topic, take, start_offsets=start_offsets,
-                            only_partitions=only_partitions, security=security, on_total=on_total)
+                            only_partitions=only_partitions, security=security, on_total=on_total,
+                            on_partitions=fold.topic_partitions)
     if not read.exists:
         raise RebuildError(f"event topic {topic} does not exist on {settings.bootstrap_servers}")
     if read.deleted:

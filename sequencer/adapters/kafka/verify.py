@@ -113,6 +113,7 @@ async def verify(settings: Any, config: SequencerConfig, store: CheckpointStore,
             snapshots_at.setdefault(mine[0], []).append(stream)
 
     fold = LogFold(config, topic, max_event_bytes=settings.max_event_bytes, snapshots_at=snapshots_at)
+    fold.known_homes(cp.state for cp in loaded.values())
 
     def take(records: list) -> None:
         fold.feed(records)
@@ -120,7 +121,8 @@ async def verify(settings: Any, config: SequencerConfig, store: CheckpointStore,
             on_progress(len(records))
 
     read, table = await asyncio.gather(
-        read_topic(settings.bootstrap_servers, topic, take, security=security, on_total=on_total),
+        read_topic(settings.bootstrap_servers, topic, take, security=security, on_total=on_total,
+                   on_partitions=fold.topic_partitions),
         read_changelog(settings.bootstrap_servers, changelog_topic(settings.app_id, STATES_TABLE), security))
     if not read.exists:
         notes.append(f"event topic {topic} does not exist: the log is empty")
