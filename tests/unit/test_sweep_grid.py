@@ -147,3 +147,30 @@ def test_a_formatted_value_parses_back_to_itself(value):
 @given(st.lists(st.one_of(st.integers(1, 31), st.sampled_from(["Mon", "Tue", "Fri"])), max_size=4))
 def test_a_formatted_list_parses_back_to_itself(items):
     assert parse_value(format_value(tuple(items)), as_list=True) == tuple(items)
+
+
+@pytest.mark.parametrize("argument, first, second", [
+    ("max_target_pct=400,150,400.0", "400", "400.0"),  # one config_id: two rows of the same metrics
+    ("rules.skip_weekdays=Mon+Fri,Fri+Mon", "Mon+Fri", "Fri+Mon"),
+    ("rules.skip_weekdays=Mon,mon", "Mon", "mon"),
+    ("rules.skip_days_of_month=1+1,1", "1+1", "1"),
+])
+def test_two_values_that_are_one_configuration_are_refused(argument, first, second):
+    # Before, each was a row of its own, ranked side by side with equal metrics.
+    from sequencer.domain.trade_rules import TradeRules
+
+    import re
+
+    with pytest.raises(ConfigError, match=re.escape(f"values '{first}' and '{second}' are one configuration; "
+                                                    "list it once")):
+        plan_grid([parse_grid_argument(argument)], BASE, {}, TradeRules.from_mapping)
+
+
+def test_values_that_differ_only_in_config_id_or_only_beside_a_bad_one_are_kept():
+    from sequencer.domain.trade_rules import TradeRules
+
+    # start_slot 07:30 is the default's slot for S1, but another config_id: two configurations.
+    points = plan_grid([parse_grid_argument("start_slot=none,07:30")], BASE, {}, TradeRules.from_mapping).points
+    assert len({p.config.config_id for p in points}) == 2
+    with pytest.raises(ConfigError, match="bad grid value: depth=0"):
+        plan_grid([parse_grid_argument("depth=0,13")], BASE, {}, TradeRules.from_mapping)

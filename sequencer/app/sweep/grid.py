@@ -159,6 +159,8 @@ def plan_grid(axes: Iterable[GridAxis], base_config: SequencerConfig,
         if axis.key in seen:
             raise ConfigError(f"--grid {axis.key} is given twice; list all its values in one --grid")
         seen.add(axis.key)
+    for axis in axes:
+        _refuse_same_configuration(axis, base_config, base_rules, make_rules)
     size = math.prod(len(axis.values) for axis in axes)
     if size > MAX_CONFIGURATIONS:
         raise ConfigError(f"the grid has {size:,} configurations, more than {MAX_CONFIGURATIONS:,}")
@@ -197,6 +199,26 @@ def plan_grid(axes: Iterable[GridAxis], base_config: SequencerConfig,
     if not points:  # no axes at all still gives the base configuration
         raise ConfigError("no configuration of the grid is possible")
     return GridPlan(axes, tuple(points), tuple(skipped))
+
+
+def _refuse_same_configuration(axis: GridAxis, base_config: SequencerConfig, base_rules: Mapping[str, Any],
+                               make_rules: RulesFactory) -> None:
+    """Refuse two values of ``axis`` that are one configuration (``max_target_pct=400,400.0``,
+    ``rules.skip_weekdays=Mon+Fri,Fri+Mon``): each would be a row of its own with the
+    same metrics. An axis's values are set alone, so two that build one configuration
+    over the base do so beside any other values. A value that fails is left to
+    `plan_grid`'s checks."""
+    built: list[tuple[Any, Any]] = []
+    for value in axis.values:
+        try:
+            config, rules = _build((axis,), (value,), base_config, base_rules, make_rules)
+        except ConfigError:
+            continue
+        for earlier, (earlier_config, earlier_rules) in built:
+            if earlier_config == config and earlier_rules == rules:
+                raise ConfigError(f"--grid {axis.key}: values {format_value(earlier)!r} and {format_value(value)!r} "
+                                  "are one configuration; list it once")
+        built.append((value, (config, rules)))
 
 
 def point_of_row(cells: Mapping[str, str], base_config: SequencerConfig, base_rules: Mapping[str, Any],
