@@ -188,3 +188,36 @@ def test_a_fold_of_the_log_from_its_start_takes_the_home_partitions_of_the_check
         assert log.decisions == 2 and log.dead_letter_reasons == {"wrong partition": 2}
         assert log.states["ES1"].last_processed_date == applied[-1]
     assert log.states["ES1"] == worker_states["ES1"]
+
+
+def test_two_workers_folding_one_stream_from_two_partitions_never_overwrite_each_others_checkpoint(tmp_path):
+    # A keyed stream placed by its producer on two partitions from its first day
+    # (kafka-go's round robin): each of two workers sees one partition only and
+    # folds its part. Before, their checkpoint rounds replaced each other's file
+    # (whichever had gone further won); now the second is refused, naming both.
+    import pytest
+
+    from sequencer.adapters.faust.live_state import CheckpointSchedule
+    from sequencer.adapters.files.checkpoints import CheckpointStore, OtherPartitionCheckpoint
+
+    config = SequencerConfig()
+    _, events = _two_days(4)
+    records = _records([(i % 2, b"ES1", e) for i, e in enumerate(events)])
+    worker_a, _, _ = _fold([r for r in records if r.partition == 0], config)
+    worker_b, _, _ = _fold([r for r in records if r.partition == 1], config)
+    store = CheckpointStore(tmp_path, config)
+    path = store.save(worker_a["ES1"])
+    written = path.read_bytes()
+    with pytest.raises(OtherPartitionCheckpoint, match=(
+            f"it holds ES1 folded from partition 0 of {TOPIC}, this state was folded from partition 1; "
+            "the stream's events are in two partitions")):
+        store.save(worker_b["ES1"])
+    assert path.read_bytes() == written
+    # A worker's round names it as a file not written (logged as an error, tried again).
+    schedule = CheckpointSchedule(store, every_events=1, every_seconds=60)
+    assert schedule.save_round([worker_b["ES1"]]).failed == ("ES1",)
+    # The same home goes on as before, and so does a state of another events topic.
+    later, _, _ = _fold(records[::2] + [SourceRecord(TOPIC, 0, 2, b"ES1", encode_event(events[3]))], config)
+    assert store.save(later["ES1"]) == path
+    elsewhere = later["ES1"]._replace(source_offsets={"other-topic:3": 1}, events_applied=9)
+    assert store.save(elsewhere) == path

@@ -23,7 +23,7 @@ import msgspec
 
 from sequencer.domain import InvalidState, SequencerConfig, SequencerError, StreamState, state_to_dict
 from sequencer.domain.events import STREAM_NAME
-from sequencer.domain.state import load_state_document
+from sequencer.domain.state import home_partition, load_state_document, split_partition_key
 from sequencer.adapters.files.file_writes import check_folder, naming
 from sequencer.app.clock import utc_now_iso
 from sequencer.app.codecs import NESTED_TOO_DEEP, state_fields, state_of_fields
@@ -67,6 +67,35 @@ class OlderCheckpoint(SequencerError):
         self.path = path
         self.kept = kept
         self.refused = refused
+
+
+class OtherPartitionCheckpoint(SequencerError):
+    """A save was refused: the file holds the stream folded from another partition of its
+    events topic. One stream's events belong in one partition (`domain.home_partition`);
+    two homes mean a producer spread the stream from its first day and two workers each
+    fold a part of it. Neither copy may replace the other without a word."""
+
+    def __init__(self, path: Path, stream: str, topic: str, kept: int, refused: int) -> None:
+        super().__init__(
+            f"checkpoint {path} not replaced: it holds {stream} folded from partition {kept} of {topic}, "
+            f"this state was folded from partition {refused}; the stream's events are in two partitions and "
+            "two workers fold a part each: key every record by its stream name, then republish the stream "
+            "and clear its state (sequencer state clear)")
+        self.path = path
+
+
+def other_home(state: StreamState, existing: StreamState) -> tuple[str, int, int] | None:
+    """(topic, existing's home, state's home) for an events topic both fold from at different
+    partitions, or None."""
+    for key in existing.source_offsets:
+        try:
+            topic = split_partition_key(key)[0]
+        except ValueError:
+            continue
+        kept, new = home_partition(existing.source_offsets, topic), home_partition(state.source_offsets, topic)
+        if kept is not None and new is not None and kept != new:
+            return topic, kept, new
+    return None
 
 
 def is_older(state: StreamState, than: StreamState) -> bool:
@@ -119,7 +148,9 @@ class CheckpointStore:
         """Write atomically; returns the path.
 
         Raises `OlderCheckpoint` (and writes nothing) when the file already
-        there holds a newer state: a checkpoint only moves forward. To start a
+        there holds a newer state: a checkpoint only moves forward;
+        `OtherPartitionCheckpoint` when it holds the stream folded from another
+        partition of its events topic. To start a
         stream over, remove its file first (`clear`, ``state reset``,
         ``replay --fresh``). A file that does not load is replaced."""
         path = self._writable_path(state)
@@ -127,6 +158,9 @@ class CheckpointStore:
             existing = self.load_file(path).state if path.is_file() else None
         except CheckpointError:
             existing = None
+        split = None if existing is None else other_home(state, existing)
+        if split is not None:
+            raise OtherPartitionCheckpoint(path, state.stream, *split)
         if existing is not None and is_older(state, existing):
             logger.warning("refused: checkpoint %s holds %s up to %s (%d events); not replaced by "
                            "%s (%d events)", path, existing.stream, existing.last_processed_date,

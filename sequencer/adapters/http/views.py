@@ -46,7 +46,8 @@ from faust.web import Request, Response, View
 
 from sequencer.domain import StreamState, state_to_dict
 from sequencer.domain.events import STREAM_NAME
-from sequencer.adapters.files.checkpoints import CheckpointError, OlderCheckpoint, stream_of_file
+from sequencer.adapters.files.checkpoints import (CheckpointError, OlderCheckpoint, OtherPartitionCheckpoint,
+                                                  stream_of_file)
 from sequencer.app.clock import utc_now_iso, utc_today
 from sequencer.adapters.kafka.group_monitor import SAMPLE_EVERY_S, GroupMonitor
 from sequencer.app.lag_report import GroupReading, TailDates
@@ -97,7 +98,7 @@ async def checkpoint_now(runtime: WorkerView, stream: str) -> tuple[int, dict[st
         return unknown
     try:
         saved = await runtime.checkpoints.save_now(stream)
-    except OlderCheckpoint as refusal:
+    except (OlderCheckpoint, OtherPartitionCheckpoint) as refusal:
         return 409, {"error": str(refusal), "stream": stream}
     except (OSError, CheckpointError) as failure:
         # A read-only or full folder, a folder in the file's place: say

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from sequencer.adapters.kafka.connection import KafkaConnection
-from sequencer.adapters.files.checkpoints import CheckpointStore, OlderCheckpoint, stream_of_file
+from sequencer.adapters.files.checkpoints import CheckpointStore, OlderCheckpoint, OtherPartitionCheckpoint, stream_of_file
 from sequencer.app.codecs import encode_event, encode_state
 from sequencer.domain import DayEvent, SequencerConfig, SequencerError, StreamState, offsets_in_topic
 from sequencer.adapters.faust.live_state import LAST_EVENTS_TABLE, STATES_TABLE
@@ -219,6 +219,10 @@ def _save_rebuilt(store: CheckpointStore, state: StreamState, notes: list[str]) 
         notes.append(f"checkpoint of {state.stream} moved back from {refusal.kept.last_processed_date} "
                      f"({refusal.kept.events_applied} events) to {state.last_processed_date} "
                      f"({state.events_applied} events): the log holds less than the file did")
+    except OtherPartitionCheckpoint as refusal:
+        store.clear(state.stream)
+        store.save(state)
+        notes.append(f"{refusal} (replaced by the rebuild's state)")
 
 
 def _valid_name(stream: str) -> bool:
