@@ -83,7 +83,8 @@ def _read(inputs: list, args: argparse.Namespace, append_rejects: bool = False) 
 def _publisher(settings) -> EventPublisher:
     return EventPublisher(settings.bootstrap_servers, settings.topic_events,
                           security=KafkaConnection.of(settings).aiokafka_kwargs(),
-                          announce=lambda line: print(f"streamer: {line}", file=sys.stderr))
+                          announce=lambda line: print(f"streamer: {line}", file=sys.stderr),
+                          create_partitions=settings.partitions)
 
 
 def run_publish(args: argparse.Namespace) -> int:

@@ -40,9 +40,14 @@ class EventPublisher:
 
     def __init__(self, bootstrap: str, topic: str, *, security: dict[str, Any] | None = None,
                  announce: Callable[[str], None] = logger.warning,
-                 give_up_after_s: float | None = None) -> None:
+                 give_up_after_s: float | None = None, create_partitions: int | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        #: Create the topic, if it is missing, with this many partitions and every
+        #: record kept, as the worker does (`create_topics`): a producer that wrote
+        #: first would otherwise have the broker make it with its own defaults
+        #: (its partition count; Apache Kafka's 7-day retention).
+        self._create_partitions = create_partitions
         self._security = security or {}
         self._announce = announce
         self._give_up_after_s = give_up_after_s
@@ -83,6 +88,8 @@ class EventPublisher:
             )
             try:
                 await producer.start()
+                if self._create_partitions is not None:
+                    await self._create_topic()
             except (KafkaError, OSError) as error:
                 await producer.stop()
                 first_failure = first_failure or time.monotonic()
@@ -96,6 +103,21 @@ class EventPublisher:
                 self._announce(f"broker {self.bootstrap} reachable again; publishing")
             self._producer = producer
             return
+
+    async def _create_topic(self) -> None:
+        from aiokafka.errors import KafkaError
+
+        from sequencer.adapters.kafka.topics import create_topics
+
+        try:
+            await create_topics(self.bootstrap, {self.topic: self._create_partitions}, retained=[self.topic],
+                                security=self._security)
+        except KafkaError as error:
+            if error.retriable:
+                raise  # the broker went away again: retried with the connection
+            # Not allowed to create topics here (ACLs, a policy): the topic is someone else's to make.
+            self._announce(f"could not create {self.topic} ({type(error).__name__}: {error}); publishing "
+                           "to it as it is")
 
     def _check_give_up(self, since: float, error: BaseException) -> None:
         if self._give_up_after_s is not None and time.monotonic() - since > self._give_up_after_s:

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgpack
 import msgspec
 
+from sequencer.app.distinct_keys import RepeatedKey, distinct_pairs
+
 from sequencer.domain import (
     DECISION_FIELDS,
     DayEvent,
@@ -78,14 +80,17 @@ def json_nesting(data: bytes) -> int:
     return max(accumulate(_BRACKET_STEP[b] for b in brackets), default=0)
 
 
-def loads_json(data: bytes | str) -> Any:
-    """``json.loads`` of untrusted text: nesting limited before parsing, every failure ``InvalidEvent``."""
+def loads_json(data: bytes | str, *, distinct_keys: bool = False) -> Any:
+    """``json.loads`` of untrusted text: nesting limited before parsing, every failure ``InvalidEvent``;
+    with ``distinct_keys``, an object that gives a key twice too."""
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     # Counting brackets is C-fast; only a document with many is measured exactly.
     if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and json_nesting(raw) > MAX_NESTING:
         raise InvalidEvent(f"malformed JSON: nested deeper than {MAX_NESTING} levels")
     try:
-        return json.loads(data)
+        return json.loads(data, object_pairs_hook=distinct_pairs if distinct_keys else None)
+    except RepeatedKey as repeated:
+        raise InvalidEvent(f"{repeated} in one object of the event") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise InvalidEvent(f"malformed JSON: {str(error)[:200]}") from None
 
@@ -110,9 +115,11 @@ def decode_payload(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Any
         # record, so only this (slower) path pays for the check.
         data = data[3:]
     if data.lstrip()[:1] == b"{":
-        return loads_json(data)
+        return loads_json(data, distinct_keys=True)
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, object_pairs_hook=distinct_pairs)
+    except RepeatedKey as repeated:
+        raise InvalidEvent(f"{repeated} in one map of the event") from None
     except msgpack.StackError:
         raise InvalidEvent("malformed msgpack: nested too deep") from None
     except Exception as error:  # msgpack raises a variety of types on hostile input
@@ -165,6 +172,8 @@ class EventDecoder:
         self.rules = EventRules(config)
         self._msgpack = msgspec.msgpack.Decoder(_EventFields).decode
         self._json = msgspec.json.Decoder(_EventFields).decode
+        self._msgpack_size = msgspec.msgpack.Encoder().encode
+        self._json_size = msgspec.json.Encoder().encode
 
     def decode(self, data: bytes, latest_date: str | None = None) -> DayEvent:
         if data is None or not data or len(data) > self.max_bytes:
@@ -172,8 +181,12 @@ class EventDecoder:
         try:
             if data.lstrip()[:1] == b"{":
                 fields = self._json(data)
+                whole = len(self._json_size(fields)) == len(msgspec.json.format(data, indent=-1))
             else:
                 fields = self._msgpack(data)
+                whole = len(self._msgpack_size(fields)) == len(data)
+            if not whole and _gives_a_key_twice(data):
+                raise _KeyGivenTwice
         except Exception:  # noqa: BLE001 - any refusal of the schema: the generic path says why
             return self._generic(data, latest_date)
         return self.of_fields(fields, latest_date)
@@ -182,7 +195,11 @@ class EventDecoder:
         """The typed fields of a JSON day event, or None when the schema refuses it (the
         caller then takes the generic path, ``loads_json`` and ``parse_day_event``)."""
         try:
-            return self._json(data)
+            fields = self._json(data)
+            if (len(self._json_size(fields)) != len(msgspec.json.format(data, indent=-1))
+                    and _gives_a_key_twice(data)):
+                return None
+            return fields
         except Exception:  # noqa: BLE001 - any refusal: the generic path says why
             return None
 
@@ -195,6 +212,30 @@ class EventDecoder:
 
     def _generic(self, data: bytes, latest_date: str | None) -> DayEvent:
         return parse_day_event(decode_payload(data, self.max_bytes), self.config, latest_date)
+
+
+class _KeyGivenTwice(Exception):
+    """The typed decoder read a map with a key twice as its last value: the generic path refuses it."""
+
+
+def _gives_a_key_twice(data: bytes) -> bool:
+    """Whether a map of the msgpack or JSON ``data`` gives a key twice.
+
+    The typed decoders keep a repeated key's last value, silently. Their fields
+    written again are as long as the record (JSON: in its compact form) unless
+    the record had more to it: a repeated key, or only another spelling (an
+    explicit null, a wider number, an escape); only then is it parsed with the
+    pairs hook, so a record from our own or a plain producer costs one write."""
+    try:
+        if data.lstrip()[:1] == b"{":
+            json.loads(data, object_pairs_hook=distinct_pairs)
+        else:
+            msgpack.unpackb(data, raw=False, strict_map_key=False, object_pairs_hook=distinct_pairs)
+    except RepeatedKey:
+        return True
+    except Exception:  # noqa: BLE001 - unreadable here: the generic path says why
+        return True
+    return False
 
 
 _LAST_DECODER: list[EventDecoder] = []  # the decoder of the last config ``decode_event`` saw

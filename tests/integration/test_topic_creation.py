@@ -41,3 +41,20 @@ def test_the_worker_creates_its_three_topics_without_retention_limits(kafka_boot
         assert configs[topic].get("retention.ms") == "-1", (topic, configs[topic])
         assert configs[topic].get("retention.bytes") == "-1", (topic, configs[topic])
         assert configs[topic].get("cleanup.policy", "delete") == "delete", (topic, configs[topic])
+
+
+def test_the_streamer_creates_a_missing_events_topic_as_the_worker_would(kafka_bootstrap, tmp_path, monkeypatch):
+    """Published first, before any worker: without this the broker makes the topic with
+    its own defaults (partition count, Apache Kafka's 7-day retention)."""
+    from sequencer.adapters.kafka.topics import partition_counts
+    from streamer.cli import main as streamer_main
+
+    from tests.support.recovery_helpers import SAMPLE
+
+    topic = "t" + uuid.uuid4().hex[:10] + ".day-events"
+    monkeypatch.setenv("SEQUENCER_PARTITIONS", "2")  # the embedded broker would make 3
+    assert streamer_main(["publish", str(SAMPLE / "trades_ES.csv"), "--bootstrap", kafka_bootstrap,
+                          "--topic", topic, "--rejects", str(tmp_path / "rejects.csv")]) == 0
+    assert asyncio.run(partition_counts(kafka_bootstrap, [topic])) == {topic: 2}
+    configs = asyncio.run(_topic_configs(kafka_bootstrap, [topic]))[topic]
+    assert configs.get("retention.ms") == "-1" and configs.get("retention.bytes") == "-1", configs

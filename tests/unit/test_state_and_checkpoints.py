@@ -313,6 +313,34 @@ def test_empty_and_non_json_files_are_refused(tmp_path: Path, content, words):
     assert str(path) in str(info.value) and words in str(info.value)
 
 
+@pytest.mark.parametrize("key, layout", [("current_target", "current"), ("median_ladder_current_step", "current"),
+                                         ("07:30", "current"), ("current_time", "older")])
+def test_a_key_given_twice_in_a_checkpoint_file_is_refused_naming_it(tmp_path: Path, key, layout):
+    """A file edited by hand with a key twice: json and msgspec would load its last value."""
+    store = store_at(tmp_path)
+    path = store.save(some_state("ES1"))
+    text = path.read_text()
+    if layout == "older":
+        doc = json.loads(text)
+        for name in ("schema_version", "session", "config_id", "events_applied", "no_trade_next", "source_offsets"):
+            doc.pop(name)
+        text = json.dumps(doc)
+        assert store.load_file(_written(path, text)).upgraded_from_legacy  # loads, as the earlier tool's files do
+    found = f'"{key}": '
+    assert found in text, (key, text)
+    head, _, tail = text.partition(found)
+    value = tail.split(",", 1)[0] if key != "07:30" else "[1]"
+    _written(path, head + found + value + ", " + found + tail)
+    with pytest.raises(CheckpointError) as info:
+        store.load_file(path)
+    assert str(path) in str(info.value) and f"key {key!r} is given twice" in str(info.value)
+
+
+def _written(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def test_binary_garbage_is_refused(tmp_path: Path):
     path = tmp_path / "state_ES_ES1.json"
     path.write_bytes(b"\xff\xfe\x00garbage")

@@ -24,6 +24,7 @@ from sequencer.domain import InvalidEvent, SequencerConfig
 from sequencer.domain.events import EventRules, latest_event_date
 
 from tests.support import frozen_event_validation as frozen
+from tests.support.repeated_keys import repeats_a_key
 
 import datetime as dt
 
@@ -208,10 +209,19 @@ SMALL = EventDecoder(CONFIG, SMALL_LIMIT)
 @example(msgpack.packb({"stream": "ES1", "date": "2025-01-06", "slots": {"7:30": {"result": "Win"},
                                                                        "07:30": {"result": "Loss"}}}), None)
 def test_typed_decoder_accepts_and_refuses_as_the_old_validation(data, latest):
-    expected = outcome_of(lambda d: frozen.decode_event(d, CONFIG, frozen.DEFAULT_MAX_EVENT_BYTES, latest), data)
-    assert _same(outcome_of(lambda d: DECODER.decode(d, latest), data), expected)
-    small = outcome_of(lambda d: frozen.decode_event(d, CONFIG, SMALL_LIMIT, latest), data)
-    assert _same(outcome_of(lambda d: SMALL.decode(d, latest), data), small)
+    """As the old validation, except that a map giving a key twice is refused (the old
+    one read the key's last value): where the old one took the record or refused it
+    for a fault found after the repeat, the new one says which key is repeated."""
+    for decoder, limit in ((DECODER, frozen.DEFAULT_MAX_EVENT_BYTES), (SMALL, SMALL_LIMIT)):
+        expected = outcome_of(lambda d: frozen.decode_event(d, CONFIG, limit, latest), data)
+        found = outcome_of(lambda d: decoder.decode(d, latest), data)
+        if found[0] == "refused" and found[1].endswith("of the event") and "is given twice" in found[1]:
+            assert repeats_a_key(data) or expected[0] == "refused", (found, expected)
+            continue
+        assert _same(found, expected)
+        assert found[0] == "refused" or not repeats_a_key(data), found
+
+
 
 
 @settings(max_examples=1500, deadline=None)
@@ -265,3 +275,86 @@ def test_encode_event_writes_the_bytes_of_packb_of_to_dict(doc):
     data = encode_event(event)
     assert data == msgpack.packb(event.to_dict(), use_bin_type=True)
     assert decode_event(data, CONFIG) == event
+
+
+# --- a key given twice ------------------------------------------------------------------------
+
+def _pairs_msgpack(node, repeat) -> bytes:
+    """msgpack of ``node`` written pair by pair; ``repeat(path, pairs)`` may add a pair."""
+    packer = msgpack.Packer(use_bin_type=True)
+
+    def pack(value, path) -> bytes:
+        if isinstance(value, dict):
+            pairs = repeat(path, list(value.items()))
+            return packer.pack_map_header(len(pairs)) + b"".join(
+                pack(k, path) + pack(v, path + (k,)) for k, v in pairs)
+        return packer.pack(value)
+    return pack(node, ())
+
+
+def _pairs_json(node, repeat, separators=(", ", ": ")) -> bytes:
+    def write(value, path) -> str:
+        if isinstance(value, dict):
+            pairs = repeat(path, list(value.items()))
+            return "{" + separators[0].join(json.dumps(k) + separators[1] + write(v, path + (k,))
+                                            for k, v in pairs) + "}"
+        return json.dumps(value)
+    return write(node, ()).encode()
+
+
+@settings(max_examples=500, deadline=None)
+@given(valid_events(), st.data())
+def test_a_key_given_twice_in_any_map_of_an_event_is_refused_naming_the_key(doc, data):
+    """msgspec, msgpack and json read a repeated key as its last value: a slot's result
+    or peak, or the stream itself, would be one nobody chose."""
+    maps = [()] + [("slots",)] + [("slots", slot) for slot in doc["slots"]]
+    at = data.draw(st.sampled_from([m for m in maps if _at(doc, m)]))
+    key = data.draw(st.sampled_from(sorted(_at(doc, at))))
+    value = data.draw(st.sampled_from([_at(doc, at)[key], None, "Loss", 99.5, {"result": "Win"}]))
+    first = data.draw(st.booleans())
+
+    def repeat(path, pairs):
+        if path != at:
+            return pairs
+        return [(key, value)] + pairs if first else pairs + [(key, value)]
+
+    for record in (_pairs_msgpack(doc, repeat), _pairs_json(doc, repeat), _pairs_json(doc, repeat, (",", ":"))):
+        assert outcome_of(lambda d: DECODER.decode(d, LATEST), record) == (
+            "refused", f"key {key!r} is given twice in one {'object' if record[:1] == b'{' else 'map'} of the event")
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_events(), st.sampled_from(["pairs", "compact", "spaced", "nulls", "float32", "str8", "escaped"]))
+def test_other_spellings_of_an_event_are_not_taken_for_a_repeated_key(doc, spelling):
+    """The check rereads a record only when writing its fields again gives another length;
+    records that differ for other reasons (white space, explicit nulls, 32-bit floats,
+    wider strings, escapes) decode as the plain record does."""
+    plain = msgpack.packb(doc, use_bin_type=True)
+    expected = outcome_of(lambda d: DECODER.decode(d, LATEST), plain)
+    assert expected[0] == "accepted"
+    keep = lambda path, pairs: pairs  # noqa: E731
+    if spelling == "pairs":
+        record = _pairs_msgpack(doc, lambda path, pairs: pairs[::-1])
+    elif spelling == "compact":
+        record = json.dumps(doc, separators=(",", ":")).encode()
+    elif spelling == "spaced":
+        record = json.dumps(doc, indent=2).encode()
+    elif spelling == "nulls":
+        record = _pairs_json(doc, lambda path, pairs: pairs + ([("target", None)] if len(path) == 2 and
+                                                              "target" not in dict(pairs) else []))
+        expected = outcome_of(lambda d: DECODER.decode(d, LATEST), json.dumps(doc).encode())
+    elif spelling == "float32":
+        record = msgpack.packb(doc, use_bin_type=True, use_single_float=True)
+        expected = outcome_of(lambda d: frozen.decode_event(d, CONFIG, latest_date=LATEST), record)
+    elif spelling == "str8":
+        record = _pairs_msgpack(doc, keep).replace(b"\xa6stream", b"\xd9\x06stream")
+    else:
+        record = json.dumps(doc, ensure_ascii=True).replace('"stream"', '"\\u0073tream"').encode()
+    assert outcome_of(lambda d: DECODER.decode(d, LATEST), record) == expected
+
+
+def _at(doc, path):
+    node = doc
+    for key in path:
+        node = node[key]
+    return node if isinstance(node, dict) else None

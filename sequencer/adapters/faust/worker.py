@@ -49,7 +49,7 @@ from sequencer.adapters.faust.take_bursts import SETTLE_S, take_bursts
 from sequencer.adapters.faust.per_record import EventBytesSchema, QuietMonitor
 from sequencer.adapters.faust.commit_ports import FaustProducerPort, FaustTablePort
 from sequencer.app.input_offsets import InputOffsets
-from sequencer.adapters.kafka.log_reader import log_start, read_range
+from sequencer.adapters.kafka.log_reader import read_range
 from sequencer.adapters.kafka.lag import committed_offsets
 from sequencer.app.latency import DecisionLatency
 from sequencer.app.membership_watch import TICK_S as MEMBERSHIP_TICK_S, MembershipWatch
@@ -239,9 +239,10 @@ class FaustConsumerPort:
                                 KafkaConnection.of(self.settings).aiokafka_kwargs())
 
     async def log_start(self, tp: str) -> int:
-        topic, partition = split_partition_key(tp)
-        return await log_start(self.settings.bootstrap_servers, topic, partition,
-                               KafkaConnection.of(self.settings).aiokafka_kwargs())
+        # Faust's consumer answers it (ListOffsets, on its own thread): no
+        # connection of its own at each partition learned.
+        faust_tp = _faust_tp(tp)
+        return (await self.app.consumer.earliest_offsets(faust_tp))[faust_tp]
 
 
 def _faust_tp(tp: str) -> TP:

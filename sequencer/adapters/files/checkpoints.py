@@ -27,6 +27,7 @@ from sequencer.domain.state import home_partition, load_state_document, split_pa
 from sequencer.adapters.files.file_writes import check_folder, naming
 from sequencer.app.clock import utc_now_iso
 from sequencer.app.codecs import NESTED_TOO_DEEP, state_fields, state_of_fields
+from sequencer.app.distinct_keys import RepeatedKey, distinct_pairs
 from sequencer.settings.location import CONFIG_NAME as CONFIG_NAME_SETTING, CONFIG_NAME_PATTERN
 
 logger = logging.getLogger(__name__)
@@ -229,6 +230,14 @@ class CheckpointStore:
             raise CheckpointError(path, "no such file") from None
         except OSError as error:
             raise CheckpointError(path, f"unreadable: {error}") from None
+        try:
+            # msgspec and json read a key given twice as its last value: a file
+            # edited by hand with `current_target` twice would load one of them.
+            json.loads(data, object_pairs_hook=distinct_pairs)
+        except RepeatedKey as repeated:
+            raise CheckpointError(path, f"{repeated} in one object (which one is meant?)") from None
+        except (ValueError, RecursionError):
+            pass  # the readers below say what is wrong with it
         # A file saved by a Windows editor or PowerShell starts with a BOM.
         fields = state_fields(data[3:] if data.startswith(codecs.BOM_UTF8) else data)
         if fields is not None:

@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from sequencer.app.distinct_keys import RepeatedKey, distinct_pairs
 from sequencer.domain import NO_RULES, ConfigError, SequencerConfig, TradeRules
 
 #: The config file's table of trade rules (SPEC 8.2).
@@ -33,27 +34,14 @@ def read_table(path: Path, what: str = "config file") -> dict[str, Any]:
             data = tomllib.loads(text)
         else:
             # TOML refuses a key given twice; json.loads keeps the last, silently.
-            data = json.loads(text, object_pairs_hook=_table_of_distinct_keys)
-    except _RepeatedKey as repeated:
-        raise ConfigError(f"{what} {path}: key {repeated.args[0]!r} is given twice") from None
+            data = json.loads(text, object_pairs_hook=distinct_pairs)
+    except RepeatedKey as repeated:
+        raise ConfigError(f"{what} {path}: {repeated}") from None
     except (ValueError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"{what} {path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path}: expected a table of settings")
     return data
-
-
-class _RepeatedKey(Exception):
-    """A JSON object with a key twice (the key is the argument)."""
-
-
-def _table_of_distinct_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    table: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in table:
-            raise _RepeatedKey(key)
-        table[key] = value
-    return table
 
 
 def load_config(path: Path | None) -> SequencerConfig:

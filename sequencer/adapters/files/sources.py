@@ -409,6 +409,11 @@ def _jsonl_rows(path: Path, on_bytes: ByteCounter | None = None,
                 yield line_no, _bad_row(f"expected a JSON object, got {type(obj).__name__}"), text
                 continue
             if "slots" in obj:
+                try:
+                    loads_json(text, distinct_keys=True)  # a key twice: refused as the worker refuses it
+                except InvalidEvent as error:
+                    yield line_no, _bad_row(error.reason), text
+                    continue
                 yield line_no, _whole_event(obj), text
                 continue
             # json.loads keeps the last of two equal keys silently; its pairs hook sees both.

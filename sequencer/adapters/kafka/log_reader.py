@@ -169,21 +169,6 @@ async def read_changelog(bootstrap: str, topic: str, security: Mapping[str, Any]
     return contents
 
 
-async def log_start(bootstrap: str, topic: str, partition: int,
-                    security: Mapping[str, Any] | None = None) -> int:
-    """The partition's first offset (past 0 once the broker deleted records)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                                **dict(security or {}))
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, partition)
-        return (await consumer.beginning_offsets([tp]))[tp]
-    finally:
-        await consumer.stop()
-
-
 async def read_range(bootstrap: str, topic: str, partition: int, start: int, stop: int,
                      security: Mapping[str, Any] | None = None, timeout_s: float = 30.0) -> list[SourceRecord]:
     """Records ``start <= offset < stop`` of one partition, read without a group."""
