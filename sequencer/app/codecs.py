@@ -178,30 +178,37 @@ class EventDecoder:
     def decode(self, data: bytes, latest_date: str | None = None) -> DayEvent:
         if data is None or not data or len(data) > self.max_bytes:
             return self._generic(data, latest_date)  # says which limit
-        try:
-            if data.lstrip()[:1] == b"{":
-                fields = self._json(data)
-                whole = len(self._json_size(fields)) == len(msgspec.json.format(data, indent=-1))
-            else:
-                fields = self._msgpack(data)
-                whole = len(self._msgpack_size(fields)) == len(data)
-            if not whole and _gives_a_key_twice(data):
-                raise _KeyGivenTwice
-        except Exception:  # noqa: BLE001 - any refusal of the schema: the generic path says why
-            return self._generic(data, latest_date)
+        fields = self._typed(data, json_text=data.lstrip()[:1] == b"{")
+        if fields is None:
+            return self._generic(data, latest_date)  # says why
         return self.of_fields(fields, latest_date)
 
     def json_fields(self, data: bytes) -> "_EventFields | None":
         """The typed fields of a JSON day event, or None when the schema refuses it (the
         caller then takes the generic path, ``loads_json`` and ``parse_day_event``)."""
+        return self._typed(data, json_text=True)
+
+    def _typed(self, data: bytes, *, json_text: bool) -> "_EventFields | None":
+        """The typed fields, or None for a record the schema refuses or that gives a key
+        twice, which the typed decoders read as its last value (the generic path names it).
+
+        The fields written again are as long as the record (JSON: in its compact
+        form) unless the record had more to it: a repeated key, or only another
+        spelling (an explicit null, a wider number, an escape); only then is it
+        parsed with the pairs hook, so a record from our own or a plain producer
+        costs one write."""
         try:
-            fields = self._json(data)
-            if (len(self._json_size(fields)) != len(msgspec.json.format(data, indent=-1))
-                    and _gives_a_key_twice(data)):
-                return None
-            return fields
-        except Exception:  # noqa: BLE001 - any refusal: the generic path says why
+            if json_text:
+                fields = self._json(data)
+                whole = len(self._json_size(fields)) == len(msgspec.json.format(data, indent=-1))
+            else:
+                fields = self._msgpack(data)
+                whole = len(self._msgpack_size(fields)) == len(data)
+        except Exception:  # noqa: BLE001 - any refusal of the schema: the generic path says why
             return None
+        if not whole and _gives_a_key_twice(data, json_text):
+            return None
+        return fields
 
     def of_fields(self, fields: "_EventFields", latest_date: str | None) -> DayEvent:
         """The day event of typed fields (``json_fields``), checked by the rules."""
@@ -214,26 +221,15 @@ class EventDecoder:
         return parse_day_event(decode_payload(data, self.max_bytes), self.config, latest_date)
 
 
-class _KeyGivenTwice(Exception):
-    """The typed decoder read a map with a key twice as its last value: the generic path refuses it."""
-
-
-def _gives_a_key_twice(data: bytes) -> bool:
-    """Whether a map of the msgpack or JSON ``data`` gives a key twice.
-
-    The typed decoders keep a repeated key's last value, silently. Their fields
-    written again are as long as the record (JSON: in its compact form) unless
-    the record had more to it: a repeated key, or only another spelling (an
-    explicit null, a wider number, an escape); only then is it parsed with the
-    pairs hook, so a record from our own or a plain producer costs one write."""
+def _gives_a_key_twice(data: bytes, json_text: bool) -> bool:
+    """Whether a map of the JSON or msgpack ``data`` gives a key twice (or cannot be
+    read with the pairs hook at all: the generic path then says why)."""
     try:
-        if data.lstrip()[:1] == b"{":
+        if json_text:
             json.loads(data, object_pairs_hook=distinct_pairs)
         else:
             msgpack.unpackb(data, raw=False, strict_map_key=False, object_pairs_hook=distinct_pairs)
-    except RepeatedKey:
-        return True
-    except Exception:  # noqa: BLE001 - unreadable here: the generic path says why
+    except Exception:  # noqa: BLE001 - RepeatedKey, or unreadable here
         return True
     return False
 
